@@ -1,0 +1,104 @@
+"""Shared pieces of the neuron functions: input checks and the time loop."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, TypeVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+State = TypeVar("State")
+StepFn = Callable[[State, Any], tuple[jax.Array, State]]
+
+
+def logit(p: float) -> float:
+  """Inverse sigmoid of a probability ``p`` in (0, 1)."""
+  return float(np.log(p) - np.log1p(-p))
+
+
+def check_input(x: Any, name: str = "x") -> jax.Array:
+  """Returns ``x`` as a floating array of shape ``[T, *batch, C]`` or raises."""
+  x = jnp.asarray(x)
+  if not jnp.issubdtype(x.dtype, jnp.floating):
+    raise TypeError(f"{name} must be a floating-point array, got dtype {x.dtype}")
+  if x.ndim < 2:
+    raise ValueError(
+      f"{name} must have shape [T, *batch, C] (rank >= 2, time-major), got shape {x.shape}"
+    )
+  return x
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+  """Raises ``ValueError`` unless ``value`` is one of ``choices``."""
+  if value not in choices:
+    raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def check_channel_param(name: str, value: jax.Array, channels: int) -> None:
+  """Checks that a per-channel parameter has shape () (layer-wise) or (channels,)."""
+  shape = jnp.shape(value)
+  if shape not in ((), (channels,)):
+    raise ValueError(
+      f"parameter {name} must have shape () or ({channels},) to match the input's "
+      f"{channels} channels, got shape {shape}"
+    )
+
+
+def check_state(state: Any, expected_shape: tuple[int, ...]) -> None:
+  """Checks that every leaf of ``state`` has shape ``expected_shape``."""
+  for path, leaf in jax.tree_util.tree_leaves_with_path(state):
+    if jnp.shape(leaf) != expected_shape:
+      raise ValueError(
+        f"state{jax.tree_util.keystr(path)} must have the shape of one time step of the "
+        f"input, {expected_shape}, got {jnp.shape(leaf)}"
+      )
+
+
+def cast_tree(tree: Any, dtype: Any) -> Any:
+  """Casts every leaf of ``tree`` to ``dtype``."""
+  return jax.tree.map(lambda a: jnp.asarray(a, dtype), tree)
+
+
+def time_expand(a: jax.Array, x_ndim: int) -> jax.Array:
+  """Reshapes a ``(T,)`` or ``(T, C)`` array to broadcast against ``[T, *batch, C]``."""
+  middle = (1,) * (x_ndim - a.ndim)
+  return a.reshape(a.shape[:1] + middle + a.shape[1:])
+
+
+def scan_time(
+  step: StepFn,
+  state: State,
+  xs: Any,
+  *,
+  unroll: int | bool = 1,
+  remat: bool = False,
+  return_trace: bool = False,
+):
+  """Runs ``step(state, x_t) -> (spike_t, state)`` over the leading axis of ``xs``.
+
+  Args:
+    step: one time step.
+    state: the state before the first step.
+    xs: a pytree whose leaves have a leading time axis T.
+    unroll: passed to `jax.lax.scan`.
+    remat: checkpoint each step (`jax.checkpoint`): the backward pass recomputes
+      a step's internals from its carry instead of storing them, so memory over
+      long T holds only the states.
+    return_trace: also return the state after every step, stacked over time.
+
+  Returns:
+    ``(spikes [T, ...], final_state)``, plus the trace if ``return_trace``.
+  """
+
+  def body(carry, x_t):
+    spike, new_state = step(carry, x_t)
+    return new_state, (spike, new_state) if return_trace else spike
+
+  if remat:
+    body = jax.checkpoint(body, prevent_cse=False)
+  final_state, out = jax.lax.scan(body, state, xs, unroll=unroll)
+  if return_trace:
+    spikes, trace = out
+    return spikes, final_state, trace
+  return out, final_state
