@@ -125,8 +125,8 @@ class Sigmoid(Surrogate):
     _positive("alpha", self.alpha)
 
   def grad(self, x):
-    s = jax.nn.sigmoid(self.alpha * x)
-    return self.alpha * s * (1 - s)
+    z = self.alpha * x
+    return self.alpha * jax.nn.sigmoid(z) * jax.nn.sigmoid(-z)  # σ(1 − σ) without cancellation
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """Flax NNX neuron modules: they own parameters and call the pure neuron functions.
 
 Each module maps ``x [T, *batch, C] -> (spikes, final_state)`` and accepts an
-optional initial ``state``. Each call sows the per-channel firing rate ``[C]`` as
-``nnx.Intermediate`` ``"firing_rate"`` (the latest call's; collect it with
-``nnx.capture(fn, nnx.Intermediate)``). Learnable neuron quantities are `NeuronParam`s, so
+optional initial ``state``. Under ``nnx.capture(fn, nnx.Intermediate)`` each call
+sows the per-channel firing rate ``[C]`` as ``"firing_rate"`` (the latest call's).
+Learnable neuron quantities are `NeuronParam`s, so
 training can give them their own learning rate and no weight decay::
 
     weights = nnx.All(nnx.Param, nnx.Not(NeuronParam))
@@ -33,8 +33,11 @@ class SpikingNeuron(nnx.Module):
 
   def __call__(self, x: jax.Array, state=None):
     spikes, final_state = self.run(x, state)
-    rate = jnp.mean(spikes, axis=tuple(range(spikes.ndim - 1)), dtype=jnp.float32)
-    self.sow(nnx.Intermediate, "firing_rate", rate, reduce_fn=lambda _, new: new)
+    # Flax 0.12 deprecates sow() outside nnx.capture, which marks the module with
+    # __captures__: record only when someone collects, so eager calls add no state.
+    if hasattr(self, "__captures__"):
+      rate = jnp.mean(spikes, axis=tuple(range(spikes.ndim - 1)), dtype=jnp.float32)
+      self.sow(nnx.Intermediate, "firing_rate", rate, reduce_fn=lambda _, new: new)
     return spikes, final_state
 
 

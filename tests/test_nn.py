@@ -1,0 +1,119 @@
+"""Flax NNX modules: they match the pure functions, split cleanly and train functionally."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from glif_jax import neurons
+from glif_jax import nn as gnn
+
+T, B, C = 4, 2, 3
+
+
+@pytest.mark.parametrize(
+  "module, pure",
+  [
+    (lambda: gnn.GLIF(C, T, rngs=nnx.Rngs(0)), lambda m, x: neurons.glif(m.params, x)),
+    (lambda: gnn.GLIF(C, T, simplified=True, rngs=nnx.Rngs(0)),
+     lambda m, x: neurons.glif_f(m.params, x)),
+    (lambda: gnn.KLIF(k=1.5), lambda m, x: neurons.klif(neurons.KLIFParams(m.k[...]), x)),
+    (lambda: gnn.PLIF(C, init_tau=3.0), lambda m, x: neurons.lif(x, tau=3.0)),
+    (lambda: gnn.LIF(tau=2.0, v_reset=None), lambda m, x: neurons.lif(x, v_reset=None)),
+  ],
+  ids=["glif", "glif_f", "klif", "plif", "lif"],
+)
+def test_module_equals_pure_function_and_sows_firing_rate(module, pure):
+  m = module()
+  x = jax.random.uniform(jax.random.key(0), (T, B, 5, C), maxval=2.0)
+  (spikes, state), captured = nnx.capture(lambda m, x: m(x), nnx.Intermediate)(m, x)
+  expected, expected_state = pure(m, x)
+  np.testing.assert_array_equal(spikes, expected)
+  jax.tree.map(np.testing.assert_array_equal, state, expected_state)
+  assert not nnx.state(m, nnx.Intermediate)  # the module itself keeps nothing
+  (rate,) = jax.tree.leaves(captured)
+  np.testing.assert_allclose(rate, spikes.mean(axis=(0, 1, 2)), rtol=1e-6)
+
+
+def test_neuron_parameters_are_their_own_variable_type():
+  m = gnn.GLIF(C, T, rngs=nnx.Rngs(0))
+  neuron_state = nnx.state(m, gnn.NeuronParam)
+  assert sum(v.size for v in jax.tree.leaves(neuron_state)) == (7 + T) * C
+  assert isinstance(m.alpha, nnx.Param)  # still a Param: optimisers that take all Params see it
+  layer_wise = gnn.GLIF(None, T, gate_init="fixed", rngs=nnx.Rngs(0))
+  assert sum(v.size for v in jax.tree.leaves(nnx.state(layer_wise, gnn.NeuronParam))) == 7 + T
+
+
+class _TinyNet(nnx.Module):
+
+  def __init__(self, rngs):
+    self.conv = nnx.Conv(2, C, (3, 3), use_bias=False, rngs=rngs)
+    self.bn = gnn.TdBatchNorm(C, rngs=rngs)
+    self.glif = gnn.GLIF(C, T, rngs=rngs)
+    self.head = nnx.Linear(C, 2, rngs=rngs)
+    self.klif = gnn.KLIF()
+
+  def __call__(self, x):
+    s, _ = self.glif(self.bn(gnn.fold_time(self.conv, x)))
+    s, _ = self.klif(gnn.fold_time(self.head, s.mean(axis=(2, 3))) * 4)
+    return s
+
+
+def test_split_pure_function_jit_grad():
+  model = _TinyNet(nnx.Rngs(0))
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  x = jax.random.normal(jax.random.key(1), (T, B, 6, 6, 2))
+
+  @jax.jit
+  def loss_and_stats(params, rest, x):
+    def loss(params):
+      m = nnx.merge(graphdef, params, rest, copy=True)
+      return jnp.mean(m(x)), nnx.state(m, nnx.BatchStat)
+    return jax.value_and_grad(loss, has_aux=True)(params)
+
+  (value, batch_stats), grads = loss_and_stats(params, rest, x)
+  assert jnp.isfinite(value)
+  for path, g in jax.tree_util.tree_leaves_with_path(grads):
+    assert jnp.all(jnp.isfinite(g)), jax.tree_util.keystr(path)
+  neuron_grads = nnx.state(nnx.merge(graphdef, grads, rest, copy=True), gnn.NeuronParam)
+  assert any(jnp.any(g != 0) for g in jax.tree.leaves(neuron_grads))
+  # the step returned new running statistics without touching the model
+  assert not np.allclose(batch_stats["bn"]["norm"]["mean"][...], 0)
+  np.testing.assert_array_equal(model.bn.norm.mean[...], 0)
+
+
+def test_td_batch_norm_formula_and_running_average():
+  x = jax.random.normal(jax.random.key(2), (T, B, 3, 3, C)) * 2 + 1
+  bn = gnn.TdBatchNorm(C, alpha=1 / math.sqrt(2), v_th=0.5, rngs=nnx.Rngs(0))
+  bn.scale[...] = jnp.array([1.0, 2.0, 3.0])
+  bn.bias[...] = jnp.array([0.0, 0.1, -0.1])
+  y = bn(x)
+  flat = np.asarray(x).reshape(-1, C)  # statistics over T·B·H·W
+  mean, var = flat.mean(0), flat.var(0)
+  expected = (0.5 / math.sqrt(2)) * (flat - mean) / np.sqrt(var + 1e-5) * [1, 2, 3] + [0, 0.1, -0.1]
+  np.testing.assert_allclose(np.asarray(y).reshape(-1, C), expected, atol=1e-5)
+  np.testing.assert_allclose(bn.norm.mean[...], 0.1 * mean, rtol=1e-5)
+  bn.eval()
+  y_eval = bn(x)
+  running = (flat - 0.1 * mean) / np.sqrt(0.9 + 0.1 * var + 1e-5)
+  np.testing.assert_allclose(np.asarray(y_eval).reshape(-1, C),
+                             (0.5 / math.sqrt(2)) * running * [1, 2, 3] + [0, 0.1, -0.1],
+                             rtol=1e-4, atol=1e-5)
+
+
+def test_fold_time_equals_a_loop_over_time():
+  conv = nnx.Conv(2, 4, (3, 3), strides=2, rngs=nnx.Rngs(0))
+  x = jax.random.normal(jax.random.key(3), (T, B, 8, 8, 2))
+  folded = gnn.TimeFolded(conv)(x)
+  assert folded.shape == (T, B, 4, 4, 4)
+  np.testing.assert_allclose(folded, jnp.stack([conv(x[t]) for t in range(T)]), atol=1e-5)
+  with pytest.raises(ValueError, match=r"\[T, B, \.\.\.\].*\(5,\)"):
+    gnn.fold_time(conv, jnp.ones((5,)))
+
+
+def test_bad_gating_is_refused_at_construction():
+  with pytest.raises(ValueError, match="gating must be one of .* got 'fuzzy'"):
+    gnn.GLIF(C, T, gating="fuzzy", rngs=nnx.Rngs(0))
