@@ -229,7 +229,7 @@ def glif(
   gating: str = "soft",
   surrogate: surrogates.Surrogate = surrogates.rectangle(),
   detach_reset: bool = False,
-  unroll: int | bool = 1,
+  unroll: int | bool | None = None,
   remat: bool = False,
   return_trace: bool = False,
 ):
@@ -243,7 +243,7 @@ def glif(
       straight-through gradient) or ``"static"`` (σ(raw), not trained).
     surrogate: spike function; the default is GLIF's rectangle of width 1.
     detach_reset: stop gradients through the previous spike in the reset.
-    unroll: `jax.lax.scan` unroll factor.
+    unroll: `jax.lax.scan` unroll factor; None: full unroll for T <= 32, else 8.
     remat: recompute each step in the backward pass instead of storing it.
     return_trace: also return the `GLIFState` after every step, stacked ``[T, ...]``.
 
@@ -303,7 +303,7 @@ def glif_f(
   *,
   surrogate: surrogates.Surrogate = surrogates.rectangle(),
   detach_reset: bool = False,
-  unroll: int | bool = 1,
+  unroll: int | bool | None = None,
   remat: bool = False,
   return_trace: bool = False,
 ):

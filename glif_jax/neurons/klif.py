@@ -57,7 +57,7 @@ def klif(
   scale_reset: bool = False,
   surrogate: surrogates.Surrogate = surrogates.sigmoid(4.0),
   detach_reset: bool = False,
-  unroll: int | bool = 1,
+  unroll: int | bool | None = None,
   remat: bool = False,
   return_trace: bool = False,
 ):

@@ -118,7 +118,7 @@ def lif(
   decay_input: bool = True,
   surrogate: surrogates.Surrogate = surrogates.sigmoid(4.0),
   detach_reset: bool = False,
-  unroll: int | bool = 1,
+  unroll: int | bool | None = None,
   remat: bool = False,
   return_trace: bool = False,
 ):
@@ -190,7 +190,7 @@ def plif(
   decay_input: bool = True,
   surrogate: surrogates.Surrogate = surrogates.sigmoid(4.0),
   detach_reset: bool = False,
-  unroll: int | bool = 1,
+  unroll: int | bool | None = None,
   remat: bool = False,
   return_trace: bool = False,
 ):

@@ -64,7 +64,7 @@ class GLIF(SpikingNeuron):
     simplified: bool = False,
     surrogate: surrogates.Surrogate = surrogates.rectangle(),
     detach_reset: bool = False,
-    unroll: int | bool = 1,
+    unroll: int | bool | None = None,
     remat: bool = False,
     rngs: nnx.Rngs,
   ):

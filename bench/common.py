@@ -1,0 +1,48 @@
+"""Timing helpers shared by the benchmarks: compile first, then the median of several runs."""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+
+def median_seconds(fn: Callable[[], Any], *, repeats: int = 5, warmup: int = 1) -> float:
+  """Median wall time of ``fn()`` in seconds; JAX results are waited for."""
+  for _ in range(warmup):
+    jax.block_until_ready(fn())
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def copy_bandwidth(num_bytes: int = 256 * 2**20, repeats: int = 5) -> float:
+  """Measured memory bandwidth in bytes/s of a large array copy (bytes read + written)."""
+  src = np.ones(num_bytes // 4, np.float32)
+  dst = np.empty_like(src)
+  seconds = median_seconds(lambda: np.copyto(dst, src), repeats=repeats)
+  return 2 * num_bytes / seconds
+
+
+def machine() -> dict[str, Any]:
+  """A short description of where the benchmark ran."""
+  return {
+    "platform": platform.platform(),
+    "processor": platform.processor() or platform.machine(),
+    "devices": [str(d) for d in jax.devices()],
+    "jax": jax.__version__,
+    "date": time.strftime("%Y-%m-%d"),
+  }
+
+
+def emit(record: dict[str, Any]) -> None:
+  """Prints one JSON line."""
+  print(json.dumps(record), flush=True)
