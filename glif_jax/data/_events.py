@@ -1,0 +1,174 @@
+"""Event-camera files: AEDAT parsing and binning of event streams into frames.
+
+Events are ``Events(t, x, y, p)`` arrays, ``x`` the column and ``y`` the row of a
+128x128 sensor, ``p`` the polarity (0 or 1). Frames are per-sample ``[T, H, W, 2]`` event
+counts, channel = polarity (SpikingJelly's ``[T, 2, H, W]`` moved channel-last).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Literal, NamedTuple
+
+import numpy as np
+
+from glif_jax.data._errors import CorruptDatasetError
+
+SENSOR_SIZE = 128
+SplitBy = Literal["number", "time"]
+
+
+class Events(NamedTuple):
+  """An event stream, sorted by time."""
+
+  t: np.ndarray  # int64 timestamps (microseconds)
+  x: np.ndarray  # int64 column, 0 .. 127
+  y: np.ndarray  # int64 row, 0 .. 127
+  p: np.ndarray  # int64 polarity, 0 or 1
+
+  def select(self, mask: np.ndarray) -> Events:
+    """The events where ``mask`` is true."""
+    return Events(*(a[mask] for a in self))
+
+
+def _skip_ascii_header(data: bytes) -> int:
+  """Offset of the first byte after the ``#``-prefixed ASCII header lines."""
+  pos = 0
+  while data.startswith(b"#", pos):
+    end = data.find(b"\n", pos)
+    next_pos = len(data) if end < 0 else end + 1
+    line, pos = data[pos:next_pos], next_pos
+    if line.rstrip() == b"#!END-HEADER":
+      break
+  return pos
+
+
+def parse_cifar10_dvs(data: bytes, *, name: str) -> Events:
+  """Parses a CIFAR10-DVS ``.aedat`` file (jAER AEDAT 2-style records).
+
+  After the ASCII header, each event is a big-endian uint32 address followed by a
+  big-endian uint32 timestamp. As in SpikingJelly's ``CIFAR10DVS``: with
+  ``a = (addr >> 1) & 0x7F``, ``b = (addr >> 8) & 0x7F`` and ``q = addr & 1``, the event
+  is at column ``x = 127 - b``, row ``y = 127 - a``, polarity ``p = 1 - q``.
+
+  Args:
+      data: the file contents.
+      name: file name for error messages.
+
+  Returns:
+      The events, in file order.
+  """
+  body = memoryview(data)[_skip_ascii_header(data) :]
+  if len(body) % 8:
+    raise CorruptDatasetError(
+      name, f"event data is {len(body)} bytes, not a whole number of 8-byte events"
+    )
+  words = np.frombuffer(body, ">u4").reshape(-1, 2).astype(np.int64)
+  addr, t = words[:, 0], words[:, 1]
+  a, b, q = (addr >> 1) & 0x7F, (addr >> 8) & 0x7F, addr & 1
+  return Events(t=t, x=127 - b, y=127 - a, p=1 - q)
+
+
+_AEDAT3_HEADER = struct.Struct("<HHIIIIII")
+_POLARITY_EVENT = 1
+
+
+def parse_aedat31_polarity(data: bytes, *, name: str) -> Events:
+  """Parses the polarity events of an AEDAT 3.1 file (DVS128 Gesture).
+
+  After the ASCII header, the file is a sequence of packets: a 28-byte little-endian
+  header (type, source, size, ts-offset, ts-overflow, capacity, number, valid) and
+  ``capacity * size`` bytes of events. Polarity packets (type 1) hold 8-byte events: a
+  uint32 ``data`` (x = bits 17-31, y = bits 2-16, polarity = bit 1) and an int32
+  timestamp extended by ``ts_overflow << 31``. Other packet types are skipped. As
+  SpikingJelly's ``load_aedat_v3``, the per-event validity bit is not filtered.
+
+  Args:
+      data: the file contents.
+      name: file name for error messages.
+
+  Returns:
+      The polarity events, in file order.
+  """
+  pos = _skip_ascii_header(data)
+  chunks: list[np.ndarray] = []
+  while pos < len(data):
+    if pos + _AEDAT3_HEADER.size > len(data):
+      raise CorruptDatasetError(name, f"truncated packet header at byte {pos}")
+    e_type, _, e_size, _, overflow, capacity, number, _ = _AEDAT3_HEADER.unpack_from(data, pos)
+    pos += _AEDAT3_HEADER.size
+    end = pos + capacity * e_size
+    if end > len(data) or number > capacity:
+      raise CorruptDatasetError(name, f"truncated or malformed packet at byte {pos}")
+    if e_type == _POLARITY_EVENT:
+      if e_size != 8:
+        raise CorruptDatasetError(name, f"polarity events of {e_size} bytes, expected 8")
+      words = np.frombuffer(data, "<u4", count=2 * number, offset=pos).reshape(-1, 2)
+      chunk = words.astype(np.int64)
+      chunk[:, 1] |= int(overflow) << 31
+      chunks.append(chunk)
+    pos = end
+  words = np.concatenate(chunks) if chunks else np.zeros((0, 2), np.int64)
+  addr, t = words[:, 0], words[:, 1]
+  return Events(t=t, x=(addr >> 17) & 0x7FFF, y=(addr >> 2) & 0x7FFF, p=(addr >> 1) & 1)
+
+
+def frame_index(t: np.ndarray, num_frames: int, split_by: SplitBy) -> np.ndarray:
+  """The frame (0 .. T-1) each event falls into, following SpikingJelly.
+
+  ``"number"``: frames of ``N // T`` consecutive events each, the last frame also takes
+  the remaining ``N mod T``. ``"time"``: frames of ``dt = (t[-1] - t[0]) // T``
+  microseconds starting at ``t[0]``, the last frame takes everything after
+  ``t[0] + (T-1)·dt`` (``dt`` is at least 1).
+
+  Args:
+      t: timestamps of the events, sorted.
+      num_frames: T.
+      split_by: ``"number"`` or ``"time"``.
+
+  Returns:
+      int64 ``[N]`` frame indices.
+  """
+  n = t.shape[0]
+  if split_by == "number":
+    per_frame = n // num_frames
+    if per_frame == 0:
+      return np.full(n, num_frames - 1, np.int64)
+    return np.minimum(np.arange(n) // per_frame, num_frames - 1)
+  if split_by == "time":
+    if n == 0:
+      return np.zeros(0, np.int64)
+    dt = max((int(t[-1]) - int(t[0])) // num_frames, 1)
+    return np.minimum((t - t[0]) // dt, num_frames - 1).astype(np.int64)
+  raise ValueError(f"split_by must be 'number' or 'time', got {split_by!r}")
+
+
+def events_to_frames(
+  events: Events, *, num_frames: int, split_by: SplitBy, size: int = SENSOR_SIZE
+) -> np.ndarray:
+  """Bins events into per-polarity count frames ``[T, size, size, 2]`` (uint16).
+
+  With ``size < 128`` the sensor is downsampled by mapping each event to pixel
+  ``(y·size // 128, x·size // 128)`` before counting, i.e. sum-pooling on a (possibly
+  non-integer) grid, so counts stay exact integers.
+
+  Args:
+      events: the sample's events, sorted by time.
+      num_frames: T, the number of frames.
+      split_by: ``"number"`` (equal event counts) or ``"time"`` (equal durations).
+      size: output height and width.
+
+  Returns:
+      uint16 ``[T, size, size, 2]`` event counts (saturating at 65535).
+  """
+  for axis, coords in (("x", events.x), ("y", events.y)):
+    if coords.size and (coords.min() < 0 or coords.max() >= SENSOR_SIZE):
+      raise ValueError(f"event {axis} outside [0, {SENSOR_SIZE}): {coords.min()}..{coords.max()}")
+  frame = frame_index(events.t, num_frames, split_by)
+  row = events.y * size // SENSOR_SIZE
+  col = events.x * size // SENSOR_SIZE
+  flat = ((frame * size + row) * size + col) * 2 + events.p
+  counts = np.bincount(flat, minlength=num_frames * size * size * 2)
+  return (
+    np.minimum(counts, np.iinfo(np.uint16).max).astype(np.uint16).reshape(num_frames, size, size, 2)
+  )

@@ -1,0 +1,138 @@
+"""The grain input pipeline: determinism per (seed, epoch, batch), shapes, augmentation."""
+
+import numpy as np
+import pytest
+
+from glif_jax import data
+
+
+def _images(n, shape=(32, 32, 3)):
+  """Records whose every pixel encodes the record index (to track order)."""
+  return [{"image": np.full(shape, i, np.uint8), "label": np.int64(i % 10)} for i in range(n)]
+
+
+def _batches(source, **kw):
+  kw = {"batch_size": 4, "seed": 0, "epoch": 0, "train": True, "dataset": "cifar10"} | kw
+  return list(data.make_batches(source, **kw))
+
+
+def _equal(a, b):
+  return len(a) == len(b) and all(
+    x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x) for x, y in zip(a, b)
+  )
+
+
+def test_same_seed_epoch_batch_gives_identical_batches():
+  src = _images(23)
+  assert _equal(_batches(src), _batches(src))
+  assert not _equal(_batches(src, epoch=0), _batches(src, epoch=1))
+  assert not _equal(_batches(src, seed=0), _batches(src, seed=1))
+
+
+def test_start_batch_equals_skipping():
+  src = _images(23)
+  full = _batches(src, epoch=3)
+  assert len(full) == 5 == data.num_batches(src, batch_size=4, train=True)
+  assert _equal(_batches(src, epoch=3, start_batch=2), full[2:])
+  assert _batches(src, start_batch=5) == []
+  with pytest.raises(ValueError, match="start_batch"):
+    data.make_batches(
+      src, batch_size=4, seed=0, epoch=0, train=True, dataset="cifar10", start_batch=6
+    )
+
+
+def test_threads_give_the_same_batches():
+  src = _images(23)
+  assert _equal(_batches(src, epoch=2, num_threads=2), _batches(src, epoch=2))
+
+
+def test_epoch_is_a_permutation_and_normalised():
+  src = _images(20, shape=(28, 28, 1))
+  batches = _batches(src, dataset="mnist")
+  mean, std = data.info("mnist").mean[0], data.info("mnist").std[0]
+  for b in batches:
+    assert b["image"].dtype == np.float32 and b["image"].shape == (4, 28, 28, 1)
+    assert b["label"].dtype == np.int32 and b["label"].shape == (4,)
+  ids = np.concatenate([np.rint((b["image"][:, 0, 0, 0] * std + mean) * 255) for b in batches])
+  assert sorted(ids.astype(int)) == list(range(20))  # no augmentation for mnist
+  assert list(ids) != list(range(20))  # shuffled
+
+
+def test_cifar_augmentation_keeps_shape_and_is_seeded():
+  rng = np.random.default_rng(0)
+  src = [
+    {"image": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), "label": np.int64(1)}
+    for _ in range(8)
+  ]
+  a = _batches(src, batch_size=8)
+  plain = _batches(src, batch_size=8, augment=False)
+  assert a[0]["image"].shape == (8, 32, 32, 3)
+  assert _equal(a, _batches(src, batch_size=8))
+  assert not np.array_equal(a[0]["image"], plain[0]["image"])
+
+
+def test_random_crop_flip():
+  image = np.arange(4 * 4, dtype=np.uint8).reshape(4, 4, 1) + 1
+  seen = set()
+  for seed in range(40):
+    out = data.random_crop_flip(image, np.random.default_rng(seed), padding=1)
+    assert out.shape == image.shape and out.dtype == image.dtype
+    seen.add(out.tobytes())
+    # The crop is a shifted window of the padded image: its non-zero part is a
+    # contiguous block of the original (or its mirror).
+    rows, cols = np.nonzero(out[..., 0])
+    block = out[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1, 0]
+    assert any(
+      np.array_equal(block, window[r : r + block.shape[0], c : c + block.shape[1]])
+      for window in (image[..., 0], image[:, ::-1, 0])
+      for r in range(5 - block.shape[0])
+      for c in range(5 - block.shape[1])
+    )
+  assert len(seen) > 10
+
+
+def test_num_devices_reshapes_and_checks_divisibility():
+  src = _images(16)
+  b = _batches(src, batch_size=8, num_devices=2)[0]
+  assert b["image"].shape == (2, 4, 32, 32, 3) and b["label"].shape == (2, 4)
+  e = _batches(src, batch_size=8, num_devices=2, train=False)[0]
+  assert e["mask"].shape == (2, 4)
+  with pytest.raises(ValueError, match="not divisible by num_devices 2"):
+    data.make_batches(
+      src, batch_size=7, seed=0, epoch=0, train=True, dataset="cifar10", num_devices=2
+    )
+
+
+def test_eval_covers_every_example_with_mask():
+  src = _images(10)
+  batches = _batches(src, train=False)
+  assert len(batches) == 3 == data.num_batches(src, batch_size=4, train=False)
+  mask = np.concatenate([b["mask"] for b in batches])
+  assert mask.dtype == np.bool_ and mask.tolist() == [True] * 10 + [False] * 2
+  labels = np.concatenate([b["label"] for b in batches])[mask]
+  np.testing.assert_array_equal(labels, [i % 10 for i in range(10)])  # in order, unaugmented
+  assert np.all(batches[-1]["image"][2:] == 0)
+  assert _equal(batches, _batches(src, train=False, seed=5, epoch=7))
+
+
+def test_event_frames_pass_through_batch_major():
+  frames = np.arange(3 * 4 * 4 * 2, dtype=np.uint16).reshape(3, 4, 4, 2)
+  src = [{"frames": frames, "label": np.int64(2)} for _ in range(6)]
+  b = _batches(src, batch_size=2, dataset="cifar10_dvs")[0]
+  assert b["image"].shape == (2, 3, 4, 4, 2) and b["image"].dtype == np.float32
+  np.testing.assert_array_equal(b["image"][1], frames.astype(np.float32))
+
+
+def test_too_few_training_records():
+  with pytest.raises(ValueError, match="cannot fill one batch"):
+    data.make_batches(_images(3), batch_size=4, seed=0, epoch=0, train=True, dataset="cifar10")
+
+
+def test_pipeline_on_a_prepared_source(tmp_path, data_dir, fmt):
+  fmt.write_cifar(tmp_path, "cifar10")
+  splits = data.load("cifar10", data_dir=data_dir, manual_dir=tmp_path)
+  train = _batches(splits["train"], batch_size=5)
+  assert len(train) == 2 and train[0]["image"].shape == (5, 32, 32, 3)
+  assert _equal(train, _batches(splits["train"], batch_size=5))
+  test = _batches(splits["test"], batch_size=2, train=False)
+  assert [b["mask"].tolist() for b in test] == [[True, True], [True, False]]
