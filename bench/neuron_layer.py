@@ -30,16 +30,16 @@ def jax_cases(shape, key):
   cotangent = jax.random.normal(jax.random.fold_in(key, 1), shape)
 
   def grads(run):
-    def fn(p, x):
+    def fn(p, x, cotangent):  # arrays as arguments: closed-over ones would be constant-folded
       _, vjp = jax.vjp(run, p, x)
       return vjp(cotangent)
     return jax.jit(fn)
 
   glif_p = neurons.glif_params(c, t, key=jax.random.fold_in(key, 2))
   return {
-    "glif": (grads(lambda p, x: neurons.glif(p, x)[0]), (glif_p, x)),
-    "klif": (grads(lambda p, x: neurons.klif(p, x)[0]), (neurons.klif_params(), x)),
-    "lif": (grads(lambda p, x: neurons.plif(p, x)[0]), (neurons.plif_params(), x)),
+    "glif": (grads(lambda p, x: neurons.glif(p, x)[0]), (glif_p, x, cotangent)),
+    "klif": (grads(lambda p, x: neurons.klif(p, x)[0]), (neurons.klif_params(), x, cotangent)),
+    "lif": (grads(lambda p, x: neurons.plif(p, x)[0]), (neurons.plif_params(), x, cotangent)),
   }
 
 

@@ -27,16 +27,15 @@ def glif_jax_case(x, w, b, cotangent):
   """Linear (T folded into batch) + LIF scan; returns grads of <spikes, cotangent>."""
   t, batch, n = x.shape
 
-  def spikes(w, b):
-    current = (x.reshape(t * batch, n) @ w + b).reshape(t, batch, -1)
-    return neurons.lif(current, tau=2.0)[0]
-
   @jax.jit
-  def step(w, b):
+  def step(w, b, x, cotangent):
+    def spikes(w, b):
+      current = (x.reshape(t * batch, n) @ w + b).reshape(t, batch, -1)
+      return neurons.lif(current, tau=2.0)[0]
     _, vjp = jax.vjp(spikes, w, b)
     return vjp(cotangent)
 
-  return lambda: step(w, b)
+  return lambda: step(w, b, x, cotangent)
 
 
 def matmul_only_case(x, w, b, cotangent):
@@ -44,11 +43,11 @@ def matmul_only_case(x, w, b, cotangent):
   t, batch, n = x.shape
 
   @jax.jit
-  def step(w, b):
+  def step(w, b, x, cotangent):
     _, vjp = jax.vjp(lambda w, b: x.reshape(t * batch, n) @ w + b, w, b)
     return vjp(cotangent.reshape(t * batch, -1))
 
-  return lambda: step(w, b)
+  return lambda: step(w, b, x, cotangent)
 
 
 def spyx_case(x, n, cotangent):
@@ -62,14 +61,14 @@ def spyx_case(x, n, cotangent):
   graphdef, params = nnx.split(model, nnx.Param)
 
   @jax.jit
-  def step(params):
+  def step(params, x, cotangent):
     def loss(params):
       m = nnx.merge(graphdef, params, copy=True)
       out, _ = spyx.nn.run(m, x)
       return jnp.sum(out * cotangent)
     return jax.grad(loss)(params)
 
-  return lambda: step(params)
+  return lambda: step(params, x, cotangent)
 
 
 def torch_cases(x_np, cotangent_np):

@@ -202,8 +202,8 @@ def _run(
   *,
   surrogate: surrogates.Surrogate,
   detach_reset: bool,
-  unroll: int | bool,
-  remat: bool,
+  unroll: int | bool | None,
+  remat: bool | None,
   return_trace: bool,
 ):
   if state is None:
@@ -230,7 +230,7 @@ def glif(
   surrogate: surrogates.Surrogate = surrogates.rectangle(),
   detach_reset: bool = False,
   unroll: int | bool | None = None,
-  remat: bool = False,
+  remat: bool | None = None,
   return_trace: bool = False,
 ):
   """Runs a GLIF layer over time.
@@ -243,8 +243,9 @@ def glif(
       straight-through gradient) or ``"static"`` (σ(raw), not trained).
     surrogate: spike function; the default is GLIF's rectangle of width 1.
     detach_reset: stop gradients through the previous spike in the reset.
-    unroll: `jax.lax.scan` unroll factor; None: full unroll for T <= 32, else 8.
-    remat: recompute each step in the backward pass instead of storing it.
+    unroll: `jax.lax.scan` unroll factor; None: full unroll for T <= 32, else none.
+    remat: recompute each step in the backward pass instead of storing it;
+      None: only for T > 32, where it is also faster.
     return_trace: also return the `GLIFState` after every step, stacked ``[T, ...]``.
 
   Returns:
@@ -304,7 +305,7 @@ def glif_f(
   surrogate: surrogates.Surrogate = surrogates.rectangle(),
   detach_reset: bool = False,
   unroll: int | bool | None = None,
-  remat: bool = False,
+  remat: bool | None = None,
   return_trace: bool = False,
 ):
   """Runs GLIF_f, the simplified fixed-gate GLIF, over time.

@@ -58,7 +58,7 @@ def klif(
   surrogate: surrogates.Surrogate = surrogates.sigmoid(4.0),
   detach_reset: bool = False,
   unroll: int | bool | None = None,
-  remat: bool = False,
+  remat: bool | None = None,
   return_trace: bool = False,
 ):
   """Runs a KLIF layer over time.

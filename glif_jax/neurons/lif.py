@@ -119,7 +119,7 @@ def lif(
   surrogate: surrogates.Surrogate = surrogates.sigmoid(4.0),
   detach_reset: bool = False,
   unroll: int | bool | None = None,
-  remat: bool = False,
+  remat: bool | None = None,
   return_trace: bool = False,
 ):
   """Runs a LIF layer over time.
@@ -191,7 +191,7 @@ def plif(
   surrogate: surrogates.Surrogate = surrogates.sigmoid(4.0),
   detach_reset: bool = False,
   unroll: int | bool | None = None,
-  remat: bool = False,
+  remat: bool | None = None,
   return_trace: bool = False,
 ):
   """Runs a PLIF layer (LIF with learnable ``1/τ = sigmoid(p.w)``) over time.
