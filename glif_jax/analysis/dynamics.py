@@ -1,0 +1,296 @@
+r"""Single-neuron dynamics, vmapped over parameter grids: f–I curves, gate sweeps, responses.
+
+A *neuron function* is any of the pure functions of `glif_jax.neurons` that take
+``(params, x)``: `glif`, `glif_f`, `klif`, `plif` (LIF with ``1/τ = sigmoid(w)``), bound
+to their keyword options with `functools.partial` if needed. Here every leaf of
+``params`` carries a leading grid axis G (one layer-wise parameter set per grid point),
+and each function runs all G sets in one `jax.vmap`'d call: no Python loop over a grid.
+
+Inputs are time-major ``[T, N]``: N input traces run side by side as N channels of a
+layer-wise neuron, so an f–I curve of N currents is one call.
+
+Example:
+  >>> import functools, jax.numpy as jnp
+  >>> from glif_jax import neurons
+  >>> from glif_jax.analysis import dynamics
+  >>> currents = jnp.linspace(0.0, 3.0, 4)
+  >>> rates = dynamics.fi_curve(neurons.plif, dynamics.plif_logits(jnp.array([2.0, 4.0])),
+  ...                           currents, timesteps=100)
+  >>> rates.shape
+  (2, 4)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from glif_jax import neurons
+
+NeuronFn = Callable[..., Any]
+GATE_NAMES = ("alpha", "beta", "gamma")
+
+
+def _logit(p: jax.Array) -> jax.Array:
+  """Inverse sigmoid; ±inf at 0 and 1, which `jax.nn.sigmoid` maps back exactly."""
+  p = jnp.asarray(p, jnp.float32)
+  return jnp.log(p) - jnp.log1p(-p)
+
+
+def glif_logits(
+  *,
+  alpha: Any,
+  beta: Any,
+  gamma: Any,
+  timesteps: int,
+  tau: Any = 0.25,
+  v_th: Any = 0.5,
+  leak: Any = 0.0625,
+  v_reset: Any = 0.5,
+  conduct: Any = 0.5,
+) -> neurons.GLIFParams:
+  """Layer-wise GLIF parameters (raw logits) from values in [0, 1], for a grid of G points.
+
+  Every argument is a value after the sigmoid (a gate of exactly 0 or 1 is allowed:
+  its logit is ∓inf). Scalars and ``(G,)`` arrays broadcast to one grid axis G.
+
+  Args:
+    alpha, beta, gamma: the gates, scalars or ``(G,)``.
+    timesteps: T, the rows of the conductance.
+    tau, v_th, leak, v_reset: as in DESIGN.md §2 (defaults: the paper's).
+    conduct: G_t: a scalar (constant), ``(T,)`` (shared by the grid) or ``(G, T)``.
+
+  Returns:
+    `GLIFParams` with leaves ``(G,)`` and ``conduct`` ``(G, T)`` (G = 1 if all scalar).
+  """
+  per_channel = {
+    "alpha": alpha,
+    "beta": beta,
+    "gamma": gamma,
+    "tau": tau,
+    "v_th": v_th,
+    "leak": leak,
+    "v_reset": v_reset,
+  }
+  values = {k: jnp.atleast_1d(jnp.asarray(v, jnp.float32)) for k, v in per_channel.items()}
+  conduct = jnp.asarray(conduct, jnp.float32)
+  if conduct.ndim and conduct.shape[-1] != timesteps or conduct.ndim > 2:
+    raise ValueError(
+      f"conduct must be a scalar, (T,) or (G, T) with T = {timesteps}, got shape {conduct.shape}"
+    )
+  (grid,) = np.broadcast_shapes(*(v.shape for v in values.values()), conduct.shape[:-1] or (1,))
+  leaves = {k: jnp.broadcast_to(_logit(v), (grid,)) for k, v in values.items()}
+  leaves["conduct"] = jnp.broadcast_to(_logit(conduct), (grid, timesteps))
+  return neurons.GLIFParams(**leaves)
+
+
+def plif_logits(tau: Any) -> neurons.PLIFParams:
+  """`PLIFParams` (``1/τ = sigmoid(w)``) for a grid of time constants ``tau`` (> 1), ``(G,)``."""
+  tau = jnp.atleast_1d(jnp.asarray(tau, jnp.float32))
+  return neurons.PLIFParams(-jnp.log(tau - 1))
+
+
+def constant_current(currents: Any, timesteps: int) -> jax.Array:
+  """The input ``[T, N]`` holding current ``currents[n]`` in channel n at every step."""
+  currents = jnp.atleast_1d(jnp.asarray(currents, jnp.float32))
+  return jnp.broadcast_to(currents, (timesteps, currents.shape[0]))
+
+
+def step_current(amplitudes: Any, timesteps: int, *, onset: int, offset: int | None = None):
+  """A current step ``[T, N]``: ``amplitudes[n]`` for ``onset <= t < offset``, else 0."""
+  t = jnp.arange(timesteps)[:, None]
+  on = (t >= onset) & (t < (timesteps if offset is None else offset))
+  return jnp.where(on, constant_current(amplitudes, timesteps), 0.0)
+
+
+def poisson_spikes(key: jax.Array, rates: Any, timesteps: int) -> jax.Array:
+  """A seeded Poisson (Bernoulli per step) spike train ``[T, N]`` with ``rates[n]`` per step."""
+  rates = jnp.atleast_1d(jnp.asarray(rates, jnp.float32))
+  return jax.random.bernoulli(key, rates, (timesteps, rates.shape[0])).astype(jnp.float32)
+
+
+def simulate(neuron: NeuronFn, params: Any, x: jax.Array, **options) -> tuple[jax.Array, Any]:
+  """Runs ``neuron`` once per parameter set of a grid, all in one `jax.vmap`.
+
+  Args:
+    neuron: a pure neuron function ``neuron(params, x, **options)`` (e.g. `neurons.glif`).
+    params: its parameters with a leading grid axis G on every leaf, layer-wise
+      otherwise (e.g. from `glif_logits`, `plif_logits`, ``KLIFParams(k=(G,))``).
+    x: input ``[T, *batch, N]``, shared by every grid point.
+    **options: keyword arguments of ``neuron`` (``gating``, ``tau``, ...); ``unroll``
+      defaults to 1 here (a rolled time loop compiles fastest for one-off analysis runs).
+
+  Returns:
+    ``(spikes [G, T, *batch, N], trace)``: the trace is the neuron's state after every
+    step, each leaf ``[G, T, *batch, N]``.
+  """
+  options.setdefault("unroll", 1)
+
+  def one(p):
+    spikes, _, trace = neuron(p, x, return_trace=True, **options)
+    return spikes, trace
+
+  return jax.vmap(one)(params)
+
+
+def fi_curve(
+  neuron: NeuronFn,
+  params: Any,
+  currents: Any,
+  *,
+  timesteps: int,
+  skip: int = 0,
+  **options,
+) -> jax.Array:
+  """Firing rate (spikes per step) against constant input current, for a parameter grid.
+
+  Args:
+    neuron, params, **options: as in `simulate`.
+    currents: N input currents.
+    timesteps: T, the length of each run.
+    skip: initial steps left out of the rate (the transient).
+
+  Returns:
+    ``rates [G, N]``: spikes in steps ``skip..T−1`` divided by ``T − skip``.
+  """
+  if not 0 <= skip < timesteps:
+    raise ValueError(f"skip must be in [0, timesteps={timesteps}), got {skip}")
+  spikes, _ = simulate(neuron, params, constant_current(currents, timesteps), **options)
+  return jnp.mean(spikes[:, skip:], axis=1)
+
+
+def lif_closed_form_rate(current: float, *, tau: float, v_th: float, timesteps: int) -> float:
+  r"""Firing rate of LIF (decay_input, hard reset to 0, V_0 = 0) for a constant input X.
+
+  From rest, ``V_n = X·(1 − (1 − 1/τ)^n)``; the neuron fires at the first n with
+  ``V_n >= V_th`` and restarts from 0, so its inter-spike interval is
+  ``n* = ceil(log(1 − V_th/X) / log(1 − 1/τ))`` (no spike if ``X <= V_th``) and a run
+  of T steps holds ``floor(T / n*)`` spikes. Exact up to rounding at interval edges.
+
+  Returns:
+    ``floor(T / n*) / T`` (0 if the neuron never fires).
+  """
+  if current <= v_th:
+    return 0.0
+  decay = 1 - 1 / tau
+  n = 1 if decay <= 0 else max(1, math.ceil(math.log(1 - v_th / current) / math.log(decay)))
+  return (timesteps // n) / timesteps
+
+
+class GateSweep(NamedTuple):
+  """GLIF responses over a gate grid ``[A, B, Γ]`` (α, β, γ), one input trace.
+
+  Attributes:
+    spike_count: spikes in the run, ``[A, B, Γ]``.
+    first_spike: step (0-based) of the first spike, NaN where none, ``[A, B, Γ]``.
+    spikes: ``[A, B, Γ, T]``.
+    u: membrane potential ``[A, B, Γ, T]``.
+  """
+
+  spike_count: jax.Array
+  first_spike: jax.Array
+  spikes: jax.Array
+  u: jax.Array
+
+
+def gate_sweep(
+  alpha: Any,
+  beta: Any,
+  gamma: Any,
+  x: Any,
+  *,
+  gating: str = "soft",
+  **values,
+) -> GateSweep:
+  r"""Runs GLIF on every (α, β, γ) of a grid: the gates interpolate between neuron types.
+
+  α blends exponential decay (α = 1: ``u·τ``) with linear leak (α = 0: ``u − V_L``);
+  β scales the time-varying conductance in the input (β = 0: ``I = X``, β = 1:
+  ``I = G_t·X``); γ blends hard reset (γ = 1: ``u`` multiplied by 0 after a spike) with
+  soft reset (γ = 0: ``V_R`` subtracted).
+
+  Args:
+    alpha, beta, gamma: 1-D arrays of gate values in [0, 1] (A, B, Γ points).
+    x: one input trace ``[T]``.
+    gating: GLIF's gating mode.
+    **values: other parameter values for `glif_logits` (tau, v_th, leak, v_reset,
+      conduct), shared by the whole grid.
+
+  Returns:
+    `GateSweep`.
+  """
+  x = jnp.asarray(x, jnp.float32)
+  if x.ndim != 1:
+    raise ValueError(f"x must be one input trace [T], got shape {x.shape}")
+  axes = [jnp.atleast_1d(jnp.asarray(g, jnp.float32)) for g in (alpha, beta, gamma)]
+  shape = tuple(a.shape[0] for a in axes)
+  a, b, g = (m.ravel() for m in jnp.meshgrid(*axes, indexing="ij"))
+  params = glif_logits(alpha=a, beta=b, gamma=g, timesteps=x.shape[0], **values)
+  spikes, trace = simulate(neurons.glif, params, x[:, None], gating=gating)
+  spikes, u = spikes[..., 0].reshape(*shape, -1), trace.u[..., 0].reshape(*shape, -1)
+  fired = spikes.any(axis=-1)
+  first = jnp.where(fired, jnp.argmax(spikes > 0, axis=-1).astype(jnp.float32), jnp.nan)
+  return GateSweep(spikes.sum(axis=-1), first, spikes, u)
+
+
+def glif_gate_values(p: neurons.GLIFParams, gating: str = "soft") -> tuple[jax.Array, ...]:
+  """The forward values ``(α, β, γ)`` of GLIF's gates under ``gating`` (hard: 1[σ > 0.5])."""
+  if gating not in neurons.GATINGS:
+    raise ValueError(f"gating must be one of {neurons.GATINGS}, got {gating!r}")
+  values = tuple(jax.nn.sigmoid(g) for g in (p.alpha, p.beta, p.gamma))
+  if gating == "hard":
+    return tuple((v > 0.5).astype(v.dtype) for v in values)
+  return values
+
+
+class GLIFTerms(NamedTuple):
+  r"""The terms of GLIF's update, ``u_t = decay − hard_reset − leak + input − soft_reset``.
+
+  Each ``[T, *batch, C]``:
+
+  - ``decay = (1 − α(1 − τ))·u_{t−1}``, the membrane carried over;
+  - ``hard_reset = (1 − α(1 − τ))·u_{t−1}·γ·o_{t−1}``, the hard-reset share;
+  - ``leak = (1 − α)·V_L``, the linear leak;
+  - ``input = X_t·(1 − β(1 − G_t))``;
+  - ``soft_reset = (1 − γ)·V_R·o_{t−1}``, the soft-reset share.
+  """
+
+  decay: jax.Array
+  hard_reset: jax.Array
+  leak: jax.Array
+  input: jax.Array
+  soft_reset: jax.Array
+
+
+def glif_terms(
+  p: neurons.GLIFParams, x: jax.Array, trace: neurons.GLIFState, *, gating: str = "soft"
+) -> GLIFTerms:
+  """Recomputes GLIF's update terms from a run's trace (from rest, ``u_0 = o_0 = 0``).
+
+  Args:
+    p: the run's raw-logit parameters (one set: ``(C,)`` or ``()`` leaves).
+    x: its input ``[T, *batch, C]``.
+    trace: ``trace`` returned by ``glif(p, x, gating=gating, return_trace=True)``.
+    gating: the run's gating mode.
+
+  Returns:
+    `GLIFTerms`; their signed sum equals ``trace.u`` up to rounding.
+  """
+  alpha, beta, gamma = glif_gate_values(p, gating)
+  tau, leak, v_reset, conduct = (jax.nn.sigmoid(a) for a in (p.tau, p.leak, p.v_reset, p.conduct))
+  u_prev, o_prev = (jnp.concatenate([jnp.zeros_like(a[:1]), a[:-1]]) for a in trace)
+  decay = (1 - alpha * (1 - tau)) * u_prev
+  gain = 1 - beta * (1 - conduct)
+  gain = gain.reshape(gain.shape[:1] + (1,) * (x.ndim - gain.ndim) + gain.shape[1:])
+  return GLIFTerms(
+    decay=decay,
+    hard_reset=decay * gamma * o_prev,
+    leak=jnp.broadcast_to((1 - alpha) * leak, x.shape),
+    input=x * gain,
+    soft_reset=(1 - gamma) * v_reset * o_prev,
+  )
