@@ -238,16 +238,6 @@ def gate_sweep(
   return GateSweep(spikes.sum(axis=-1), first, spikes, u)
 
 
-def glif_gate_values(p: neurons.GLIFParams, gating: str = "soft") -> tuple[jax.Array, ...]:
-  """The forward values ``(α, β, γ)`` of GLIF's gates under ``gating`` (hard: 1[σ > 0.5])."""
-  if gating not in neurons.GATINGS:
-    raise ValueError(f"gating must be one of {neurons.GATINGS}, got {gating!r}")
-  values = tuple(jax.nn.sigmoid(g) for g in (p.alpha, p.beta, p.gamma))
-  if gating == "hard":
-    return tuple((v > 0.5).astype(v.dtype) for v in values)
-  return values
-
-
 class GLIFTerms(NamedTuple):
   r"""The terms of GLIF's update, ``u_t = decay − hard_reset − leak + input − soft_reset``.
 
@@ -281,7 +271,7 @@ def glif_terms(
   Returns:
     `GLIFTerms`; their signed sum equals ``trace.u`` up to rounding.
   """
-  alpha, beta, gamma = glif_gate_values(p, gating)
+  alpha, beta, gamma = neurons.glif_gates(p, gating=gating)
   tau, leak, v_reset, conduct = (jax.nn.sigmoid(a) for a in (p.tau, p.leak, p.v_reset, p.conduct))
   u_prev, o_prev = (jnp.concatenate([jnp.zeros_like(a[:1]), a[:-1]]) for a in trace)
   decay = (1 - alpha * (1 - tau)) * u_prev

@@ -65,7 +65,6 @@ from flax import nnx
 
 from glif_jax import neurons
 from glif_jax import nn as snn
-from glif_jax.analysis import dynamics
 
 Layer = nnx.Module
 DEFAULT_DT = 1e-3  # 1 ms, Norse's default time step
@@ -140,7 +139,7 @@ def _glif_coefficients(module: snn.GLIF) -> dict[str, np.ndarray]:
     decay, hard, leak_share, soft, gain = tau, np.ones_like(tau), leak, v_reset, conduct
   else:
     alpha, beta, gamma = (
-      np.asarray(g, np.float64) for g in dynamics.glif_gate_values(p, module.gating)
+      np.asarray(g, np.float64) for g in neurons.glif_gates(p, gating=module.gating)
     )
     decay, hard = 1 - alpha * (1 - tau), gamma
     leak_share, soft, gain = (1 - alpha) * leak, (1 - gamma) * v_reset, 1 - beta * (1 - conduct)

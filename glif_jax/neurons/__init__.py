@@ -11,6 +11,7 @@ from glif_jax.neurons.glif import (
   GLIFState,
   glif,
   glif_f,
+  glif_gates,
   glif_params,
   glif_step,
 )
@@ -27,6 +28,7 @@ __all__ = [
   "PLIFParams",
   "glif",
   "glif_f",
+  "glif_gates",
   "glif_params",
   "glif_step",
   "klif",

@@ -142,6 +142,12 @@ def _gate(raw: jax.Array, gating: str) -> jax.Array:
   return value
 
 
+def glif_gates(p: GLIFParams, *, gating: str = "soft") -> tuple[jax.Array, jax.Array, jax.Array]:
+  """The values ``(α, β, γ)`` of GLIF's gates as the forward pass uses them under ``gating``."""
+  _common.check_choice("gating", gating, GATINGS)
+  return _gate(p.alpha, gating), _gate(p.beta, gating), _gate(p.gamma, gating)
+
+
 def _glif_recurrence(p: GLIFParams, gating: str, dtype) -> _Recurrence:
   alpha, gamma = _gate(p.alpha, gating), _gate(p.gamma, gating)
   tau, v_th, leak, v_reset = (jax.nn.sigmoid(a) for a in (p.tau, p.v_th, p.leak, p.v_reset))

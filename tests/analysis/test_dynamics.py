@@ -159,5 +159,5 @@ def test_bad_arguments_fail_clearly():
     dynamics.gate_sweep(0.5, 0.5, 0.5, jnp.ones((4, 2)))
   fi = functools.partial(dynamics.fi_curve, neurons.glif, timesteps=4)
   with pytest.raises(ValueError, match="gating"):
-    dynamics.glif_gate_values(neurons.glif_params(None, 4, gate_init="fixed"), "sharp")
+    neurons.glif_gates(neurons.glif_params(None, 4, gate_init="fixed"), gating="sharp")
   assert fi(dynamics.glif_logits(alpha=1, beta=0, gamma=1, timesteps=4), [2.0]).shape == (1, 1)
