@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -34,7 +34,7 @@ class LayerFactory:
     neuron: one of `NEURON_NAMES`.
     timesteps: T (GLIF's conductance has one row per step).
     neuron_options: extra keyword arguments of the neuron module.
-    remat: checkpoint each neuron's time step (`jax.checkpoint` inside the scan).
+    remat: checkpoint each residual block (see `run_blocks`).
     bn_axis_name: pmap/shard_map axis over which tdBN averages its batch statistics.
     dtype: compute dtype of the synaptic layers; parameters stay float32.
   """
@@ -56,7 +56,7 @@ class LayerFactory:
     GLIF and GLIF_f are channel-wise (the paper's: (7 + T)·C parameters); KLIF's k and
     PLIF's τ are one per layer; LIF has no parameters.
     """
-    options = {"remat": self.remat, **self.neuron_options}
+    options = dict(self.neuron_options)
     try:
       if self.neuron in ("glif", "glif_f"):
         return snn.GLIF(
@@ -272,6 +272,25 @@ def avg_pool(x: jax.Array) -> jax.Array:
   n, h, w, c = x.shape
   x = x[:, : h // 2 * 2, : w // 2 * 2]
   return x.reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+
+
+def _call(block: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
+  return block(x)
+
+
+_remat_call = nnx.remat(_call)
+
+
+def run_blocks(blocks: Sequence[nnx.Module], x: jax.Array, *, remat: bool) -> jax.Array:
+  """Applies ``blocks`` in order; with ``remat`` each one is checkpointed (`nnx.remat`).
+
+  Checkpointed, a block keeps only its input for the backward pass and recomputes its
+  insides there, so activation memory holds one block's internals instead of all of them.
+  """
+  call = _remat_call if remat else _call
+  for block in blocks:
+    x = call(block, x)
+  return x
 
 
 def max_pool_3x3(x: jax.Array) -> jax.Array:

@@ -133,12 +133,12 @@ class SpikingResNet(nnx.Module):
     self.stem_neuron = factory.spiking(stem_width, rngs=rngs)
     self.blocks = _stages(BasicBlock, factory, stem_width, stages, rngs=rngs)
     self.classifier = _layers.Classifier(factory, stages[-1][1], hidden, num_classes, rngs=rngs)
+    self.remat = factory.remat
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """Logits ``[T, B, classes]`` of images ``[B, H, W, C]`` or frames ``[T, B, H, W, C]``."""
     x = _layers.fire(self.stem_neuron, self.stem(x))
-    for block in self.blocks:
-      x = block(x)
+    x = _layers.run_blocks(self.blocks, x, remat=self.remat)
     return self.classifier(_layers.global_avg_pool(x))
 
 
@@ -169,10 +169,9 @@ class MSResNet(nnx.Module):
     self.stem = factory.encoder(stem, in_channels=in_channels)
     self.blocks = _stages(MSBlock, factory, stem_width, stages, rngs=rngs)
     self.classifier = _layers.Classifier(factory, stages[-1][1], (), num_classes, rngs=rngs)
+    self.remat = factory.remat
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """Logits ``[T, B, classes]`` of images ``[B, H, W, C]`` or frames ``[T, B, H, W, C]``."""
-    u = self.stem(x)
-    for block in self.blocks:
-      u = block(u)
+    u = _layers.run_blocks(self.blocks, self.stem(x), remat=self.remat)
     return self.classifier(_layers.global_avg_pool(u))

@@ -85,10 +85,10 @@ class SEWResNet(nnx.Module):
       cin = cout
     self.layers = nnx.List(layers)
     self.classifier = _layers.Classifier(factory, cin, (), num_classes, rngs=rngs)
+    self.remat = factory.remat
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """Logits ``[T, B, classes]`` of frames ``[T, B, H, W, C]`` (or static ``[B, H, W, C]``)."""
     x = _layers.fire(self.stem_neuron, self.stem(x))
-    for layer in self.layers:
-      x = layer(x)
+    x = _layers.run_blocks(self.layers, x, remat=self.remat)
     return self.classifier(_layers.global_avg_pool(x))

@@ -108,7 +108,8 @@ def create(
       cnn_small 16, mlp 256 hidden units); every layer's width scales with it.
     input_size: side H = W of the input, for the models that flatten it (cnn_small,
       mlp; default 28); the others pool globally, accept any size and ignore it.
-    remat: checkpoint each neuron time step (less memory, more compute).
+    remat: checkpoint each residual block of the ResNets and the SEW network (less
+      activation memory, one more forward pass of compute); small models ignore it.
     bn_axis_name: pmap/shard_map axis over which tdBN averages batch statistics.
     dtype: compute dtype (e.g. ``jnp.bfloat16``); parameters stay float32.
     rngs: parameter initialisation (GLIF's random gates too).

@@ -161,9 +161,26 @@ def test_every_neuron_is_a_distinct_submodule():
 
 
 def test_options_reach_the_neurons():
-  model = _tiny("mlp", neuron_options={"gating": "hard"}, remat=True)
+  model = _tiny("mlp", neuron_options={"gating": "hard", "remat": True})
   assert model.stem_neuron.gating == "hard"
   assert model.stem_neuron.options["remat"] is True
+
+
+def test_block_remat_keeps_results_and_stores_less():
+  x = _input("resnet19")
+
+  def loss_grads_residuals(remat):
+    graphdef, params, rest = nnx.split(_tiny("resnet19", remat=remat), nnx.Param, ...)
+    forward = lambda p: nnx.merge(graphdef, p, rest, copy=True)(x)
+    residuals = jax.eval_shape(lambda p: jax.vjp(forward, p)[1], params)
+    loss, grads = jax.value_and_grad(lambda p: jnp.sum(forward(p) ** 2))(params)
+    return loss, grads, sum(r.size * r.dtype.itemsize for r in jax.tree.leaves(residuals))
+
+  loss, grads, stored = loss_grads_residuals(False)
+  loss_remat, grads_remat, stored_remat = loss_grads_residuals(True)
+  np.testing.assert_allclose(loss_remat, loss, rtol=1e-6)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), grads_remat, grads)
+  assert stored_remat < stored / 2
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,92 @@
+"""Benchmarks 3 and 4: one ResNet-19 train step (CIFAR shape), throughput, memory, compile time.
+
+For each T and each ``remat`` setting: the compile time of the jitted train step, XLA's
+memory plan of it (arguments + outputs + temporaries), the bytes the forward pass keeps
+for the backward pass (the residuals of `jax.vjp`, from `jax.eval_shape`: the activation
+memory that ``remat`` trades for compute), and the median step time as images/s. SGD +
+momentum as in the GLIF recipe, batch ``--batch``.
+
+  python -m bench.model_step [--timesteps 2 4 6 8] [--batch 8] [--dtype bfloat16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from bench.common import emit, machine, median_seconds
+from glif_jax import models
+from glif_jax.training import create_train_state, mean_logits_cross_entropy, make_optimizer, train_step
+
+
+def residual_bytes(model: nnx.Module, images: jax.Array) -> int:
+  """Bytes the forward pass stores for the backward pass (parameters included)."""
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  forward = lambda params: nnx.merge(graphdef, params, rest, copy=True)(images)
+  residuals = jax.eval_shape(lambda params: jax.vjp(forward, params)[1], params)
+  return int(sum(np.prod(r.shape) * r.dtype.itemsize for r in jax.tree.leaves(residuals)))
+
+
+def build_step(timesteps: int, batch: int, remat: bool, dtype, model_name: str, width: int | None):
+  """The jitted train step, its state, a batch of CIFAR-shaped random data, the residual bytes."""
+  model = models.create(
+    model_name, num_classes=10, timesteps=timesteps, in_channels=3, width=width, remat=remat,
+    dtype=dtype, rngs=nnx.Rngs(0),
+  )
+  tx = make_optimizer(optimizer="sgd", learning_rate=optax.constant_schedule(0.1), momentum=0.9,
+                      weight_decay=4e-5, neuron_lr_scale=0.1, grad_clip_norm=None)
+  rng = np.random.default_rng(0)
+  data = {
+    "image": jnp.asarray(rng.standard_normal((batch, 32, 32, 3)), jnp.float32),
+    "label": jnp.asarray(rng.integers(0, 10, batch), jnp.int32),
+  }
+  residuals = residual_bytes(model, data["image"])
+  graphdefs, state = create_train_state(model, tx)
+  step = jax.jit(
+    functools.partial(train_step, graphdef=graphdefs.train, tx=tx, loss_fn=mean_logits_cross_entropy),
+    donate_argnums=0,
+  )
+  return step, state, data, residuals
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--timesteps", type=int, nargs="+", default=[2, 4, 6, 8])
+  parser.add_argument("--batch", type=int, default=8)
+  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--dtype", default="float32")
+  parser.add_argument("--model", default="resnet19")
+  parser.add_argument("--width", type=int, default=None)
+  args = parser.parse_args()
+  emit({"bench": "model_step", "model": args.model, "batch": args.batch, "dtype": args.dtype,
+        **machine()})
+  for timesteps in args.timesteps:
+    for remat in (False, True):
+      step, state, data, residuals = build_step(timesteps, args.batch, remat, jnp.dtype(args.dtype),
+                                     args.model, args.width)
+      start = time.perf_counter()
+      compiled = step.lower(state, data).compile()
+      compile_s = time.perf_counter() - start
+      memory = compiled.memory_analysis()
+      peak = memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes
+      holder = {"state": state}
+
+      def run():
+        holder["state"], metrics = compiled(holder["state"], data)
+        return metrics
+
+      seconds = median_seconds(run, repeats=args.repeats)
+      emit({"T": timesteps, "remat": remat, "compile_s": compile_s, "step_ms": seconds * 1e3,
+            "images_per_s": args.batch / seconds, "residual_bytes": residuals, "peak_bytes": int(peak),
+            "temp_bytes": int(memory.temp_size_in_bytes)})
+
+
+if __name__ == "__main__":
+  main()
