@@ -65,7 +65,7 @@ class GLIF(SpikingNeuron):
     surrogate: surrogates.Surrogate = surrogates.rectangle(),
     detach_reset: bool = False,
     unroll: int | bool | None = None,
-    remat: bool = False,
+    remat: bool | None = None,
     rngs: nnx.Rngs,
   ):
     if gating not in neurons.GATINGS:

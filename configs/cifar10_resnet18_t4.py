@@ -1,0 +1,8 @@
+"""GLIF paper: ResNet-18 on CIFAR-10, T = 4 (see `configs/cifar.py`)."""
+
+from configs import cifar
+
+
+def get_config():
+  """The config."""
+  return cifar.cifar_config("cifar10", "resnet18", 4)

@@ -1,0 +1,8 @@
+"""cnn_small with LIF on MNIST, Adam, T = 4, 2 epochs (CPU-sized; see `configs/small.py`)."""
+
+from configs import small
+
+
+def get_config():
+  """The config."""
+  return small.small_config("mnist", "lif")

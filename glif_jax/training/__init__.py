@@ -1,0 +1,33 @@
+"""Training: the pure train/eval steps, losses, optimiser, checkpoints and the loop.
+
+Entry point: `train_and_evaluate(config, workdir)` (``python -m train.main``).
+"""
+
+from glif_jax.training.checkpoints import DataPosition
+from glif_jax.training.config import validate_config, validate_input_shape
+from glif_jax.training.losses import mean_logits_cross_entropy, tet_loss
+from glif_jax.training.optim import learning_rate_schedule, make_optimizer, param_labels
+from glif_jax.training.steps import GraphDefs, TrainState, create_train_state, eval_step, train_step
+from glif_jax.training.synthetic import SyntheticSource
+from glif_jax.training.train import create_model, make_loss, make_tx, train_and_evaluate
+
+__all__ = [
+  "DataPosition",
+  "GraphDefs",
+  "SyntheticSource",
+  "TrainState",
+  "create_model",
+  "create_train_state",
+  "eval_step",
+  "learning_rate_schedule",
+  "make_loss",
+  "make_optimizer",
+  "make_tx",
+  "mean_logits_cross_entropy",
+  "param_labels",
+  "tet_loss",
+  "train_and_evaluate",
+  "train_step",
+  "validate_config",
+  "validate_input_shape",
+]

@@ -1,0 +1,105 @@
+"""Data for training: the data set's splits and info, and the per-step batches.
+
+Batches come from `glif_jax.data`'s deterministic, step-indexed pipeline, so the batch
+after a given (epoch, batch index) is the same in a resumed run as in an uninterrupted
+one. The global batch is split over all devices, ``[D, B/D, ...]``; in a multi-process
+run every process builds the same global batch and keeps its own devices' rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, NamedTuple, Sequence
+
+import jax
+import ml_collections
+import numpy as np
+
+from glif_jax import data
+from glif_jax.training import synthetic
+from glif_jax.training.checkpoints import DataPosition
+from glif_jax.training.config import SYNTHETIC
+
+Batch = dict[str, np.ndarray]
+
+
+class DataInfo(NamedTuple):
+  """What the model needs to know about the data: classes and input shape."""
+
+  num_classes: int
+  input_shape: tuple[int, ...]  # (H, W, C) or (T, H, W, C)
+
+
+def dataset_names() -> tuple[str, ...]:
+  """The valid values of ``config.dataset``."""
+  return (*data.names(), SYNTHETIC)
+
+
+def load(config: ml_collections.ConfigDict) -> tuple[dict[str, Sequence[Any]], DataInfo]:
+  """The ``{"train", "test"}`` sources of ``config.dataset`` and its `DataInfo`."""
+  if config.dataset == SYNTHETIC:
+    c = config.synthetic
+    shape = (c.image_size, c.image_size, c.channels)
+    splits = synthetic.load_synthetic(
+      train_size=c.train_size,
+      test_size=c.test_size,
+      image_shape=shape,
+      num_classes=c.num_classes,
+    )
+    return splits, DataInfo(c.num_classes, shape)
+  options = config.data_options.to_dict()
+  info = data.info(config.dataset, **options)
+  splits = data.load(
+    config.dataset, data_dir=config.data_dir, manual_dir=config.manual_dir, **options
+  )
+  return splits, DataInfo(info.num_classes, tuple(info.input_shape))
+
+
+def _local_rows(batch: Batch) -> Batch:
+  """This process's devices' rows of a ``[D, ...]`` global batch."""
+  n = jax.local_device_count()
+  start = jax.process_index() * n
+  return {k: v[start : start + n] for k, v in batch.items()}
+
+
+def batches(
+  source: Sequence[Any],
+  config: ml_collections.ConfigDict,
+  *,
+  train: bool,
+  epoch: int = 0,
+  start_batch: int = 0,
+) -> Iterator[Batch]:
+  """The batches of one epoch, from ``start_batch`` on, shaped ``[local devices, B/D, ...]``.
+
+  Training batches are shuffled by (``config.seed``, ``epoch``) and drop the remainder;
+  eval batches keep the order and pad the last batch, marking real examples in ``"mask"``.
+  """
+  options = dict(
+    batch_size=config.batch_size if train else config.eval_batch_size,
+    seed=config.seed,
+    epoch=epoch,
+    train=train,
+    start_batch=start_batch,
+  )
+  if config.dataset == SYNTHETIC:
+    stream = synthetic.make_batches(source, **options)
+  else:
+    stream = data.make_batches(source, dataset=config.dataset, **options)
+  for batch in stream:
+    sharded = {k: v.reshape(jax.device_count(), -1, *v.shape[1:]) for k, v in batch.items()}
+    yield _local_rows(sharded)
+
+
+def train_stream(
+  source: Sequence[Any], config: ml_collections.ConfigDict, start: DataPosition
+) -> Iterator[Batch]:
+  """Training batches from ``start`` on, epoch after epoch (see `batches`)."""
+  epoch, first = start
+  while True:
+    yield from batches(source, config, train=True, epoch=epoch, start_batch=first)
+    epoch, first = epoch + 1, 0
+
+
+def steps_per_epoch(source: Sequence[Any], config: ml_collections.ConfigDict) -> int:
+  """Training steps in one epoch (the remainder is dropped)."""
+  return data.num_batches(source, batch_size=config.batch_size, train=True)

@@ -1,0 +1,171 @@
+"""The train state and the pure train and eval steps.
+
+The model is split once into a static graph and two pytrees: ``params`` (every
+`nnx.Param`, neuron parameters included) and ``rest`` (tdBN running statistics). The
+steps merge them back inside the traced function, so they are pure functions of pytrees
+that `jax.jit` or `jax.pmap` can wrap; with ``axis_name`` set (under pmap or shard_map)
+gradients and metrics are averaged over that axis, and a model built with
+``bn_axis_name=axis_name`` averages its batch statistics over it too.
+
+Batches are ``{"image", "label"[, "mask"]}`` with images ``[B, H, W, C]`` (static) or
+batch-major event frames ``[B, T, H, W, C]``, which the steps make time-major.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+LossFn = Callable[[jax.Array, jax.Array], jax.Array]
+"""``(logits [T, B, K], labels [B]) -> per-example losses [B]``."""
+
+_EVENT_RANK = 5  # [B, T, H, W, C]
+
+
+class TrainState(NamedTuple):
+  """Everything that changes during training; orbax saves it as it is.
+
+  Attributes:
+    step: the number of optimiser steps taken (int32 scalar).
+    params: the model's `nnx.Param` state.
+    rest: the model's other state (tdBN running statistics).
+    opt_state: the optax state.
+  """
+
+  step: jax.Array
+  params: nnx.State
+  rest: nnx.State
+  opt_state: optax.OptState
+
+
+class GraphDefs(NamedTuple):
+  """The static model graphs: ``train`` (batch statistics) and ``eval`` (running averages)."""
+
+  train: nnx.GraphDef
+  eval: nnx.GraphDef
+
+
+def create_train_state(
+  model: nnx.Module, tx: optax.GradientTransformation
+) -> tuple[GraphDefs, TrainState]:
+  """Splits ``model`` into its graphs and a fresh `TrainState` at step 0.
+
+  Args:
+    model: the model; it is left in training mode.
+    tx: the optimiser, initialised on the model's params.
+
+  Returns:
+    ``(graphdefs, state)``.
+  """
+  model.eval()
+  eval_graphdef = nnx.graphdef(model)
+  model.train()
+  train_graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  state = TrainState(jnp.zeros((), jnp.int32), params, rest, tx.init(params))
+  return GraphDefs(train_graphdef, eval_graphdef), state
+
+
+def _time_major(images: jax.Array) -> jax.Array:
+  """Event frames ``[B, T, ...]`` -> ``[T, B, ...]``; static images are left alone."""
+  return jnp.swapaxes(images, 0, 1) if images.ndim == _EVENT_RANK else images
+
+
+def _firing_rates(intermediates: nnx.State) -> dict[str, jax.Array]:
+  """``{"firing_rate/<layer path>": mean rate}`` from the sown per-channel rates."""
+  flat = jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(intermediates))[0]
+  return {
+    "firing_rate/" + ".".join(str(k.key) for k in path[:-1]): jnp.mean(rate) for path, rate in flat
+  }
+
+
+def _apply(
+  graphdef: nnx.GraphDef, params: nnx.State, rest: nnx.State, images: jax.Array
+) -> tuple[jax.Array, nnx.State, dict[str, jax.Array]]:
+  """Runs the model: ``(logits [T, B, K], new rest, firing rates)``."""
+  model = nnx.merge(graphdef, params, rest, copy=True)
+  logits, intermediates = nnx.capture(model, nnx.Intermediate)(_time_major(images))
+  return logits, nnx.state(model, nnx.Not(nnx.Param)), _firing_rates(intermediates)
+
+
+def _correct(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """1.0 where the readout (mean over T of the logits) picks the label, else 0.0: ``[B]``."""
+  return (jnp.argmax(jnp.mean(logits, axis=0), axis=-1) == labels).astype(jnp.float32)
+
+
+def train_step(
+  state: TrainState,
+  batch: dict[str, jax.Array],
+  *,
+  graphdef: nnx.GraphDef,
+  tx: optax.GradientTransformation,
+  loss_fn: LossFn,
+  axis_name: str | None = None,
+) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One optimiser step on ``batch``; bind the keyword arguments with `functools.partial`.
+
+  Args:
+    state: the current `TrainState`.
+    batch: ``{"image", "label"}`` (see the module docstring).
+    graphdef: the training-mode graph (`GraphDefs.train`).
+    tx: the optimiser `state.opt_state` belongs to.
+    loss_fn: per-example loss of time-major logits.
+    axis_name: the pmap/shard_map axis to average gradients and metrics over (None: no
+      averaging, for a single device or plain `jax.jit`).
+
+  Returns:
+    ``(new state, metrics)`` with metrics ``loss``, ``accuracy`` and one
+    ``firing_rate/<layer>`` (mean over channels, time and batch) per neuron layer.
+  """
+
+  def compute_loss(params):
+    logits, rest, rates = _apply(graphdef, params, state.rest, batch["image"])
+    return jnp.mean(loss_fn(logits, batch["label"])), (logits, rest, rates)
+
+  (loss, (logits, rest, rates)), grads = jax.value_and_grad(compute_loss, has_aux=True)(
+    state.params
+  )
+  metrics = {"loss": loss, "accuracy": jnp.mean(_correct(logits, batch["label"])), **rates}
+  if axis_name is not None:
+    grads = jax.lax.pmean(grads, axis_name)
+    metrics = jax.lax.pmean(metrics, axis_name)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  return TrainState(state.step + 1, params, rest, opt_state), metrics
+
+
+def eval_step(
+  state: TrainState,
+  batch: dict[str, jax.Array],
+  *,
+  graphdef: nnx.GraphDef,
+  loss_fn: LossFn,
+  axis_name: str | None = None,
+) -> dict[str, jax.Array]:
+  """Sums of the eval metrics over the valid examples of ``batch``.
+
+  Args:
+    state: the `TrainState` to evaluate.
+    batch: ``{"image", "label"}`` and optionally ``"mask"`` (1 for real examples, 0 for
+      padding; padding is not counted).
+    graphdef: the eval-mode graph (`GraphDefs.eval`).
+    loss_fn: per-example loss of time-major logits.
+    axis_name: the pmap/shard_map axis to sum over (None: no summing).
+
+  Returns:
+    ``count`` (valid examples), ``loss`` and ``correct`` summed over them, and
+    ``firing_rate/<layer>`` × ``count``; divide by the total count for means.
+  """
+  logits, _, rates = _apply(graphdef, state.params, state.rest, batch["image"])
+  mask = batch.get("mask", jnp.ones_like(batch["label"])).astype(jnp.float32)
+  count = jnp.sum(mask)
+  sums = {
+    "count": count,
+    "loss": jnp.sum(mask * loss_fn(logits, batch["label"])),
+    "correct": jnp.sum(mask * _correct(logits, batch["label"])),
+    **{name: rate * count for name, rate in rates.items()},
+  }
+  return sums if axis_name is None else jax.lax.psum(sums, axis_name)

@@ -1,0 +1,82 @@
+"""Every config file parses, validates and builds its model (tiny widths, no forward)."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+from flax import nnx
+
+from glif_jax import data
+from glif_jax.training import create_model, validate_config, validate_input_shape
+from glif_jax.training.input_pipeline import DataInfo, dataset_names
+
+CONFIG_DIR = Path(__file__).parents[2] / "configs"
+CONFIG_FILES = sorted(p for p in CONFIG_DIR.glob("*.py") if p.name != "__init__.py")
+# Data sets glif_jax.data does not build (no files can be had here): their DataInfo.
+_UNREGISTERED = {"imagenet": DataInfo(1000, (224, 224, 3))}
+
+
+def load_config(path: Path, arg: str | None = None):
+  spec = importlib.util.spec_from_file_location(path.stem, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config() if arg is None else module.get_config(arg)
+
+
+def _info(config) -> DataInfo:
+  if config.dataset in _UNREGISTERED:
+    return _UNREGISTERED[config.dataset]
+  if config.dataset == "synthetic":
+    s = config.synthetic
+    return DataInfo(s.num_classes, (s.image_size, s.image_size, s.channels))
+  info = data.info(config.dataset, **config.data_options)
+  return DataInfo(info.num_classes, info.input_shape)
+
+
+def test_there_are_configs_for_the_papers():
+  names = {p.stem for p in CONFIG_FILES}
+  for ds in ("cifar10", "cifar100"):
+    for model in ("resnet19", "resnet18"):
+      assert {f"{ds}_{model}_t{t}" for t in (2, 4, 6)} <= names
+  assert {"cifar10dvs_sew_t16", "imagenet_resnet18ms_t6", "imagenet_resnet34ms_t6"} <= names
+  assert {"smoke", "cifar10_klif"} <= names
+  assert {f"{d}_{n}" for d in ("mnist", "fmnist") for n in ("glif", "lif", "klif")} <= names
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: p.stem)
+def test_config_builds(path):
+  config = load_config(path)
+  names = dataset_names() + tuple(_UNREGISTERED)
+  validate_config(config, dataset_names=names, num_devices=1)
+  info = _info(config)
+  if config.model not in ("cnn_small", "mlp"):  # the size is free: keep the build tiny
+    info = info._replace(input_shape=(*info.input_shape[:-3], 8, 8, info.input_shape[-1]))
+  config.width = 2
+  model = nnx.eval_shape(lambda: create_model(config, info, bn_axis_name=None))
+  assert nnx.state(model, nnx.Param)
+
+
+@pytest.mark.parametrize(
+  "key,value,message",
+  [
+    ("neuron", "izhikevich", "config.neuron must be one of"),
+    ("model", "vgg", "config.model must be one of"),
+    ("dataset", "svhn", "config.dataset must be one of"),
+    ("timesteps", 0, "config.timesteps must be > 0"),
+    ("batch_size", 63, "config.batch_size must be divisible by the number of devices"),
+    ("optimizer", "lamb", "config.optimizer must be one of"),
+  ],
+)
+def test_bad_values_name_the_key(key, value, message):
+  config = load_config(CONFIG_DIR / "smoke.py")
+  config[key] = value
+  with pytest.raises(ValueError, match=message):
+    validate_config(config, dataset_names=dataset_names(), num_devices=2)
+
+
+def test_event_frames_must_match_timesteps():
+  config = load_config(CONFIG_DIR / "cifar10dvs_sew_t16.py")
+  validate_input_shape(config, _info(config).input_shape)
+  config.timesteps = 8
+  with pytest.raises(ValueError, match="config.timesteps must equal"):
+    validate_input_shape(config, _info(config).input_shape)

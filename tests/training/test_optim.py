@@ -1,0 +1,100 @@
+"""The optimiser: neuron parameters at lr × neuron_lr_scale with no weight decay."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from glif_jax.nn import NeuronParam
+from glif_jax.training import learning_rate_schedule, make_optimizer, param_labels
+
+LR, MOMENTUM, WD, SCALE = 0.1, 0.9, 0.01, 0.1
+
+
+def _params():
+  return {
+    "conv": {"kernel": nnx.Param(jnp.array([1.0, -2.0]))},
+    "neuron": {"tau": NeuronParam(jnp.array([0.5])), "v_th": NeuronParam(jnp.array([-1.0]))},
+  }
+
+
+def _grads():
+  return {
+    "conv": {"kernel": nnx.Param(jnp.array([0.3, 0.4]))},
+    "neuron": {"tau": NeuronParam(jnp.array([2.0])), "v_th": NeuronParam(jnp.array([-1.0]))},
+  }
+
+
+def _tx(**kw):
+  return make_optimizer(
+    optimizer="sgd",
+    learning_rate=LR,
+    momentum=MOMENTUM,
+    weight_decay=WD,
+    neuron_lr_scale=SCALE,
+    **kw,
+  )
+
+
+def _values(tree):
+  return {k: {n: np.asarray(v[...]) for n, v in sub.items()} for k, sub in tree.items()}
+
+
+def test_labels():
+  labels = param_labels(_params())
+  assert labels == {"conv": {"kernel": "weights"}, "neuron": {"tau": "neuron", "v_th": "neuron"}}
+
+
+def test_two_sgd_steps_match_hand_computation():
+  params, grads, tx = _params(), _grads(), _tx()
+  state = tx.init(params)
+  w, tau = np.array([1.0, -2.0]), np.array([0.5])
+  gw, gtau = np.array([0.3, 0.4]), np.array([2.0])
+  buf_w = buf_tau = 0.0
+  for _ in range(2):
+    updates, state = tx.update(grads, state, params)
+    params = optax.apply_updates(params, updates)
+    # PyTorch SGD: buf = m·buf + (g + wd·p); p -= lr·buf. Neuron params: no wd, lr × 0.1.
+    buf_w = MOMENTUM * buf_w + gw + WD * w
+    w = w - LR * buf_w
+    buf_tau = MOMENTUM * buf_tau + gtau
+    tau = tau - SCALE * LR * buf_tau
+  got = _values(params)
+  np.testing.assert_allclose(got["conv"]["kernel"], w, rtol=1e-6)
+  np.testing.assert_allclose(got["neuron"]["tau"], tau, rtol=1e-6)
+
+
+def test_adam_neuron_params_take_scaled_steps():
+  tx = make_optimizer(
+    optimizer="adam", learning_rate=LR, momentum=0.0, weight_decay=0.0, neuron_lr_scale=SCALE
+  )
+  params, grads = _params(), _grads()
+  updates, _ = tx.update(grads, tx.init(params), params)
+  u = _values(updates)
+  # Adam's first step is -lr · sign(g) (up to eps).
+  np.testing.assert_allclose(u["conv"]["kernel"], [-LR, -LR], rtol=1e-5)
+  np.testing.assert_allclose(u["neuron"]["v_th"], [SCALE * LR], rtol=1e-5)
+
+
+def test_gradient_clipping():
+  tx = make_optimizer(
+    optimizer="sgd",
+    learning_rate=1.0,
+    momentum=0.0,
+    weight_decay=0.0,
+    neuron_lr_scale=1.0,
+    grad_clip_norm=0.5,
+  )
+  params = _params()
+  grads = jax.tree.map(jnp.zeros_like, params)
+  grads["conv"]["kernel"] = nnx.Param(jnp.array([3.0, 4.0]))  # norm 5, clipped to 0.5
+  updates, _ = tx.update(grads, tx.init(params), params)
+  np.testing.assert_allclose(_values(updates)["conv"]["kernel"], [-0.3, -0.4], rtol=1e-6)
+
+
+def test_schedule_warmup_then_cosine_to_zero():
+  schedule = learning_rate_schedule(0.1, total_steps=100, warmup_steps=10)
+  np.testing.assert_allclose([schedule(0), schedule(10), schedule(100)], [0.0, 0.1, 0.0], atol=1e-7)
+  cosine = learning_rate_schedule(0.1, total_steps=100)
+  np.testing.assert_allclose([cosine(0), cosine(50), cosine(100)], [0.1, 0.05, 0.0], atol=1e-7)

@@ -1,0 +1,129 @@
+"""End to end: a real train_and_evaluate, exact resume, and pmap over 2 devices == 1."""
+
+import functools
+import json
+import math
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from configs import smoke
+from glif_jax.training import (
+  DataPosition,
+  create_train_state,
+  input_pipeline,
+  train_and_evaluate,
+  train_step,
+)
+from glif_jax.training.train import AXIS, create_model, make_loss, make_tx
+
+STEPS, CHECKPOINT_AT = 10, 5  # 4 steps per epoch: eval at 4, 8, 10; checkpoints at 5, 10 too
+
+
+def _config(**overrides):
+  config = smoke.get_config()
+  config.synthetic.train_size = 128
+  config.synthetic.test_size = 40  # not a multiple of the eval batch: padding and mask
+  config.num_train_steps = STEPS
+  config.checkpoint_every_steps = CHECKPOINT_AT
+  config.max_to_keep = 10
+  config.update(overrides)
+  return config
+
+
+def _leaves(state):
+  return jax.tree.leaves(jax.device_get(state))
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("full")
+  return workdir, train_and_evaluate(_config(), workdir)
+
+
+def test_train_and_evaluate_ends_with_metrics_checkpoints_and_summary(full_run):
+  workdir, state = full_run
+  assert int(state.step) == STEPS
+  summary = json.loads((workdir / "summary.json").read_text())
+  assert 0.0 <= summary["test_accuracy"] <= 1.0 and math.isfinite(summary["test_loss"])
+  assert summary["best_accuracy"] >= summary["test_accuracy"]
+  assert summary["firing_rate"] and all(0.0 <= r <= 1.0 for r in summary["firing_rate"].values())
+  steps = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+  assert {CHECKPOINT_AT, STEPS} <= set(steps)
+  assert all(np.isfinite(x).all() for x in _leaves(state))
+
+
+def test_resume_matches_uninterrupted_run(full_run, tmp_path):
+  workdir, final = full_run
+  resumed_dir = tmp_path / "resumed"
+  shutil.copytree(workdir, resumed_dir)
+  (resumed_dir / "summary.json").unlink()
+  for p in (resumed_dir / "checkpoints").iterdir():
+    if p.name.isdigit() and int(p.name) > CHECKPOINT_AT:
+      shutil.rmtree(p)
+  state = train_and_evaluate(_config(), resumed_dir)
+  assert int(state.step) == STEPS
+  for a, b in zip(_leaves(final), _leaves(state), strict=True):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_resumed_data_stream_is_the_uninterrupted_one():
+  config = _config()
+  source = input_pipeline.load(config)[0]["train"]
+  per_epoch = input_pipeline.steps_per_epoch(source, config)
+  full = input_pipeline.train_stream(source, config, DataPosition(0, 0))
+  labels = [next(full)["label"] for _ in range(STEPS)]
+  start = DataPosition(*divmod(CHECKPOINT_AT, per_epoch))
+  resumed = input_pipeline.train_stream(source, config, start)
+  for expected in labels[CHECKPOINT_AT:]:
+    np.testing.assert_array_equal(next(resumed)["label"], expected)
+
+
+def test_workdir_with_another_config_is_refused(full_run):
+  workdir, _ = full_run
+  with pytest.raises(ValueError, match="different config.*learning_rate"):
+    train_and_evaluate(_config(learning_rate=0.5), workdir)
+
+
+@pytest.mark.skipif(jax.local_device_count() < 2, reason="needs 2 host devices (tests/conftest.py)")
+def test_pmap_over_two_devices_equals_one_device():
+  config = _config()
+  splits, info = input_pipeline.load(config)
+  tx = make_tx(config, steps_per_epoch=4, total_steps=STEPS)
+  graphdefs, state = create_train_state(create_model(config, info), tx)
+  step = functools.partial(
+    train_step, graphdef=graphdefs.train, tx=tx, loss_fn=make_loss(config), axis_name=AXIS
+  )
+  batches = list(input_pipeline.batches(splits["train"], config, train=True))[:2]
+
+  def run(num_devices):
+    p_step = jax.pmap(step, axis_name=AXIS, devices=jax.local_devices()[:num_devices])
+    s = jax.tree.map(lambda x: np.stack([np.asarray(x)] * num_devices), state)
+    losses = []
+    for batch in batches:
+      flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in batch.items()}
+      s, metrics = p_step(s, {k: v.reshape(num_devices, -1, *v.shape[1:]) for k, v in flat.items()})
+      losses.append(float(metrics["loss"][0]))
+    return losses, jax.tree.map(lambda x: x[0], s)
+
+  loss1, state1 = run(1)
+  loss2, state2 = run(2)
+  np.testing.assert_allclose(loss1, loss2, rtol=1e-5)
+  for a, b in zip(_leaves(state1), _leaves(state2), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_bfloat16_step_is_finite():
+  config = _config(dtype="bfloat16")
+  splits, info = input_pipeline.load(config)
+  tx = make_tx(config, steps_per_epoch=4, total_steps=STEPS)
+  graphdefs, state = create_train_state(create_model(config, info, bn_axis_name=None), tx)
+  step = jax.jit(
+    functools.partial(train_step, graphdef=graphdefs.train, tx=tx, loss_fn=make_loss(config))
+  )
+  batch = next(input_pipeline.batches(splits["train"], config, train=True))
+  state, metrics = step(state, {k: v.reshape(-1, *v.shape[2:]) for k, v in batch.items()})
+  assert np.isfinite(float(metrics["loss"])) and 0.0 <= float(metrics["accuracy"]) <= 1.0
+  assert all(np.isfinite(x).all() for x in _leaves(state.params))

@@ -1,0 +1,1 @@
+"""Entry points: ``python -m train.main --config configs/<name>.py --workdir DIR``."""
