@@ -23,6 +23,17 @@ from glif_jax import neurons, surrogates
 ARRAYS_MOVED = 5
 
 
+def xla_elementwise_bandwidth(shape) -> float:
+  """Bytes/s of one jitted elementwise pass ``a·x + b`` (read x, write y) over ``shape``.
+
+  XLA:CPU runs such a fusion on one thread, so this, not the copy bandwidth, is the rate
+  at which any XLA neuron loop can stream its arrays.
+  """
+  x = jnp.ones(shape, jnp.float32)
+  axpy = jax.jit(lambda x: 1.5 * x + 0.5)
+  return 2 * x.nbytes / median_seconds(lambda: axpy(x))
+
+
 def jax_cases(shape, key):
   """name -> (loss-gradient function, arguments) for the glif-jax neurons."""
   t, *_, c = shape
@@ -111,16 +122,20 @@ def main():
   args = parser.parse_args()
   shape = tuple(args.shape)
   bandwidth = copy_bandwidth()
+  xla_bandwidth = xla_elementwise_bandwidth(shape)
   bound_ms = ARRAYS_MOVED * np.prod(shape) * 4 / bandwidth * 1e3
+  xla_bound_ms = ARRAYS_MOVED * np.prod(shape) * 4 / xla_bandwidth * 1e3
   emit({"bench": "neuron_layer", "shape": shape, "copy_bandwidth_GBps": bandwidth / 1e9,
-        "memory_bound_ms": bound_ms, **machine()})
+        "memory_bound_ms": bound_ms, "xla_elementwise_GBps": xla_bandwidth / 1e9,
+        "xla_pass_bound_ms": xla_bound_ms, **machine()})
   parity = spikingjelly_glif_parity()
   if parity:
     emit(parity)
   peers = torch_cases(shape, seed=0)
   for name, (fn, fn_args) in jax_cases(shape, jax.random.key(0)).items():
     ms = median_seconds(lambda: fn(*fn_args), repeats=args.repeats) * 1e3
-    record = {"neuron": name, "glif_jax_ms": ms, "x_memory_bound": ms / bound_ms}
+    record = {"neuron": name, "glif_jax_ms": ms, "x_memory_bound": ms / bound_ms,
+              "x_xla_pass_bound": ms / xla_bound_ms}
     if name in peers:
       peer_ms = median_seconds(peers[name], repeats=args.repeats) * 1e3
       record.update(spikingjelly_ms=peer_ms, speedup_vs_spikingjelly=peer_ms / ms)

@@ -22,7 +22,7 @@ from pathlib import Path
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from absl import app, flags
+from absl import app, flags, logging
 from flax import nnx
 
 from glif_jax import neurons
@@ -223,6 +223,7 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if FLAGS.workdir is None and FLAGS.docs is None:
     raise app.UsageError("give --workdir (a run to analyse) and/or --docs (a folder)")
+  logging.set_verbosity(logging.WARNING)  # orbax logs every restore at INFO
   if FLAGS.docs is not None:
     for path in dynamics_figures(Path(FLAGS.docs)):
       print(f"wrote {path}")
