@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import time
@@ -39,6 +40,8 @@ def machine() -> dict[str, Any]:
     "processor": platform.processor() or platform.machine(),
     "devices": [str(d) for d in jax.devices()],
     "jax": jax.__version__,
+    # The allocator decides how often XLA:CPU's fresh output buffers page-fault.
+    "allocator": {k: os.environ[k] for k in ("GLIBC_TUNABLES", "LD_PRELOAD") if k in os.environ},
     "date": time.strftime("%Y-%m-%d"),
   }
 

@@ -34,6 +34,29 @@ def residual_bytes(model: nnx.Module, images: jax.Array) -> int:
   return int(sum(np.prod(r.shape) * r.dtype.itemsize for r in jax.tree.leaves(residuals)))
 
 
+def remat_probe(layers: int = 16, rows: int = 4096, features: int = 512) -> dict:
+  """XLA's planned temporary bytes of the gradient of a tanh MLP, with and without remat.
+
+  Shows whether this backend's compiler turns `jax.checkpoint` into lower peak memory:
+  without remat the backward keeps every layer's activation, with remat only the inputs.
+  """
+  def loss(ws, x, remat):
+    layer = lambda w, x: jnp.tanh(x @ w)
+    layer = jax.checkpoint(layer) if remat else layer
+    for w in ws:
+      x = layer(w, x)
+    return jnp.sum(x)
+
+  ws = [jnp.full((features, features), 0.01) for _ in range(layers)]
+  x = jnp.ones((rows, features))
+  temp = {
+    f"temp_bytes_remat_{remat}".lower(): jax.jit(jax.grad(functools.partial(loss, remat=remat)))
+    .lower(ws, x).compile().memory_analysis().temp_size_in_bytes
+    for remat in (False, True)
+  }
+  return {"probe": "xla_remat", "layers": layers, "activation_bytes": rows * features * 4, **temp}
+
+
 def build_step(timesteps: int, batch: int, remat: bool, dtype, model_name: str, width: int | None):
   """The jitted train step, its state, a batch of CIFAR-shaped random data, the residual bytes."""
   model = models.create(
@@ -67,6 +90,7 @@ def main():
   args = parser.parse_args()
   emit({"bench": "model_step", "model": args.model, "batch": args.batch, "dtype": args.dtype,
         **machine()})
+  emit(remat_probe())
   for timesteps in args.timesteps:
     for remat in (False, True):
       step, state, data, residuals = build_step(timesteps, args.batch, remat, jnp.dtype(args.dtype),

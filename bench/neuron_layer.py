@@ -5,6 +5,11 @@ and every neuron parameter. Prints JSON lines; ratios compare runs in this proce
 
   python -m bench.neuron_layer            # glif-jax only
   pip install -e ".[bench]" && python -m bench.neuron_layer   # with the PyTorch peers
+  GLIBC_TUNABLES=glibc.malloc.hugetlb=1 python -m bench.neuron_layer   # huge pages
+
+glibc serves XLA:CPU's large output buffers with fresh mmap'd pages, one page fault per
+4 KiB on first touch; with transparent huge pages for malloc (glibc >= 2.35) the same
+elementwise pass runs several times faster, which ``xla_elementwise_GBps`` shows.
 """
 
 from __future__ import annotations

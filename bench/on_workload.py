@@ -24,7 +24,7 @@ BATCH = 16
 
 
 def glif_jax_case(x, w, b, cotangent):
-  """Linear (T folded into batch) + LIF scan; returns grads of <spikes, cotangent>."""
+  """Linear (T folded into batch) + LIF scan: ``(spikes, grads of <spikes, cotangent>)``."""
   t, batch, n = x.shape
 
   @jax.jit
@@ -32,20 +32,24 @@ def glif_jax_case(x, w, b, cotangent):
     def spikes(w, b):
       current = (x.reshape(t * batch, n) @ w + b).reshape(t, batch, -1)
       return neurons.lif(current, tau=2.0)[0]
-    _, vjp = jax.vjp(spikes, w, b)
-    return vjp(cotangent)
+    out, vjp = jax.vjp(spikes, w, b)
+    return out, vjp(cotangent)
 
   return lambda: step(w, b, x, cotangent)
 
 
 def matmul_only_case(x, w, b, cotangent):
-  """The same Linear layer forward + backward, no neuron: the floor of the workload."""
+  """The same Linear layer forward + backward, no neuron: the floor of the workload.
+
+  Returns the forward output too: otherwise XLA drops the forward matmul, which the
+  gradient of a linear map does not need, and the floor would be one matmul, not two.
+  """
   t, batch, n = x.shape
 
   @jax.jit
   def step(w, b, x, cotangent):
-    _, vjp = jax.vjp(lambda w, b: x.reshape(t * batch, n) @ w + b, w, b)
-    return vjp(cotangent.reshape(t * batch, -1))
+    out, vjp = jax.vjp(lambda w, b: x.reshape(t * batch, n) @ w + b, w, b)
+    return out, vjp(cotangent.reshape(t * batch, -1))
 
   return lambda: step(w, b, x, cotangent)
 
