@@ -7,16 +7,20 @@ Usage::
 
 Any config key can be overridden with ``--config.<key>=<value>``; a config file that takes
 an argument is named ``configs/<file>.py:<argument>``. Rerunning with the same workdir
-resumes from its latest checkpoint. ``--config.distributed=True`` calls
+resumes from its latest checkpoint. SIGTERM or Ctrl-C saves a checkpoint of the current
+step first; then SIGTERM exits with status 143 (128 + 15), Ctrl-C with Python's
+KeyboardInterrupt. ``--config.distributed=True`` calls
 `jax.distributed.initialize()` first (multi-host TPU/GPU; coordinator from the
 environment, as set by the cluster or ``JAX_COORDINATOR_ADDRESS`` etc.).
 """
+
+import sys
 
 import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from glif_jax.training import train_and_evaluate
+from glif_jax.training import TrainingInterrupted, train_and_evaluate
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and summary.json.")
@@ -30,7 +34,11 @@ def main(argv: list[str]) -> None:
   logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
   if FLAGS.config.distributed:
     jax.distributed.initialize()
-  train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  try:
+    train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  except TrainingInterrupted as stop:
+    logging.warning("%s", stop)
+    sys.exit(128 + stop.signum)
 
 
 if __name__ == "__main__":

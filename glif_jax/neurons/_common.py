@@ -30,6 +30,22 @@ def check_input(x: Any, name: str = "x") -> jax.Array:
   return x
 
 
+def check_step_input(x_t: Any, name: str = "x_t") -> jax.Array:
+  """Returns ``x_t`` as a floating array of shape ``[*batch, C]`` (one time step) or raises."""
+  x_t = jnp.asarray(x_t)
+  if not jnp.issubdtype(x_t.dtype, jnp.floating):
+    raise TypeError(f"{name} must be a floating-point array, got dtype {x_t.dtype}")
+  if x_t.ndim < 1:
+    raise ValueError(f"{name} must have shape [*batch, C] (rank >= 1), got shape {x_t.shape}")
+  return x_t
+
+
+def check_tau(tau: float) -> None:
+  """Raises ``ValueError`` unless the membrane time constant ``tau`` is > 0."""
+  if not tau > 0:
+    raise ValueError(f"tau must be > 0, got {tau!r}")
+
+
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
   """Raises ``ValueError`` unless ``value`` is one of ``choices``."""
   if value not in choices:

@@ -72,6 +72,11 @@ class GLIFState(NamedTuple):
     return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))
 
 
+def _is_count(value: object) -> bool:
+  """Whether ``value`` is a positive int (bools, which are ints in Python, are not)."""
+  return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 def glif_params(
   channels: int | None,
   timesteps: int,
@@ -95,9 +100,9 @@ def glif_params(
     `GLIFParams` of raw logits.
   """
   _common.check_choice("gate_init", gate_init, GATE_INITS)
-  if channels is not None and (not isinstance(channels, int) or channels < 1):
+  if channels is not None and not _is_count(channels):
     raise ValueError(f"channels must be a positive int or None (layer-wise), got {channels!r}")
-  if not isinstance(timesteps, int) or timesteps < 1:
+  if not _is_count(timesteps):
     raise ValueError(f"timesteps must be a positive int, got {timesteps!r}")
   shape = () if channels is None else (channels,)
 
@@ -185,12 +190,16 @@ def _update(
   return o, GLIFState(u, o)
 
 
-def _check_params(p: GLIFParams, x: jax.Array) -> None:
+def _check_channel_params(p: GLIFParams, channels: int) -> None:
   if not isinstance(p, GLIFParams):
     raise TypeError(f"params must be GLIFParams, got {type(p).__name__}")
-  timesteps, channels = x.shape[0], x.shape[-1]
   for name in GLIFParams._fields[:-1]:
     _common.check_channel_param(name, getattr(p, name), channels)
+
+
+def _check_params(p: GLIFParams, x: jax.Array) -> None:
+  timesteps, channels = x.shape[0], x.shape[-1]
+  _check_channel_params(p, channels)
   conduct_shape = jnp.shape(p.conduct)
   per_channel = jnp.shape(p.alpha)
   if conduct_shape != (timesteps, *per_channel):
@@ -290,14 +299,22 @@ def glif_step(
     p: raw-logit parameters; ``p.conduct`` is ignored in favour of ``conduct_t``.
     state: `GLIFState` of ``[*batch, C]``.
     x_t: input of this step, ``[*batch, C]``.
-    conduct_t: raw conductance logit of this step, ``(C,)`` or ``()`` (e.g. ``p.conduct[t]``).
+    conduct_t: raw conductance logit of this step, shaped as the other parameters,
+      ``(C,)`` or ``()`` (e.g. ``p.conduct[t]``).
     gating, surrogate, detach_reset: as in `glif`.
 
   Returns:
     ``(spike_t, new_state)``.
   """
   _common.check_choice("gating", gating, GATINGS)
-  x_t = jnp.asarray(x_t)
+  x_t = _common.check_step_input(x_t)
+  _check_channel_params(p, x_t.shape[-1])
+  if jnp.shape(conduct_t) != jnp.shape(p.alpha):
+    raise ValueError(
+      f"conduct_t must have shape {jnp.shape(p.alpha)} (one row of conduct, as the "
+      f"parameters), got shape {jnp.shape(conduct_t)}"
+    )
+  _common.check_state(state, x_t.shape)
   coeffs = _glif_recurrence(p, gating, x_t.dtype)
   current = x_t * _glif_gain(p, conduct_t, gating).astype(x_t.dtype)
   return _update(coeffs, state, current, surrogate, detach_reset)

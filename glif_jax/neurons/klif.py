@@ -79,8 +79,7 @@ def klif(
     ``(spikes, final_state)`` (and the stacked state trace if ``return_trace``).
   """
   _check_params(p)
-  if not tau > 0:
-    raise ValueError(f"tau must be > 0, got {tau!r}")
+  _common.check_tau(tau)
   x = _common.check_input(x)
   _common.check_channel_param("k", p.k, x.shape[-1])
   return run_lif(
@@ -115,11 +114,15 @@ def klif_step(
 ) -> tuple[jax.Array, KLIFState]:
   """One KLIF time step: ``(spike_t, new_state)``; arguments as in `klif`."""
   _check_params(p)
+  _common.check_tau(tau)
+  x_t = _common.check_step_input(x_t)
+  _common.check_channel_param("k", p.k, x_t.shape[-1])
+  _common.check_state(state, x_t.shape)
   spike, v = lif_update(
     state.v,
     x_t,
     inv_tau=1.0 / tau,
-    k=p.k,
+    k=jnp.asarray(p.k).astype(x_t.dtype),
     v_th=v_th,
     v_reset=v_reset,
     decay_input=decay_input,

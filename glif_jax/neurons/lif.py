@@ -138,8 +138,7 @@ def lif(
   Returns:
     ``(spikes, final_state)`` (and the stacked `LIFState` trace if ``return_trace``).
   """
-  if not tau > 0:
-    raise ValueError(f"tau must be > 0, got {tau!r}")
+  _common.check_tau(tau)
   return run_lif(
     x,
     state,
@@ -167,6 +166,9 @@ def lif_step(
   detach_reset: bool = False,
 ) -> tuple[jax.Array, LIFState]:
   """One LIF time step: ``(spike_t, new_state)``; arguments as in `lif`."""
+  _common.check_tau(tau)
+  x_t = _common.check_step_input(x_t)
+  _common.check_state(state, x_t.shape)
   spike, v = lif_update(
     state.v,
     x_t,

@@ -3,21 +3,37 @@
 Entry point: `train_and_evaluate(config, workdir)` (``python -m train.main``).
 """
 
-from glif_jax.training.checkpoints import DataPosition
-from glif_jax.training.config import validate_config, validate_input_shape
+from glif_jax.training.checkpoints import (
+  CheckpointMismatchError,
+  CorruptCheckpointError,
+  DataPosition,
+)
+from glif_jax.training.config import default_config, validate_config, validate_input_shape
 from glif_jax.training.losses import mean_logits_cross_entropy, tet_loss
 from glif_jax.training.optim import learning_rate_schedule, make_optimizer, param_labels
 from glif_jax.training.steps import GraphDefs, TrainState, create_train_state, eval_step, train_step
 from glif_jax.training.synthetic import SyntheticSource
-from glif_jax.training.train import create_model, make_loss, make_tx, train_and_evaluate
+from glif_jax.training.train import (
+  NonFiniteError,
+  TrainingInterrupted,
+  create_model,
+  make_loss,
+  make_tx,
+  train_and_evaluate,
+)
 
 __all__ = [
+  "CheckpointMismatchError",
+  "CorruptCheckpointError",
   "DataPosition",
   "GraphDefs",
+  "NonFiniteError",
   "SyntheticSource",
   "TrainState",
+  "TrainingInterrupted",
   "create_model",
   "create_train_state",
+  "default_config",
   "eval_step",
   "learning_rate_schedule",
   "make_loss",

@@ -1,26 +1,38 @@
 """Checkpoints (orbax) and the workdir's config guard.
 
-A checkpoint holds the `TrainState` (step, params, rest, opt_state) and the data
-position (epoch, batch index within it), so a resumed run takes the same next batch as
-the uninterrupted run. The manager keeps the ``max_to_keep`` latest checkpoints and the
-best one by eval accuracy.
+A checkpoint holds the `TrainState` (step, params, rest, opt_state), the data position
+(epoch, batch index within it), so a resumed run takes the same next batch as the
+uninterrupted run, and a SHA-256 digest of the state. The manager keeps the
+``max_to_keep`` latest checkpoints and the best one by eval accuracy.
+
+Orbax writes each checkpoint into a temporary directory and renames it when complete,
+so a run killed while saving leaves the previous checkpoints intact (the leftover
+temporary directory is removed when the next manager opens). `restore_latest` checks
+that the checkpoint fits the model and that its digest matches what was saved; a
+checkpoint that cannot be read or fails the digest is reported, moved to
+``corrupt_checkpoints/`` and the previous one is tried.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging
 
-from glif_jax.training.steps import TrainState
+from glif_jax.training.steps import TrainState, leaf_names
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
+CORRUPT_DIR = "corrupt_checkpoints"
 BEST_METRIC = "eval_accuracy"
 # Keys that change how a run is driven, not what it computes.
 _RUN_CONTROL_KEYS = (
@@ -30,7 +42,19 @@ _RUN_CONTROL_KEYS = (
   "log_every_steps",
   "checkpoint_every_steps",
   "max_to_keep",
+  "nonfinite",
+  "max_nonfinite_steps",
 )
+_MAX_LISTED = 5  # mismatching leaves named in an error
+_MAX_MESSAGE = 300  # characters of an orbax/TensorStore error quoted in a warning
+
+
+class CheckpointMismatchError(ValueError):
+  """A checkpoint holds a state of another structure than the model's (another model/config)."""
+
+
+class CorruptCheckpointError(RuntimeError):
+  """No checkpoint of a directory could be read back intact."""
 
 
 class DataPosition(NamedTuple):
@@ -89,9 +113,15 @@ def checkpoint_manager(workdir: str | Path, *, max_to_keep: int) -> ocp.Checkpoi
         policy.BestN(get_metric_fn=_best_metric, n=1, keep_checkpoints_without_metrics=False),
       ]
     ),
+    cleanup_tmp_directories=True,  # unfinished saves of a killed run
   )
   directory = (Path(workdir) / CHECKPOINT_DIR).absolute()
-  return ocp.CheckpointManager(directory, options=options)
+  handlers = {
+    "state": ocp.StandardCheckpointHandler(),
+    "position": ocp.JsonCheckpointHandler(),
+    "digest": ocp.JsonCheckpointHandler(),
+  }
+  return ocp.CheckpointManager(directory, options=options, item_handlers=handlers)
 
 
 def save(
@@ -101,33 +131,143 @@ def save(
   *,
   eval_accuracy: float | None = None,
 ) -> None:
-  """Saves a host-side ``state`` and ``position`` at ``state.step``."""
+  """Saves a host-side ``state``, ``position`` and the state's digest at ``state.step``."""
   metrics = None if eval_accuracy is None else {BEST_METRIC: eval_accuracy}
   manager.save(
     int(state.step),
     args=ocp.args.Composite(
       state=ocp.args.StandardSave(state),
       position=ocp.args.JsonSave(position._asdict()),
+      digest=ocp.args.JsonSave({"sha256": state_digest(state)}),
     ),
     metrics=metrics,
   )
 
 
-def restore_latest(
-  manager: ocp.CheckpointManager, target: TrainState
-) -> tuple[TrainState, DataPosition] | None:
-  """The latest checkpoint restored into the structure of ``target``, or None if none."""
-  step = manager.latest_step()
-  if step is None:
-    return None
+def _leaf_specs(tree: Any) -> dict[str, tuple[tuple[int, ...], str]]:
+  """``{leaf name: (shape, dtype)}`` of arrays or orbax array metadata."""
+  leaves = jax.tree.leaves(tree)
+  return {
+    name: (tuple(leaf.shape), str(np.dtype(leaf.dtype)))
+    for name, leaf in zip(leaf_names(tree), leaves, strict=True)
+  }
+
+
+def state_digest(state: TrainState) -> str:
+  """SHA-256 over the names, dtypes, shapes and bytes of every leaf of ``state``."""
+  digest = hashlib.sha256()
+  for name, leaf in zip(leaf_names(state), jax.tree.leaves(state), strict=True):
+    array = np.ascontiguousarray(jax.device_get(leaf))
+    digest.update(f"{name}:{array.dtype}:{array.shape};".encode())
+    digest.update(array.reshape(-1).view(np.uint8))
+  return digest.hexdigest()
+
+
+def _check_structure(saved: Any, target: TrainState, where: str) -> None:
+  """Raises `CheckpointMismatchError` naming the leaves where ``saved`` and ``target`` differ."""
+  old, new = _leaf_specs(saved), _leaf_specs(target)
+  problems = [  # in the model's leaf order: params before the optimiser state
+    f"{k}: checkpoint {old[k][0]} {old[k][1]}, model {v[0]} {v[1]}"
+    for k, v in new.items()
+    if k in old and old[k] != v
+  ]
+  problems += [f"{k}: only in the model" for k in new if k not in old]
+  problems += [f"{k}: only in the checkpoint" for k in sorted(old.keys() - new.keys())]
+  if problems:
+    more = len(problems) - _MAX_LISTED
+    listed = "; ".join(problems[:_MAX_LISTED]) + (f"; and {more} more" if more > 0 else "")
+    raise CheckpointMismatchError(
+      f"{where} holds a state that does not fit this model and config ({len(problems)} "
+      f"leaves differ: {listed}); was it made with another model or config? Use another "
+      "--workdir for a different model"
+    )
+
+
+def _restore_step(
+  manager: ocp.CheckpointManager, step: int, target: TrainState
+) -> tuple[TrainState, DataPosition]:
+  """Restores and verifies checkpoint ``step``; raises if it is unreadable or altered."""
+  saved = manager.item_metadata(step).state
+  if saved is None:
+    raise ValueError("it has no readable state item")
+  _check_structure(saved, target, f"checkpoint step {step} in {manager.directory}")
   restored = manager.restore(
     step,
     args=ocp.args.Composite(
       state=ocp.args.StandardRestore(jax.tree.map(ocp.utils.to_shape_dtype_struct, target)),
       position=ocp.args.JsonRestore(),
+      digest=ocp.args.JsonRestore(),
     ),
   )
+  if state_digest(restored.state) != restored.digest["sha256"]:
+    raise ValueError("its arrays differ from those saved (SHA-256 digest mismatch)")
   return restored.state, DataPosition(**restored.position)
+
+
+def _brief(err: Exception) -> str:
+  """The error's type and the first line of its message (TensorStore's run to pages)."""
+  lines = str(err).strip().splitlines() or [""]
+  return f"{type(err).__name__}: {lines[0][:_MAX_MESSAGE]}"
+
+
+def _quarantine(manager: ocp.CheckpointManager, step: int) -> Path:
+  """Moves checkpoint ``step`` out of the manager's directory, next to it; returns where."""
+  source = Path(manager.directory) / str(step)
+  target = source.parent.parent / CORRUPT_DIR / f"{step}-{time.strftime('%Y%m%d-%H%M%S')}"
+  target.parent.mkdir(parents=True, exist_ok=True)
+  shutil.move(source, target)
+  return target
+
+
+def restore_latest(
+  manager: ocp.CheckpointManager, target: TrainState
+) -> tuple[TrainState, DataPosition] | None:
+  """The newest intact checkpoint restored into the structure of ``target``, or None if none.
+
+  Checkpoints are tried newest first. One that cannot be read, or whose arrays do not
+  match the digest saved with them, is reported (absl WARNING, naming the step and the
+  problem) and moved to ``corrupt_checkpoints/`` next to the checkpoint directory, so
+  the run goes on from the previous one and can save that step again.
+
+  Args:
+    manager: the run's checkpoint manager.
+    target: a state of the model (its structure, shapes and dtypes are used).
+
+  Returns:
+    ``(state, position)``, or None if the directory holds no checkpoint.
+
+  Raises:
+    CheckpointMismatchError: a checkpoint's structure, shapes or dtypes differ from
+      ``target``'s (another model or config); the message names the leaves.
+    CorruptCheckpointError: there are checkpoints but none is intact (nothing is moved;
+      the message lists each step's problem).
+  """
+  failures: list[tuple[int, Exception]] = []
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      restored = _restore_step(manager, step, target)
+    except CheckpointMismatchError:
+      raise
+    except Exception as err:  # noqa: BLE001 -- orbax and tensorstore raise many types
+      failures.append((step, err))
+      logging.warning(
+        "checkpoint step %d in %s is unreadable or corrupt (%s); trying the previous one",
+        step,
+        manager.directory,
+        _brief(err),
+      )
+      continue
+    for bad, _ in failures:
+      logging.warning("moved corrupt checkpoint step %d to %s", bad, _quarantine(manager, bad))
+    manager.reload()
+    return restored
+  if failures:
+    listed = "; ".join(f"step {s}: {_brief(e)}" for s, e in failures)
+    raise CorruptCheckpointError(
+      f"no checkpoint in {manager.directory} could be restored ({listed}); move that "
+      "directory away to start afresh"
+    )
+  return None
 
 
 def best_accuracy(manager: ocp.CheckpointManager) -> float | None:

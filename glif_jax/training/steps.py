@@ -13,7 +13,7 @@ batch-major event frames ``[B, T, H, W, C]``, which the steps make time-major.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -24,13 +24,18 @@ LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 """``(logits [T, B, K], labels [B]) -> per-example losses [B]``."""
 
 _EVENT_RANK = 5  # [B, T, H, W, C]
+FINITE = "guard/finite"
+"""Metric of `train_step`: whether the step's values were finite and it was applied."""
+FINITE_LEAVES = "guard/finite_leaves"
+"""Metric of `train_step`: per guarded leaf (`guarded_leaf_names`), whether it was finite."""
 
 
 class TrainState(NamedTuple):
   """Everything that changes during training; orbax saves it as it is.
 
   Attributes:
-    step: the number of optimiser steps taken (int32 scalar).
+    step: the number of training batches consumed (int32 scalar); a step skipped for
+      non-finite values counts, so ``step`` always names the next batch.
     params: the model's `nnx.Param` state.
     rest: the model's other state (tdBN running statistics).
     opt_state: the optax state.
@@ -67,6 +72,24 @@ def create_train_state(
   train_graphdef, params, rest = nnx.split(model, nnx.Param, ...)
   state = TrainState(jnp.zeros((), jnp.int32), params, rest, tx.init(params))
   return GraphDefs(train_graphdef, eval_graphdef), state
+
+
+def _key_name(key: Any) -> str:
+  for attr in ("key", "name", "idx"):
+    if hasattr(key, attr):
+      return str(getattr(key, attr))
+  return str(key)
+
+
+def leaf_names(tree: Any) -> list[str]:
+  """Dotted paths of the leaves of ``tree`` (orbax's names), in `jax.tree.leaves` order."""
+  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return [".".join(_key_name(k) for k in path) for path, _ in flat]
+
+
+def guarded_leaf_names(state: TrainState) -> list[str]:
+  """Names of the leaves `FINITE_LEAVES` flags: ``params.<path>`` then ``rest.<path>``."""
+  return leaf_names({"params": state.params, "rest": state.rest})
 
 
 def _time_major(images: jax.Array) -> jax.Array:
@@ -117,8 +140,13 @@ def train_step(
       averaging, for a single device or plain `jax.jit`).
 
   Returns:
-    ``(new state, metrics)`` with metrics ``loss``, ``accuracy`` and one
-    ``firing_rate/<layer>`` (mean over channels, time and batch) per neuron layer.
+    ``(new state, metrics)`` with metrics ``loss``, ``accuracy``, one
+    ``firing_rate/<layer>`` (mean over channels, time and batch) per neuron layer, and
+    the NaN/inf guard's `FINITE` (bool: the step was applied) and `FINITE_LEAVES` (bool
+    per leaf of ``{"params": ..., "rest": ...}``, see `guarded_leaf_names`). A step with
+    a non-finite loss, gradient or tdBN statistic is not applied: the new state is
+    ``state`` with ``step + 1``. (An update that overflows from finite gradients is not
+    caught here but by the loop, which checks the state before saving it.)
   """
 
   def compute_loss(params):
@@ -132,9 +160,26 @@ def train_step(
   if axis_name is not None:
     grads = jax.lax.pmean(grads, axis_name)
     metrics = jax.lax.pmean(metrics, axis_name)
-  updates, opt_state = tx.update(grads, state.opt_state, state.params)
-  params = optax.apply_updates(state.params, updates)
-  return TrainState(state.step + 1, params, rest, opt_state), metrics
+  # After the pmeans, so every device takes the same decision.
+  finite_leaves = _finite_leaves(grads, rest)
+  finite = jnp.isfinite(loss) & jnp.all(finite_leaves)
+
+  def update() -> TrainState:
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    return TrainState(state.step, optax.apply_updates(state.params, updates), rest, opt_state)
+
+  # A cond, not a select of new and old state: the update runs in place only when applied
+  # (a select costs a pass over the whole state, +70% per step on a parameter-heavy MLP).
+  new = jax.lax.cond(finite, update, lambda: state)
+  metrics = {**metrics, FINITE: finite, FINITE_LEAVES: finite_leaves}
+  return new._replace(step=state.step + 1), metrics
+
+
+def _finite_leaves(grads: nnx.State, rest: nnx.State) -> jax.Array:
+  """Bool per leaf of ``{"params": grads, "rest": rest}`` (in `jax.tree.leaves` order):
+  whether the parameter's gradient, or the new tdBN running statistic, is all finite."""
+  leaves = jax.tree.leaves({"params": grads, "rest": rest})
+  return jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves])
 
 
 def eval_step(
