@@ -23,7 +23,12 @@ from flax import nnx
 
 from bench.common import emit, machine, median_seconds
 from glif_jax import models
-from glif_jax.training import create_train_state, mean_logits_cross_entropy, make_optimizer, train_step
+from glif_jax.training import (
+  create_train_state,
+  mean_logits_cross_entropy,
+  make_optimizer,
+  train_step,
+)
 
 
 def residual_bytes(model: nnx.Module, images: jax.Array) -> int:
@@ -40,6 +45,7 @@ def remat_probe(layers: int = 16, rows: int = 4096, features: int = 512) -> dict
   Shows whether this backend's compiler turns `jax.checkpoint` into lower peak memory:
   without remat the backward keeps every layer's activation, with remat only the inputs.
   """
+
   def loss(ws, x, remat):
     layer = lambda w, x: jnp.tanh(x @ w)
     layer = jax.checkpoint(layer) if remat else layer
@@ -51,7 +57,10 @@ def remat_probe(layers: int = 16, rows: int = 4096, features: int = 512) -> dict
   x = jnp.ones((rows, features))
   temp = {
     f"temp_bytes_remat_{remat}".lower(): jax.jit(jax.grad(functools.partial(loss, remat=remat)))
-    .lower(ws, x).compile().memory_analysis().temp_size_in_bytes
+    .lower(ws, x)
+    .compile()
+    .memory_analysis()
+    .temp_size_in_bytes
     for remat in (False, True)
   }
   return {"probe": "xla_remat", "layers": layers, "activation_bytes": rows * features * 4, **temp}
@@ -60,11 +69,23 @@ def remat_probe(layers: int = 16, rows: int = 4096, features: int = 512) -> dict
 def build_step(timesteps: int, batch: int, remat: bool, dtype, model_name: str, width: int | None):
   """The jitted train step, its state, a batch of CIFAR-shaped random data, the residual bytes."""
   model = models.create(
-    model_name, num_classes=10, timesteps=timesteps, in_channels=3, width=width, remat=remat,
-    dtype=dtype, rngs=nnx.Rngs(0),
+    model_name,
+    num_classes=10,
+    timesteps=timesteps,
+    in_channels=3,
+    width=width,
+    remat=remat,
+    dtype=dtype,
+    rngs=nnx.Rngs(0),
   )
-  tx = make_optimizer(optimizer="sgd", learning_rate=optax.constant_schedule(0.1), momentum=0.9,
-                      weight_decay=4e-5, neuron_lr_scale=0.1, grad_clip_norm=None)
+  tx = make_optimizer(
+    optimizer="sgd",
+    learning_rate=optax.constant_schedule(0.1),
+    momentum=0.9,
+    weight_decay=4e-5,
+    neuron_lr_scale=0.1,
+    grad_clip_norm=None,
+  )
   rng = np.random.default_rng(0)
   data = {
     "image": jnp.asarray(rng.standard_normal((batch, 32, 32, 3)), jnp.float32),
@@ -73,7 +94,9 @@ def build_step(timesteps: int, batch: int, remat: bool, dtype, model_name: str, 
   residuals = residual_bytes(model, data["image"])
   graphdefs, state = create_train_state(model, tx)
   step = jax.jit(
-    functools.partial(train_step, graphdef=graphdefs.train, tx=tx, loss_fn=mean_logits_cross_entropy),
+    functools.partial(
+      train_step, graphdef=graphdefs.train, tx=tx, loss_fn=mean_logits_cross_entropy
+    ),
     donate_argnums=0,
   )
   return step, state, data, residuals
@@ -88,19 +111,31 @@ def main():
   parser.add_argument("--model", default="resnet19")
   parser.add_argument("--width", type=int, default=None)
   args = parser.parse_args()
-  emit({"bench": "model_step", "model": args.model, "batch": args.batch, "dtype": args.dtype,
-        **machine()})
+  emit(
+    {
+      "bench": "model_step",
+      "model": args.model,
+      "batch": args.batch,
+      "dtype": args.dtype,
+      **machine(),
+    }
+  )
   emit(remat_probe())
   for timesteps in args.timesteps:
     for remat in (False, True):
-      step, state, data, residuals = build_step(timesteps, args.batch, remat, jnp.dtype(args.dtype),
-                                     args.model, args.width)
+      step, state, data, residuals = build_step(
+        timesteps, args.batch, remat, jnp.dtype(args.dtype), args.model, args.width
+      )
       start = time.perf_counter()
       compiled = step.lower(state, data).compile()
       compile_s = time.perf_counter() - start
       memory = compiled.memory_analysis()
-      peak = (memory.argument_size_in_bytes + memory.output_size_in_bytes
-              - memory.alias_size_in_bytes + memory.temp_size_in_bytes)  # donated: outputs alias inputs
+      peak = (
+        memory.argument_size_in_bytes
+        + memory.output_size_in_bytes
+        - memory.alias_size_in_bytes
+        + memory.temp_size_in_bytes
+      )  # donated: outputs alias inputs
       holder = {"state": state}
 
       def run():
@@ -108,9 +143,18 @@ def main():
         return metrics
 
       seconds = median_seconds(run, repeats=args.repeats)
-      emit({"T": timesteps, "remat": remat, "compile_s": compile_s, "step_ms": seconds * 1e3,
-            "images_per_s": args.batch / seconds, "residual_bytes": residuals, "peak_bytes": int(peak),
-            "temp_bytes": int(memory.temp_size_in_bytes)})
+      emit(
+        {
+          "T": timesteps,
+          "remat": remat,
+          "compile_s": compile_s,
+          "step_ms": seconds * 1e3,
+          "images_per_s": args.batch / seconds,
+          "residual_bytes": residuals,
+          "peak_bytes": int(peak),
+          "temp_bytes": int(memory.temp_size_in_bytes),
+        }
+      )
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ def jax_cases(shape, key):
     def fn(p, x, cotangent):  # arrays as arguments: closed-over ones would be constant-folded
       _, vjp = jax.vjp(run, p, x)
       return vjp(cotangent)
+
     return jax.jit(fn)
 
   glif_p = neurons.glif_params(c, t, key=jax.random.fold_in(key, 2))
@@ -82,6 +83,7 @@ def torch_cases(shape, seed):
       x.grad = None
       node.zero_grad()
       node(x).backward(cotangent)
+
     return fn
 
   return {name: run(node) for name, node in nodes.items()}
@@ -110,12 +112,17 @@ def spikingjelly_glif_parity(seed: int = 0) -> dict | None:
   spikes = neurons.glif(p, jnp.asarray(x_np))[0]
   grad_p, grad_x = jax.grad(run, argnums=(0, 1))(p, jnp.asarray(x_np))
   param_err = max(
-    float(np.max(np.abs(np.asarray(g) - getattr(node, n).grad.numpy()))) for g, n in zip(grad_p, names)
+    float(np.max(np.abs(np.asarray(g) - getattr(node, n).grad.numpy())))
+    for g, n in zip(grad_p, names)
   )
   return {
     "check": "spikingjelly_glif_parity",
-    "spikes_equal": bool(np.array_equal(np.asarray(spikes), spikes_torch.detach().numpy().transpose(0, 1, 3, 4, 2))),
-    "max_abs_err_grad_x": float(np.max(np.abs(np.asarray(grad_x) - x_torch.grad.numpy().transpose(0, 1, 3, 4, 2)))),
+    "spikes_equal": bool(
+      np.array_equal(np.asarray(spikes), spikes_torch.detach().numpy().transpose(0, 1, 3, 4, 2))
+    ),
+    "max_abs_err_grad_x": float(
+      np.max(np.abs(np.asarray(grad_x) - x_torch.grad.numpy().transpose(0, 1, 3, 4, 2)))
+    ),
     "max_abs_err_grad_params": param_err,
   }
 
@@ -130,17 +137,29 @@ def main():
   xla_bandwidth = xla_elementwise_bandwidth(shape)
   bound_ms = ARRAYS_MOVED * np.prod(shape) * 4 / bandwidth * 1e3
   xla_bound_ms = ARRAYS_MOVED * np.prod(shape) * 4 / xla_bandwidth * 1e3
-  emit({"bench": "neuron_layer", "shape": shape, "copy_bandwidth_GBps": bandwidth / 1e9,
-        "memory_bound_ms": bound_ms, "xla_elementwise_GBps": xla_bandwidth / 1e9,
-        "xla_pass_bound_ms": xla_bound_ms, **machine()})
+  emit(
+    {
+      "bench": "neuron_layer",
+      "shape": shape,
+      "copy_bandwidth_GBps": bandwidth / 1e9,
+      "memory_bound_ms": bound_ms,
+      "xla_elementwise_GBps": xla_bandwidth / 1e9,
+      "xla_pass_bound_ms": xla_bound_ms,
+      **machine(),
+    }
+  )
   parity = spikingjelly_glif_parity()
   if parity:
     emit(parity)
   peers = torch_cases(shape, seed=0)
   for name, (fn, fn_args) in jax_cases(shape, jax.random.key(0)).items():
     ms = median_seconds(lambda: fn(*fn_args), repeats=args.repeats) * 1e3
-    record = {"neuron": name, "glif_jax_ms": ms, "x_memory_bound": ms / bound_ms,
-              "x_xla_pass_bound": ms / xla_bound_ms}
+    record = {
+      "neuron": name,
+      "glif_jax_ms": ms,
+      "x_memory_bound": ms / bound_ms,
+      "x_xla_pass_bound": ms / xla_bound_ms,
+    }
     if name in peers:
       peer_ms = median_seconds(peers[name], repeats=args.repeats) * 1e3
       record.update(spikingjelly_ms=peer_ms, speedup_vs_spikingjelly=peer_ms / ms)

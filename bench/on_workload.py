@@ -32,6 +32,7 @@ def glif_jax_case(x, w, b, cotangent):
     def spikes(w, b):
       current = (x.reshape(t * batch, n) @ w + b).reshape(t, batch, -1)
       return neurons.lif(current, tau=2.0)[0]
+
     out, vjp = jax.vjp(spikes, w, b)
     return out, vjp(cotangent)
 
@@ -70,6 +71,7 @@ def spyx_case(x, n, cotangent):
       m = nnx.merge(graphdef, params, copy=True)
       out, _ = spyx.nn.run(m, x)
       return jnp.sum(out * cotangent)
+
     return jax.grad(loss)(params)
 
   return lambda: step(params, x, cotangent)
@@ -106,7 +108,9 @@ def torch_cases(x_np, cotangent_np):
   try:
     from spikingjelly.activation_based import functional, layer, neuron
 
-    net = torch.nn.Sequential(layer.Linear(n, n, step_mode="m"), neuron.LIFNode(tau=2.0, step_mode="m"))
+    net = torch.nn.Sequential(
+      layer.Linear(n, n, step_mode="m"), neuron.LIFNode(tau=2.0, step_mode="m")
+    )
 
     def spikingjelly_step():
       functional.reset_net(net)

@@ -108,10 +108,7 @@ def glif_f_forward(raw, x):
   us, os_ = [], []
   for t in range(x.shape[0]):
     u = (
-      v["tau"] * u_prev * (1 - o_prev)
-      - v["leak"]
-      + v["conduct"][t] * x[t]
-      - v["v_reset"] * o_prev
+      v["tau"] * u_prev * (1 - o_prev) - v["leak"] + v["conduct"][t] * x[t] - v["v_reset"] * o_prev
     )
     o = (u - v["v_th"] > 0).astype(np.float64)
     us.append(u)

@@ -47,8 +47,9 @@ def test_hand_values_half_gates():
 
 def test_hand_values_fixed_gates():
   p = neurons.glif_params(None, T, gate_init="fixed")
-  np.testing.assert_allclose(jax.nn.sigmoid(jnp.stack([p.alpha, p.beta, p.gamma])),
-                             [0.55, 0.65, 0.55], rtol=1e-6)
+  np.testing.assert_allclose(
+    jax.nn.sigmoid(jnp.stack([p.alpha, p.beta, p.gamma])), [0.55, 0.65, 0.55], rtol=1e-6
+  )
   spikes, _ = neurons.glif(p, jnp.full((T, 1), 0.5))
   np.testing.assert_array_equal(spikes[:, 0], [0, 0, 1, 0, 0, 1])
 
@@ -85,12 +86,14 @@ def test_gradients_match_hand_derived_bptt():
   cotangent = jax.random.normal(key_g, (T, B, C))
   spikes, vjp = jax.vjp(lambda p, x: neurons.glif(p, x)[0], p, x)
   d_params, dx = vjp(cotangent)
-  dx_ref, d_raw_ref = ref.glif_backward(as_numpy(p), np.asarray(x, np.float64),
-                                        np.asarray(cotangent, np.float64))
+  dx_ref, d_raw_ref = ref.glif_backward(
+    as_numpy(p), np.asarray(x, np.float64), np.asarray(cotangent, np.float64)
+  )
   np.testing.assert_allclose(dx, dx_ref, rtol=1e-4, atol=1e-5)
   for name in neurons.GLIFParams._fields:
-    np.testing.assert_allclose(getattr(d_params, name), d_raw_ref[name], rtol=1e-4, atol=1e-5,
-                               err_msg=name)
+    np.testing.assert_allclose(
+      getattr(d_params, name), d_raw_ref[name], rtol=1e-4, atol=1e-5, err_msg=name
+    )
 
 
 def test_every_raw_parameter_gets_a_finite_nonzero_gradient():
@@ -127,8 +130,11 @@ def test_glif_f_matches_numpy_reference():
 
 def test_hard_gating_uses_binary_gates_with_straight_through_gradient():
   p = params_with(0.5, 0.5, 0.5, channels=3)
-  p = p._replace(alpha=jnp.array([0.3, -0.2, 0.1]), beta=jnp.array([-0.4, 0.2, 0.3]),
-                 gamma=jnp.array([0.1, 0.1, -0.5]))
+  p = p._replace(
+    alpha=jnp.array([0.3, -0.2, 0.1]),
+    beta=jnp.array([-0.4, 0.2, 0.3]),
+    gamma=jnp.array([0.1, 0.1, -0.5]),
+  )
   binary = lambda raw: jnp.where(raw > 0, 30.0, -30.0)  # σ(±30) is 1 or 0 in float32
   p_binary = p._replace(alpha=binary(p.alpha), beta=binary(p.beta), gamma=binary(p.gamma))
   x = jax.random.uniform(jax.random.key(9), (T, B, 3), maxval=1.5)
@@ -217,7 +223,6 @@ def test_vmap_over_parameter_sets_equals_python_loop():
 
 
 class JitTest(chex.TestCase):
-
   @chex.variants(with_jit=True, without_jit=True)
   def test_jit_equals_eager(self):
     p = random_params(jax.random.key(24))
@@ -244,18 +249,39 @@ def test_bfloat16_input_runs_and_stays_finite(fn):
   [
     (lambda p: neurons.glif(p, jnp.ones((C,))), ValueError, ["[T, *batch, C]", "(4,)"]),
     (lambda p: neurons.glif(p, jnp.ones((T, B, C + 1))), ValueError, ["alpha", "(4,)", "(5,)"]),
-    (lambda p: neurons.glif(p, jnp.ones((T + 1, B, C))), ValueError, ["conduct", "(7, 4)", "(6, 4)"]),
-    (lambda p: neurons.glif(p, jnp.ones((T, B, C)), gating="sharp"), ValueError, ["soft", "'sharp'"]),
+    (
+      lambda p: neurons.glif(p, jnp.ones((T + 1, B, C))),
+      ValueError,
+      ["conduct", "(7, 4)", "(6, 4)"],
+    ),
+    (
+      lambda p: neurons.glif(p, jnp.ones((T, B, C)), gating="sharp"),
+      ValueError,
+      ["soft", "'sharp'"],
+    ),
     (lambda p: neurons.glif(p, jnp.ones((T, B, C), jnp.int32)), TypeError, ["floating", "int32"]),
     (lambda p: neurons.glif(tuple(p), jnp.ones((T, B, C))), TypeError, ["GLIFParams", "tuple"]),
-    (lambda p: neurons.glif(p, jnp.ones((T, B, C)), neurons.GLIFState.zeros((B + 1, C))),
-     ValueError, ["(3, 4)", "(4, 4)"]),
+    (
+      lambda p: neurons.glif(p, jnp.ones((T, B, C)), neurons.GLIFState.zeros((B + 1, C))),
+      ValueError,
+      ["(3, 4)", "(4, 4)"],
+    ),
     (lambda p: neurons.glif_params(C, T, gate_init="zeros"), ValueError, ["random", "'zeros'"]),
     (lambda p: neurons.glif_params(C, T), ValueError, ["key", "None"]),
     (lambda p: neurons.glif_params(C, 0, gate_init="fixed"), ValueError, ["timesteps", "0"]),
   ],
-  ids=["rank", "channels", "conduct-T", "gating", "dtype", "params-type", "state", "gate-init",
-       "missing-key", "timesteps"],
+  ids=[
+    "rank",
+    "channels",
+    "conduct-T",
+    "gating",
+    "dtype",
+    "params-type",
+    "state",
+    "gate-init",
+    "missing-key",
+    "timesteps",
+  ],
 )
 def test_bad_input_raises_a_clear_error(call, error, words):
   p = neurons.glif_params(C, T, gate_init="fixed")

@@ -140,15 +140,24 @@ def test_bfloat16_runs_and_stays_finite(which):
   "call, error, words",
   [
     (lambda: neurons.klif(neurons.klif_params(), jnp.ones((T,))), ValueError, ["rank >= 2"]),
-    (lambda: neurons.klif(neurons.klif_params(channels=C), jnp.ones((T, C + 1))), ValueError,
-     ["k", "(5,)", "(6,)"]),
+    (
+      lambda: neurons.klif(neurons.klif_params(channels=C), jnp.ones((T, C + 1))),
+      ValueError,
+      ["k", "(5,)", "(6,)"],
+    ),
     (lambda: neurons.klif((1.0,), jnp.ones((T, C))), TypeError, ["KLIFParams", "tuple"]),
     (lambda: neurons.lif(jnp.ones((T, C)), tau=0.0), ValueError, ["tau", "0.0"]),
-    (lambda: neurons.plif(neurons.plif_params(channels=3), jnp.ones((T, C))), ValueError,
-     ["w", "(3,)"]),
+    (
+      lambda: neurons.plif(neurons.plif_params(channels=3), jnp.ones((T, C))),
+      ValueError,
+      ["w", "(3,)"],
+    ),
     (lambda: neurons.plif_params(init_tau=1.0), ValueError, ["init_tau", "1.0"]),
-    (lambda: neurons.lif(jnp.ones((T, B, C)), neurons.LIFState.zeros((C,))), ValueError,
-     ["(3, 5)", "(5,)"]),
+    (
+      lambda: neurons.lif(jnp.ones((T, B, C)), neurons.LIFState.zeros((C,))),
+      ValueError,
+      ["(3, 5)", "(5,)"],
+    ),
   ],
   ids=["rank", "channels", "params-type", "tau", "plif-channels", "init-tau", "state"],
 )

@@ -18,8 +18,10 @@ T, B, C = 4, 2, 3
   "module, pure",
   [
     (lambda: gnn.GLIF(C, T, rngs=nnx.Rngs(0)), lambda m, x: neurons.glif(m.params, x)),
-    (lambda: gnn.GLIF(C, T, simplified=True, rngs=nnx.Rngs(0)),
-     lambda m, x: neurons.glif_f(m.params, x)),
+    (
+      lambda: gnn.GLIF(C, T, simplified=True, rngs=nnx.Rngs(0)),
+      lambda m, x: neurons.glif_f(m.params, x),
+    ),
     (lambda: gnn.KLIF(k=1.5), lambda m, x: neurons.klif(neurons.KLIFParams(m.k[...]), x)),
     (lambda: gnn.PLIF(C, init_tau=3.0), lambda m, x: neurons.lif(x, tau=3.0)),
     (lambda: gnn.LIF(tau=2.0, v_reset=None), lambda m, x: neurons.lif(x, v_reset=None)),
@@ -48,7 +50,6 @@ def test_neuron_parameters_are_their_own_variable_type():
 
 
 class _TinyNet(nnx.Module):
-
   def __init__(self, rngs):
     self.conv = nnx.Conv(2, C, (3, 3), use_bias=False, rngs=rngs)
     self.bn = gnn.TdBatchNorm(C, rngs=rngs)
@@ -72,6 +73,7 @@ def test_split_pure_function_jit_grad():
     def loss(params):
       m = nnx.merge(graphdef, params, rest, copy=True)
       return jnp.mean(m(x)), nnx.state(m, nnx.BatchStat)
+
     return jax.value_and_grad(loss, has_aux=True)(params)
 
   (value, batch_stats), grads = loss_and_stats(params, rest, x)
@@ -99,9 +101,12 @@ def test_td_batch_norm_formula_and_running_average():
   bn.eval()
   y_eval = bn(x)
   running = (flat - 0.1 * mean) / np.sqrt(0.9 + 0.1 * var + 1e-5)
-  np.testing.assert_allclose(np.asarray(y_eval).reshape(-1, C),
-                             (0.5 / math.sqrt(2)) * running * [1, 2, 3] + [0, 0.1, -0.1],
-                             rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(
+    np.asarray(y_eval).reshape(-1, C),
+    (0.5 / math.sqrt(2)) * running * [1, 2, 3] + [0, 0.1, -0.1],
+    rtol=1e-4,
+    atol=1e-5,
+  )
 
 
 def test_fold_time_equals_a_loop_over_time():

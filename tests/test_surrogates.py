@@ -54,7 +54,9 @@ def test_bfloat16(name):
   (grad,) = vjp(jnp.ones_like(out))
   assert out.dtype == grad.dtype == jnp.bfloat16
   assert jnp.all(jnp.isfinite(grad))
-  np.testing.assert_allclose(grad.astype(np.float32), DOCUMENTED[name][1](GRID), atol=2e-2, rtol=2e-2)
+  np.testing.assert_allclose(
+    grad.astype(np.float32), DOCUMENTED[name][1](GRID), atol=2e-2, rtol=2e-2
+  )
 
 
 def test_parameters_set_width_and_slope():

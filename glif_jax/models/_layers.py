@@ -64,11 +64,11 @@ class LayerFactory:
         )
       return {"klif": snn.KLIF, "lif": snn.LIF, "plif": snn.PLIF}[self.neuron](**options)
     except TypeError as e:
-      raise ValueError(f"invalid neuron_options {self.neuron_options} for {self.neuron!r}: {e}") from e
+      raise ValueError(
+        f"invalid neuron_options {self.neuron_options} for {self.neuron!r}: {e}"
+      ) from e
 
-  def conv(
-    self, cin: int, cout: int, kernel: int, *, stride: int = 1, rngs: nnx.Rngs
-  ) -> nnx.Conv:
+  def conv(self, cin: int, cout: int, kernel: int, *, stride: int = 1, rngs: nnx.Rngs) -> nnx.Conv:
     """A bias-free ``kernel``×``kernel`` convolution with PyTorch's symmetric padding k // 2."""
     return nnx.Conv(
       cin,

@@ -141,7 +141,9 @@ class _Recurrence(NamedTuple):
 def _gate(raw: jax.Array, gating: str) -> jax.Array:
   value = jax.nn.sigmoid(raw)
   if gating == "hard":  # 1[σ(raw) > 0.5] forward, straight-through backward
-    return value + jax.lax.stop_gradient(jnp.where(value > 0.5, 1.0, 0.0).astype(value.dtype) - value)
+    return value + jax.lax.stop_gradient(
+      jnp.where(value > 0.5, 1.0, 0.0).astype(value.dtype) - value
+    )
   if gating == "static":
     return jax.lax.stop_gradient(value)
   return value

@@ -3,4 +3,14 @@
 from glif_jax.nn.layers import TdBatchNorm, TimeFolded, fold_time
 from glif_jax.nn.neurons import GLIF, KLIF, LIF, PLIF, NeuronParam, SpikingNeuron
 
-__all__ = ["GLIF", "KLIF", "LIF", "PLIF", "NeuronParam", "SpikingNeuron", "TdBatchNorm", "TimeFolded", "fold_time"]
+__all__ = [
+  "GLIF",
+  "KLIF",
+  "LIF",
+  "PLIF",
+  "NeuronParam",
+  "SpikingNeuron",
+  "TdBatchNorm",
+  "TimeFolded",
+  "fold_time",
+]

@@ -179,7 +179,9 @@ def test_block_remat_keeps_results_and_stores_less():
   loss, grads, stored = loss_grads_residuals(False)
   loss_remat, grads_remat, stored_remat = loss_grads_residuals(True)
   np.testing.assert_allclose(loss_remat, loss, rtol=1e-6)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), grads_remat, grads)
+  jax.tree.map(
+    lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), grads_remat, grads
+  )
   assert stored_remat < stored / 2
 
 
