@@ -66,6 +66,17 @@ def test_default_values_and_random_init():
   assert sum(v.size for v in p) == (7 + T) * C
 
 
+def test_initial_values_are_keyword_arguments():
+  p = neurons.glif_params(None, 2, gate_init="fixed", tau=0.5, v_th=0.8, v_reset=0.3, conduct=0.9)
+  values = {name: float(jnp.mean(jax.nn.sigmoid(v))) for name, v in p._asdict().items()}
+  expected = dict(tau=0.5, v_th=0.8, leak=0.8 / 8, v_reset=0.3, conduct=0.9)
+  assert values == pytest.approx({**values, **expected}, rel=1e-6)
+  leak = neurons.glif_params(None, 2, gate_init="fixed", leak=0.01).leak
+  np.testing.assert_allclose(jax.nn.sigmoid(leak), 0.01, rtol=1e-5)
+  with pytest.raises(ValueError, match=r"v_th must lie in \(0, 1\).*got 1.5"):
+    neurons.glif_params(None, 2, gate_init="fixed", v_th=1.5)
+
+
 def test_forward_matches_numpy_reference():
   key_x, key_p = jax.random.split(jax.random.key(1))
   p = random_params(key_p)

@@ -122,3 +122,27 @@ def test_fold_time_equals_a_loop_over_time():
 def test_bad_gating_is_refused_at_construction():
   with pytest.raises(ValueError, match="gating must be one of .* got 'fuzzy'"):
     gnn.GLIF(C, T, gating="fuzzy", rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize(
+  "build",
+  [
+    lambda: gnn.GLIF(C, T, v_thresh=0.5, rngs=nnx.Rngs(0)),
+    lambda: gnn.KLIF(v_treshold=1.0),
+    lambda: gnn.PLIF(tau=2.0),  # PLIF's τ is learnable: its option is init_tau
+    lambda: gnn.LIF(decay=0.5),
+  ],
+  ids=["glif", "klif", "plif", "lif"],
+)
+def test_misspelt_option_is_refused_at_construction(build):
+  with pytest.raises(TypeError, match="unexpected keyword argument"):
+    build()
+
+
+def test_glif_initial_values_are_keyword_arguments():
+  # the CIFAR10-DVS neuron of the authors' cifar10dvs/layers.py
+  m = gnn.GLIF(C, T, v_th=0.99999, tau=0.5, conduct=0.9, leak=0.99999 / 32, rngs=nnx.Rngs(0))
+  values = {name: jax.nn.sigmoid(v) for name, v in m.params._asdict().items()}
+  for name, expected in [("v_th", 0.99999), ("tau", 0.5), ("conduct", 0.9), ("leak", 0.03125)]:
+    np.testing.assert_allclose(values[name], np.full(values[name].shape, expected), rtol=1e-4)
+  assert values["conduct"].shape == (T, C)

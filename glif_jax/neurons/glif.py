@@ -33,12 +33,6 @@ from glif_jax.neurons import _common
 GATINGS = ("soft", "hard", "static")
 GATE_INITS = ("random", "fixed")
 
-# Default values (after the sigmoid), DESIGN.md §2.
-DEFAULT_TAU = 0.25
-DEFAULT_V_TH = 0.5
-DEFAULT_LEAK = DEFAULT_V_TH / 8
-DEFAULT_V_RESET = 0.5
-DEFAULT_CONDUCT = 0.5
 FIXED_GATES = (0.55, 0.65, 0.55)  # α, β, γ of the authors' fixed mode
 RANDOM_GATE_LOGIT_RANGE = 0.1  # random mode: logits ~ U(−0.1, 0.1)
 
@@ -83,9 +77,16 @@ def glif_params(
   *,
   gate_init: str = "random",
   key: jax.Array | None = None,
+  tau: float = 0.25,
+  v_th: float = 0.5,
+  leak: float | None = None,
+  v_reset: float = 0.5,
+  conduct: float = 0.5,
   dtype=jnp.float32,
 ) -> GLIFParams:
-  """Initial GLIF parameters with the defaults of DESIGN.md §2.
+  """Initial GLIF parameters; the defaults are the authors' (DESIGN.md §2).
+
+  The initial values are given after the sigmoid, each in (0, 1), and stored as logits.
 
   Args:
     channels: number of channels C, or ``None`` for layer-wise GLIF (shapes ``()``).
@@ -94,6 +95,11 @@ def glif_params(
       mode for every published run, needs ``key``); ``"fixed"`` sets α = γ = 0.55,
       β = 0.65.
     key: PRNG key for ``gate_init="random"``.
+    tau: membrane decay τ.
+    v_th: threshold V_th.
+    leak: linear leak V_L; ``None`` means ``v_th / 8``.
+    v_reset: reset potential V_R.
+    conduct: conductance G_t, the same for every step.
     dtype: parameter dtype.
 
   Returns:
@@ -104,6 +110,12 @@ def glif_params(
     raise ValueError(f"channels must be a positive int or None (layer-wise), got {channels!r}")
   if not _is_count(timesteps):
     raise ValueError(f"timesteps must be a positive int, got {timesteps!r}")
+  if leak is None:
+    leak = v_th / 8
+  values = dict(tau=tau, v_th=v_th, leak=leak, v_reset=v_reset, conduct=conduct)
+  for name, value in values.items():
+    if not 0 < value < 1:
+      raise ValueError(f"{name} must lie in (0, 1) (a value after the sigmoid), got {value!r}")
   shape = () if channels is None else (channels,)
 
   def const(value: float, shape=shape) -> jax.Array:
@@ -120,11 +132,11 @@ def glif_params(
     alpha=alpha,
     beta=beta,
     gamma=gamma,
-    tau=const(DEFAULT_TAU),
-    v_th=const(DEFAULT_V_TH),
-    leak=const(DEFAULT_LEAK),
-    v_reset=const(DEFAULT_V_RESET),
-    conduct=const(DEFAULT_CONDUCT, (timesteps, *shape)),
+    tau=const(tau),
+    v_th=const(v_th),
+    leak=const(leak),
+    v_reset=const(v_reset),
+    conduct=const(conduct, (timesteps, *shape)),
   )
 
 

@@ -50,6 +50,8 @@ class GLIF(SpikingNeuron):
     gate_init: ``"random"`` or ``"fixed"`` (see `glif_jax.neurons.glif_params`).
     gating: ``"soft"``, ``"hard"`` or ``"static"``.
     simplified: run GLIF_f (fixed gates) instead of GLIF.
+    tau, v_th, leak, v_reset, conduct: initial values after the sigmoid
+      (see `glif_jax.neurons.glif_params`; ``leak=None`` is ``v_th / 8``).
     surrogate, detach_reset, unroll, remat: as in `glif_jax.neurons.glif`.
     rngs: draws the random gate logits.
   """
@@ -62,6 +64,11 @@ class GLIF(SpikingNeuron):
     gate_init: str = "random",
     gating: str = "soft",
     simplified: bool = False,
+    tau: float = 0.25,
+    v_th: float = 0.5,
+    leak: float | None = None,
+    v_reset: float = 0.5,
+    conduct: float = 0.5,
     surrogate: surrogates.Surrogate = surrogates.rectangle(),
     detach_reset: bool = False,
     unroll: int | bool | None = None,
@@ -71,7 +78,17 @@ class GLIF(SpikingNeuron):
     if gating not in neurons.GATINGS:
       raise ValueError(f"gating must be one of {neurons.GATINGS}, got {gating!r}")
     key = rngs.params() if gate_init == "random" else None
-    p = neurons.glif_params(channels, timesteps, gate_init=gate_init, key=key)
+    p = neurons.glif_params(
+      channels,
+      timesteps,
+      gate_init=gate_init,
+      key=key,
+      tau=tau,
+      v_th=v_th,
+      leak=leak,
+      v_reset=v_reset,
+      conduct=conduct,
+    )
     for name, value in p._asdict().items():
       setattr(self, name, NeuronParam(value))
     self.gating = gating
@@ -90,18 +107,42 @@ class GLIF(SpikingNeuron):
 
 
 class KLIF(SpikingNeuron):
-  """KLIF layer (`glif_jax.neurons.klif`) with a learnable scale ``k`` (init 1).
+  """KLIF layer (`glif_jax.neurons.klif`) with a learnable scale ``k``.
 
   Args:
     channels: C for a per-channel k, or ``None`` for one k per layer (the paper's).
     k: initial k.
-    **options: keyword arguments of `glif_jax.neurons.klif` (tau, v_th, v_reset,
-      decay_input, scale_reset, surrogate, detach_reset, unroll, remat).
+    tau, v_th, v_reset, decay_input, scale_reset, surrogate, detach_reset, unroll, remat:
+      as in `glif_jax.neurons.klif`; ``options`` holds them.
   """
 
-  def __init__(self, channels: int | None = None, *, k: float = 1.0, **options):
+  def __init__(
+    self,
+    channels: int | None = None,
+    *,
+    k: float = 1.0,
+    tau: float = 2.0,
+    v_th: float = 1.0,
+    v_reset: float | None = 0.0,
+    decay_input: bool = True,
+    scale_reset: bool = False,
+    surrogate: surrogates.Surrogate = surrogates.sigmoid(4.0),
+    detach_reset: bool = False,
+    unroll: int | bool | None = None,
+    remat: bool | None = None,
+  ):
     self.k = NeuronParam(neurons.klif_params(k, channels).k)
-    self.options = options
+    self.options = dict(
+      tau=tau,
+      v_th=v_th,
+      v_reset=v_reset,
+      decay_input=decay_input,
+      scale_reset=scale_reset,
+      surrogate=surrogate,
+      detach_reset=detach_reset,
+      unroll=unroll,
+      remat=remat,
+    )
 
   def run(self, x: jax.Array, state: neurons.KLIFState | None = None):
     return neurons.klif(neurons.KLIFParams(self.k[...]), x, state, **self.options)
@@ -113,12 +154,33 @@ class PLIF(SpikingNeuron):
   Args:
     channels: C for a per-channel τ, or ``None`` for one τ per layer.
     init_tau: initial τ (> 1).
-    **options: keyword arguments of `glif_jax.neurons.plif`.
+    v_th, v_reset, decay_input, surrogate, detach_reset, unroll, remat: as in
+      `glif_jax.neurons.plif`; ``options`` holds them.
   """
 
-  def __init__(self, channels: int | None = None, *, init_tau: float = 2.0, **options):
+  def __init__(
+    self,
+    channels: int | None = None,
+    *,
+    init_tau: float = 2.0,
+    v_th: float = 1.0,
+    v_reset: float | None = 0.0,
+    decay_input: bool = True,
+    surrogate: surrogates.Surrogate = surrogates.sigmoid(4.0),
+    detach_reset: bool = False,
+    unroll: int | bool | None = None,
+    remat: bool | None = None,
+  ):
     self.w = NeuronParam(neurons.plif_params(init_tau, channels).w)
-    self.options = options
+    self.options = dict(
+      v_th=v_th,
+      v_reset=v_reset,
+      decay_input=decay_input,
+      surrogate=surrogate,
+      detach_reset=detach_reset,
+      unroll=unroll,
+      remat=remat,
+    )
 
   def run(self, x: jax.Array, state: neurons.LIFState | None = None):
     return neurons.plif(neurons.PLIFParams(self.w[...]), x, state, **self.options)
@@ -128,11 +190,32 @@ class LIF(SpikingNeuron):
   """LIF layer (`glif_jax.neurons.lif`); it has no learnable parameters.
 
   Args:
-    **options: keyword arguments of `glif_jax.neurons.lif` (tau, v_th, v_reset, ...).
+    tau, v_th, v_reset, decay_input, surrogate, detach_reset, unroll, remat: as in
+      `glif_jax.neurons.lif`; ``options`` holds them.
   """
 
-  def __init__(self, **options):
-    self.options = options
+  def __init__(
+    self,
+    *,
+    tau: float = 2.0,
+    v_th: float = 1.0,
+    v_reset: float | None = 0.0,
+    decay_input: bool = True,
+    surrogate: surrogates.Surrogate = surrogates.sigmoid(4.0),
+    detach_reset: bool = False,
+    unroll: int | bool | None = None,
+    remat: bool | None = None,
+  ):
+    self.options = dict(
+      tau=tau,
+      v_th=v_th,
+      v_reset=v_reset,
+      decay_input=decay_input,
+      surrogate=surrogate,
+      detach_reset=detach_reset,
+      unroll=unroll,
+      remat=remat,
+    )
 
   def run(self, x: jax.Array, state: neurons.LIFState | None = None):
     return neurons.lif(x, state, **self.options)
