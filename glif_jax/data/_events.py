@@ -1,8 +1,9 @@
 """Event-camera files: AEDAT parsing and binning of event streams into frames.
 
 Events are ``Events(t, x, y, p)`` arrays, ``x`` the column and ``y`` the row of a
-128x128 sensor, ``p`` the polarity (0 or 1). Frames are per-sample ``[T, H, W, 2]`` event
-counts, channel = polarity (SpikingJelly's ``[T, 2, H, W]`` moved channel-last).
+128x128 sensor, ``p`` the polarity (0 or 1). Frames are per-sample ``[T, 128, 128, 2]``
+event counts, channel = polarity (SpikingJelly's ``[T, 2, H, W]`` moved channel-last),
+optionally resized with :func:`resize_frames` as the GLIF authors resize them.
 """
 
 from __future__ import annotations
@@ -143,32 +144,60 @@ def frame_index(t: np.ndarray, num_frames: int, split_by: SplitBy) -> np.ndarray
   raise ValueError(f"split_by must be 'number' or 'time', got {split_by!r}")
 
 
-def events_to_frames(
-  events: Events, *, num_frames: int, split_by: SplitBy, size: int = SENSOR_SIZE
-) -> np.ndarray:
-  """Bins events into per-polarity count frames ``[T, size, size, 2]`` (uint16).
+def events_to_frames(events: Events, *, num_frames: int, split_by: SplitBy) -> np.ndarray:
+  """Integrates events into per-polarity count frames at sensor resolution, as SpikingJelly.
 
-  With ``size < 128`` the sensor is downsampled by mapping each event to pixel
-  ``(y·size // 128, x·size // 128)`` before counting, i.e. sum-pooling on a (possibly
-  non-integer) grid, so counts stay exact integers.
+  Frame ``j`` counts the events whose index falls in segment ``j`` of :func:`frame_index`
+  (SpikingJelly's ``integrate_events_by_fixed_frames_number``); channel 0 counts
+  polarity 0 and channel 1 polarity 1 (SpikingJelly's ``[T, 2, H, W]`` moved channel-last).
 
   Args:
       events: the sample's events, sorted by time.
       num_frames: T, the number of frames.
       split_by: ``"number"`` (equal event counts) or ``"time"`` (equal durations).
-      size: output height and width.
 
   Returns:
-      uint16 ``[T, size, size, 2]`` event counts (saturating at 65535).
+      uint16 ``[T, 128, 128, 2]`` event counts (saturating at 65535).
   """
   for axis, coords in (("x", events.x), ("y", events.y)):
     if coords.size and (coords.min() < 0 or coords.max() >= SENSOR_SIZE):
       raise ValueError(f"event {axis} outside [0, {SENSOR_SIZE}): {coords.min()}..{coords.max()}")
   frame = frame_index(events.t, num_frames, split_by)
-  row = events.y * size // SENSOR_SIZE
-  col = events.x * size // SENSOR_SIZE
-  flat = ((frame * size + row) * size + col) * 2 + events.p
-  counts = np.bincount(flat, minlength=num_frames * size * size * 2)
-  return (
-    np.minimum(counts, np.iinfo(np.uint16).max).astype(np.uint16).reshape(num_frames, size, size, 2)
-  )
+  flat = ((frame * SENSOR_SIZE + events.y) * SENSOR_SIZE + events.x) * 2 + events.p
+  counts = np.bincount(flat, minlength=num_frames * SENSOR_SIZE * SENSOR_SIZE * 2)
+  counts = np.minimum(counts, np.iinfo(np.uint16).max).astype(np.uint16)
+  return counts.reshape(num_frames, SENSOR_SIZE, SENSOR_SIZE, 2)
+
+
+def bilinear_matrix(in_size: int, out_size: int) -> np.ndarray:
+  """The ``[out, in]`` matrix of PyTorch's bilinear interpolation along one axis.
+
+  ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False,
+  antialias=False)``: output pixel ``i`` reads the input at
+  ``s = max((i + 0.5)·in/out - 0.5, 0)`` and mixes pixels ``floor(s)`` and
+  ``floor(s) + 1`` (clamped to the last pixel) with weights ``1 - frac(s)`` and ``frac(s)``.
+  Without antialiasing a downscale by more than 2 skips input pixels.
+  """
+  src = np.maximum((np.arange(out_size) + 0.5) * (in_size / out_size) - 0.5, 0.0)
+  lo = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
+  hi = np.minimum(lo + 1, in_size - 1)
+  frac = src - lo
+  matrix = np.zeros((out_size, in_size))
+  rows = np.arange(out_size)
+  np.add.at(matrix, (rows, lo), 1.0 - frac)
+  np.add.at(matrix, (rows, hi), frac)
+  return matrix
+
+
+def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
+  """Bilinear resize of ``[T, H, W, C]`` frames to ``[T, size, size, C]`` float32.
+
+  What the GLIF authors' ``transforms.Resize([size, size])`` does to SpikingJelly's frame
+  tensors with the torchvision of their time (before 0.17, ``antialias`` defaulted to
+  ``False`` for tensors): separable bilinear interpolation, :func:`bilinear_matrix` on
+  each spatial axis, computed in float64 and returned as float32.
+  """
+  _, h, w, _ = frames.shape
+  planes = np.moveaxis(frames, -1, 1).astype(np.float64)  # [T, C, H, W]
+  resized = bilinear_matrix(h, size) @ planes @ bilinear_matrix(w, size).T
+  return np.moveaxis(resized, 1, -1).astype(np.float32)
