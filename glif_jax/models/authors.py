@@ -1,0 +1,305 @@
+"""The GLIF authors' trained PyTorch checkpoints, loaded into zoo models without PyTorch.
+
+`load_authors_checkpoint` reads a ``.pth``/``.pth.tar`` file of the authors' ``Gated-LIF``
+code (`glif_jax.models._torch_zip`, which runs nothing from the file) and writes every
+tensor into a model built by `glif_jax.models.create`:
+
+- their module paths map to ours by a few rules per network family (`_RULES`), written in
+  network order beside the authors' module tree;
+- each tensor converts by the kind of our module it lands in: convolution kernels OIHW →
+  HWIO, linear weights transposed, BN and tdBN scale, bias and running statistics (and
+  their tdBN's V_th checked against our BN's factor), GLIF raw logits (their
+  neurons apply the sigmoid in the forward pass, as ours do), the conductance ``(T, C)``.
+
+Every checkpoint key must be used, every model parameter written and every shape match,
+else nothing is written and the error names the key, the expected shape and the given one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Callable
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from glif_jax import nn as snn
+from glif_jax.models import resnet
+from glif_jax.models._torch_zip import load_torch_zip
+
+
+class AuthorsCheckpointError(ValueError):
+  """A checkpoint does not fit the model: unused keys, missing parameters, wrong shapes."""
+
+
+# Their module path (regex, full match) -> ours, per family, in network order. Keys are
+# those of their `state_dict()` without DDP's "module." prefix.
+def _resnet_rules(body: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+  """Stem, blocks (``features.i`` → ``blocks.i``, ``body`` as given) and head of a ResNet."""
+  block = r"features\.(\d+)\."
+  return (
+    (r"conv1\.0\.0", "stem.layer.conv"),
+    (r"conv1\.0\.1", "stem.layer.norm"),
+    (r"conv1\.1", "stem_neuron"),
+    *((block + rf"body\.{theirs}", rf"blocks.\1.{ours}") for theirs, ours in body),
+    (block + r"downsample\.0", r"blocks.\1.shortcut"),  # BN(α=1/√2) of the identity
+    (block + r"downsample\.0\.0", r"blocks.\1.shortcut.conv"),
+    (block + r"downsample\.0\.1", r"blocks.\1.shortcut.norm"),
+    (block + r"lif", r"blocks.\1.neuron2"),
+    (r"lastave\.(\d+)", r"classifier.fcs.\1"),
+  )
+
+
+# Their module path (regex, full match) -> ours, per model class, in network order. Keys are
+# those of their `state_dict()` without DDP's "module." prefix.
+_RULES: tuple[tuple[type[nnx.Module], tuple[tuple[str, str], ...]], ...] = (
+  (  # blocks.py BasicBlock_CW: conv-BN, neuron, conv-BN; then shortcut and neuron (`lif`)
+    resnet.SpikingResNet,
+    _resnet_rules(
+      (
+        (r"0\.0", "conv1.conv_norm.conv"),
+        (r"0\.1", "conv1.conv_norm.norm"),
+        (r"1", "conv1.neuron"),
+        (r"2\.0", "conv2.conv"),
+        (r"2\.1", "conv2.norm"),
+      )
+    ),
+  ),
+  (  # blocks.py BasicBlock_CW_MS: neuron, conv-BN, neuron, conv-BN; then shortcut
+    resnet.MSResNet,
+    _resnet_rules(
+      (
+        (r"0", "neuron0"),
+        (r"1\.0", "conv1.conv_norm.conv"),
+        (r"1\.1", "conv1.conv_norm.norm"),
+        (r"2", "conv1.neuron"),
+        (r"3\.0", "conv2.conv"),
+        (r"3\.1", "conv2.norm"),
+      )
+    ),
+  ),
+)
+
+
+def _same(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+  return x
+
+
+def _oihw_to_hwio(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+  return x.transpose(2, 3, 1, 0) if x.ndim == 4 else x
+
+
+def _linear_kernel(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+  """``(out, in)`` → ``(in, out)`` (our flattening keeps PyTorch's ``C·H·W`` order)."""
+  return x.T if x.ndim == 2 else x
+
+
+def _module_params(module: nnx.Module) -> dict[str, tuple[str, Callable] | None]:
+  """Their parameter name -> (our variable path, conversion), or None for dropped buffers."""
+  if isinstance(module, nnx.Conv):
+    return {"weight": ("kernel", _oihw_to_hwio)}
+  if isinstance(module, nnx.Linear):
+    return {"weight": ("kernel", _linear_kernel), "bias": ("bias", _same)}
+  if isinstance(module, snn.TdBatchNorm):
+    return {
+      "weight": ("scale", _same),
+      "bias": ("bias", _same),
+      "running_mean": ("norm.mean", _same),
+      "running_var": ("norm.var", _same),
+      "num_batches_tracked": None,
+      "Vth": None,  # checked against the model's tdBN factor by `_check_tdbn_threshold`
+    }
+  if isinstance(module, nnx.BatchNorm):
+    return {
+      "weight": ("scale", _same),
+      "bias": ("bias", _same),
+      "running_mean": ("mean", _same),
+      "running_var": ("var", _same),
+      "num_batches_tracked": None,
+    }
+  if isinstance(module, snn.GLIF):
+    names = {"Vth": "v_th", "reVth": "v_reset"}
+    fields = ("alpha", "beta", "gamma", "tau", "Vth", "leak", "reVth", "conduct")
+    return {f: (names.get(f, f), _same) for f in fields}
+  return {}
+
+
+def _walk(node: Any, path: str) -> Any:
+  for part in path.split("."):
+    node = node[int(part)] if part.isdigit() else getattr(node, part)
+  return node
+
+
+def _norm_factor_error(module_key: str, norm: snn.TdBatchNorm, v_th: np.ndarray | None) -> str:
+  """Their tdBN (a ``Vth`` buffer) scales by α·V_th with α = 1 or 1/√2, their plain
+  ``BatchNorm2d`` (none) by 1; ours by its ``factor``. An error message, or "" if they agree."""
+  if v_th is None:
+    if math.isclose(norm.factor, 1.0, rel_tol=1e-6):
+      return ""
+    return (
+      f"{module_key}: a plain BatchNorm2d (no Vth buffer), but the model's BN multiplies by "
+      f"{norm.factor}"
+    )
+  v = float(v_th)
+  if any(math.isclose(norm.factor, v * a, rel_tol=1e-6) for a in (1.0, 1 / math.sqrt(2))):
+    return ""
+  return (
+    f"{module_key}.Vth = {v}: the model's BN multiplies by {norm.factor}, not by α·V_th "
+    "for α in (1, 1/√2)"
+  )
+
+
+def _state_dict(ckpt: Any, path: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+  """The model's state dict and the checkpoint's other entries."""
+  if isinstance(ckpt, dict) and "state_dict" in ckpt:  # networks_for_CIFAR.py + train.py
+    state, rest = ckpt["state_dict"], {k: v for k, v in ckpt.items() if k != "state_dict"}
+  elif isinstance(ckpt, dict) and "net" in ckpt:  # cifar10dvs/train.py
+    state, rest = ckpt["net"], {k: v for k, v in ckpt.items() if k != "net"}
+  elif isinstance(ckpt, dict) and all(isinstance(v, np.ndarray) for v in ckpt.values()):
+    state, rest = ckpt, {}
+  else:
+    found = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
+    raise AuthorsCheckpointError(
+      f"{path}: expected a state dict, {{'state_dict': ...}} or {{'net': ...}}, got {found}"
+    )
+  if not isinstance(state, dict) or not all(isinstance(v, np.ndarray) for v in state.values()):
+    raise AuthorsCheckpointError(f"{path}: the state dict must map names to tensors")
+  return state, rest
+
+
+def _rules_for(model: nnx.Module) -> tuple[tuple[str, str], ...]:
+  for cls, rules in _RULES:
+    if isinstance(model, cls):
+      return rules
+  supported = ", ".join(cls.__name__ for cls, _ in _RULES)
+  raise AuthorsCheckpointError(
+    f"no mapping of the authors' checkpoints onto a {type(model).__name__}; supported: {supported}"
+  )
+
+
+def _our_module_path(rules: tuple[tuple[str, str], ...], module_key: str) -> str | None:
+  for pattern, target in rules:
+    match = re.fullmatch(pattern, module_key)
+    if match:
+      return match.expand(target)
+  return None
+
+
+def _plan(
+  model: nnx.Module, state: dict[str, np.ndarray]
+) -> tuple[list[tuple[nnx.Variable, np.ndarray]], list[str]]:
+  """Checks and converts every tensor: ``(variable, value)`` pairs and the errors found."""
+  rules = _rules_for(model)
+  writes, errors = [], []
+  norms: dict[str, tuple[snn.TdBatchNorm, np.ndarray | None]] = {}  # their BN -> (ours, V_th)
+  for key, tensor in state.items():
+    module_key, _, name = key.rpartition(".")
+    path = _our_module_path(rules, module_key)
+    if path is None:
+      errors.append(f"{key}: no {type(model).__name__} layer corresponds to it")
+      continue
+    try:
+      module = _walk(model, path)
+    except (AttributeError, IndexError):
+      errors.append(f"{key}: maps to {path}, which {type(model).__name__} does not have")
+      continue
+    params = _module_params(module)
+    if name not in params:
+      errors.append(f"{key}: {path} is a {type(module).__name__}, which has no {name!r}")
+      continue
+    if isinstance(module, snn.TdBatchNorm):
+      v_th = tensor if name == "Vth" else norms.get(module_key, (module, None))[1]
+      norms[module_key] = (module, v_th)
+    if params[name] is None:
+      continue
+    variable_path, convert = params[name]
+    variable = _walk(module, variable_path)
+    expected = tuple(variable[...].shape)
+    value = convert(tensor, expected)
+    if value.shape != expected:
+      errors.append(
+        f"{key}: expected shape {_theirs(convert, expected)} (for {path}.{variable_path} "
+        f"{expected}), got {tuple(tensor.shape)}"
+      )
+      continue
+    writes.append((variable, value))
+  errors += [_norm_factor_error(k, norm, v_th) for k, (norm, v_th) in norms.items()]
+  return writes, [e for e in errors if e]
+
+
+def _theirs(convert: Callable, shape: tuple[int, ...]) -> tuple[int, ...]:
+  """The checkpoint-layout shape that converts to ``shape``."""
+  if convert is _oihw_to_hwio and len(shape) == 4:
+    h, w, i, o = shape
+    return (o, i, h, w)
+  if convert is _linear_kernel and len(shape) == 2:
+    return shape[::-1]
+  return shape
+
+
+def load_authors_checkpoint(model: nnx.Module, path: str | os.PathLike[str]) -> dict[str, Any]:
+  """Loads a checkpoint of the GLIF authors' PyTorch code into a zoo model, in place.
+
+  The model must be the network the checkpoint was trained as, built by
+  `glif_jax.models.create` with the same classes, T and neuron (e.g. ``"resnet19"`` with
+  ``num_classes=10, timesteps=4`` for ``resCifar19-CIFAR10-step4-CW.pth.tar``). Nothing
+  in the file is executed (see `glif_jax.models._torch_zip`).
+
+  Args:
+    model: the zoo model to write into.
+    path: a ``.pth``/``.pth.tar`` file holding ``{'state_dict': ...}`` (with or without
+      DDP's ``module.`` prefix), the CIFAR10-DVS script's ``{'net': ..., 'optimizer': ...}``,
+      or a bare state dict.
+
+  Returns:
+    The checkpoint's other entries (e.g. ``epoch``, ``max_test_acc``, optimizer state),
+    with tensors as NumPy arrays.
+
+  Raises:
+    AuthorsCheckpointError: as `load_authors_state_dict`; the model is left unchanged.
+    glif_jax.models._torch_zip.TorchCheckpointError: the file is not a safe, readable
+      PyTorch zip checkpoint.
+  """
+  path = os.fspath(path)
+  state, rest = _state_dict(load_torch_zip(path), path)
+  load_authors_state_dict(model, state, name=path)
+  return rest
+
+
+def load_authors_state_dict(
+  model: nnx.Module, state_dict: dict[str, np.ndarray], *, name: str = "the state dict"
+) -> None:
+  """Writes the authors' state dict (their key names, NumPy arrays) into a zoo model.
+
+  Args:
+    model: the zoo model to write into, in place.
+    state_dict: ``{their key: array}``, e.g. ``net.state_dict()`` of their PyTorch model
+      as NumPy; DDP's ``module.`` prefix is removed.
+    name: what to call the source in error messages.
+
+  Raises:
+    AuthorsCheckpointError: a key the model has no place for, a model parameter the
+      state dict lacks, or a shape that does not fit (naming the key, the expected and
+      the given shape), or BN scaling that differs (tdBN against plain BN). The model is
+      then left unchanged.
+  """
+  if state_dict and all(k.startswith("module.") for k in state_dict):
+    state_dict = {k.removeprefix("module."): v for k, v in state_dict.items()}
+  writes, errors = _plan(model, state_dict)
+  written = {id(v) for v, _ in writes}
+  for var_path, variable in nnx.iter_graph(model):
+    if isinstance(variable, (nnx.Param, nnx.BatchStat)) and id(variable) not in written:
+      key = ".".join(map(str, var_path))
+      errors.append(f"{key} {tuple(variable[...].shape)}: not in the checkpoint")
+  if errors:
+    shown = "\n  ".join(errors[:20])
+    more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
+    raise AuthorsCheckpointError(
+      f"{name} does not fit the {type(model).__name__}:\n  {shown}{more}"
+    )
+  for variable, value in writes:
+    variable.set_value(jnp.asarray(value, dtype=variable[...].dtype))
