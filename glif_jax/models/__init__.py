@@ -1,24 +1,47 @@
-"""The model zoo: spiking ResNets, SEW-ResNet, small CNN and MLP, built by `create`.
+"""The model zoo: the GLIF paper's spiking ResNets and SEW nets, small CNN and MLP.
 
 Every model maps static images ``[B, H, W, C]`` or event frames ``[T, B, H, W, C]`` to
-logits ``[T, B, classes]``. Models import nothing of data or training.
+logits ``[T, B, classes]``; `create` builds one by name. Variants are module-level
+partials of a few classes (``ResNet19 = partial(SpikingResNet, ...)``), built from layer
+definitions (`neuron_def`, `norm_def`). Models import nothing of data or training.
 """
 
-from glif_jax.models.resnet import BasicBlock, MSBlock, MSResNet, SpikingResNet
-from glif_jax.models.sew import SEWBlock, SEWResNet
+from glif_jax.models._layers import neuron_def, norm_def
+from glif_jax.models.resnet import (
+  BasicBlock,
+  MSBlock,
+  MSResNet,
+  ResNet18,
+  ResNet18MS,
+  ResNet19,
+  ResNet34MS,
+  ResNetHead,
+  SpikingResNet,
+)
+from glif_jax.models.sew import SEWBlock, SEWResNet, SEWResNetDVS, SEWResNetGesture
 from glif_jax.models.small import SpikingCNN, SpikingMLP
-from glif_jax.models.zoo import MODEL_NAMES, NEURON_NAMES, create
+from glif_jax.models.zoo import MODEL_NAMES, NEURON_NAMES, NORM_NAMES, create
 
 __all__ = [
   "MODEL_NAMES",
   "NEURON_NAMES",
+  "NORM_NAMES",
   "BasicBlock",
   "MSBlock",
   "MSResNet",
+  "ResNet18",
+  "ResNet18MS",
+  "ResNet19",
+  "ResNet34MS",
+  "ResNetHead",
   "SEWBlock",
   "SEWResNet",
+  "SEWResNetDVS",
+  "SEWResNetGesture",
   "SpikingCNN",
   "SpikingMLP",
   "SpikingResNet",
   "create",
+  "neuron_def",
+  "norm_def",
 ]

@@ -1,4 +1,13 @@
-"""Building blocks shared by the model zoo: layer factory, encoder, classifier.
+"""Building blocks shared by the model zoo: layer constructors, encoder, pooling, heads.
+
+Models follow the Flax examples' pattern: a network takes *layer definitions* (callables
+that build a layer, with their settings bound by `functools.partial`) and hands them to its
+blocks; model variants are module-level partials of one class (``ResNet19 = partial(...)``).
+
+- a `NeuronDef` builds a neuron layer: ``neuron(channels, *, rngs)``;
+- a `NormDef` builds a batch norm: ``norm(channels, *, residual=False, rngs)``, where
+  ``residual`` marks the second BN of a residual block and the shortcut BN (tdBN's α = 1/√2);
+- a conv definition is `nnx.Conv` with its dtype, initialiser and ``rngs`` bound.
 
 Every synaptic layer here is per-sample (``[N, ...]``); models apply it to time-major
 activations with `glif_jax.nn.fold_time`, so a convolution runs once on ``[T·B, ...]``
@@ -7,9 +16,10 @@ and only the neurons scan over T.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
+import inspect
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -18,150 +28,128 @@ from flax import nnx
 from glif_jax import nn as snn
 
 NEURON_NAMES = ("glif", "glif_f", "klif", "lif", "plif")
+NORM_NAMES = ("tdbn", "bn")
 
 # tdBN's α on the second BN of a residual block and on the shortcut BN (Zheng et al. 2021).
 RESIDUAL_BN_ALPHA = 1 / math.sqrt(2)
 
-# PyTorch's kaiming_normal_(mode="fan_out", nonlinearity="relu"), as the GLIF authors' code.
-_conv_init = nnx.initializers.variance_scaling(2.0, "fan_out", "normal")
+# The GLIF authors' static networks (`_initialize_weights`): PyTorch's
+# kaiming_normal_(mode="fan_out", nonlinearity="relu") for convolutions (an untruncated
+# normal: JAX's "normal", not Flax's truncated default) and normal(0, 0.01) for the
+# bias-free linears.
+KAIMING_FAN_OUT = nnx.initializers.variance_scaling(2.0, "fan_out", "normal")
+LINEAR_NORMAL = nnx.initializers.normal(0.01)
+# PyTorch's default Conv2d / Linear weight: kaiming_uniform_(a=√5) = U(±1/√fan_in) (the
+# SEW networks keep it).
+TORCH_DEFAULT = nnx.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
 
 
-@dataclasses.dataclass(frozen=True)
-class LayerFactory:
-  """Builds the layers of one model with shared settings.
+class NeuronDef(Protocol):
+  def __call__(self, channels: int, *, rngs: nnx.Rngs) -> snn.SpikingNeuron: ...
 
-  Attributes:
-    neuron: one of `NEURON_NAMES`.
+
+class NormDef(Protocol):
+  def __call__(self, channels: int, *, residual: bool = False, rngs: nnx.Rngs) -> nnx.Module: ...
+
+
+_NEURON_CLASSES = {
+  "glif": snn.GLIF,
+  "glif_f": snn.GLIF,
+  "klif": snn.KLIF,
+  "lif": snn.LIF,
+  "plif": snn.PLIF,
+}
+
+
+def _per_layer(cls: type[snn.SpikingNeuron], options: dict[str, Any]) -> NeuronDef:
+  """KLIF's k, PLIF's τ: one per layer (the papers'); LIF has no parameters."""
+
+  def make(channels: int, *, rngs: nnx.Rngs) -> snn.SpikingNeuron:
+    del channels, rngs
+    return cls(**options)
+
+  return make
+
+
+def neuron_def(name: str, timesteps: int, **options: Any) -> NeuronDef:
+  """The constructor of neuron layer ``name`` with ``options`` bound.
+
+  GLIF and GLIF_f are channel-wise ((7 + T)·C parameters, the paper's); KLIF's k and
+  PLIF's τ are one per layer; LIF has no parameters.
+
+  Args:
+    name: one of `NEURON_NAMES`.
     timesteps: T (GLIF's conductance has one row per step).
-    neuron_options: extra keyword arguments of the neuron module.
-    remat: checkpoint each residual block (see `run_blocks`).
-    bn_axis_name: pmap/shard_map axis over which tdBN averages its batch statistics.
-    dtype: compute dtype of the synaptic layers; parameters stay float32.
+    **options: keyword arguments of the neuron module (`glif_jax.nn.GLIF`, `KLIF`, ...).
+
+  Raises:
+    ValueError: an unknown name, or an option the neuron module does not take.
   """
-
-  neuron: str
-  timesteps: int
-  neuron_options: dict[str, Any] = dataclasses.field(default_factory=dict)
-  remat: bool = False
-  bn_axis_name: str | None = None
-  dtype: Any = jnp.float32
-
-  def __post_init__(self):
-    if self.neuron not in NEURON_NAMES:
-      raise ValueError(f"neuron must be one of {NEURON_NAMES}, got {self.neuron!r}")
-
-  def spiking(self, channels: int, *, rngs: nnx.Rngs) -> snn.SpikingNeuron:
-    """A neuron layer for ``channels`` channels.
-
-    GLIF and GLIF_f are channel-wise (the paper's: (7 + T)·C parameters); KLIF's k and
-    PLIF's τ are one per layer; LIF has no parameters.
-    """
-    options = dict(self.neuron_options)
-    try:
-      if self.neuron in ("glif", "glif_f"):
-        return snn.GLIF(
-          channels, self.timesteps, simplified=self.neuron == "glif_f", rngs=rngs, **options
-        )
-      return {"klif": snn.KLIF, "lif": snn.LIF, "plif": snn.PLIF}[self.neuron](**options)
-    except TypeError as e:
-      raise ValueError(
-        f"invalid neuron_options {self.neuron_options} for {self.neuron!r}: {e}"
-      ) from e
-
-  def conv(self, cin: int, cout: int, kernel: int, *, stride: int = 1, rngs: nnx.Rngs) -> nnx.Conv:
-    """A bias-free ``kernel``×``kernel`` convolution with PyTorch's symmetric padding k // 2."""
-    return nnx.Conv(
-      cin,
-      cout,
-      (kernel, kernel),
-      strides=stride,
-      padding=kernel // 2,
-      use_bias=False,
-      kernel_init=_conv_init,
-      dtype=self.dtype,
-      rngs=rngs,
-    )
-
-  def norm(self, channels: int, *, alpha: float = 1.0, rngs: nnx.Rngs) -> snn.TdBatchNorm:
-    """A tdBN layer (V_th = 0.5) with this model's batch axis and dtype."""
-    return snn.TdBatchNorm(
-      channels, alpha=alpha, axis_name=self.bn_axis_name, dtype=self.dtype, rngs=rngs
-    )
-
-  def conv_bn(
-    self,
-    cin: int,
-    cout: int,
-    kernel: int,
-    *,
-    stride: int = 1,
-    alpha: float = 1.0,
-    pool: Callable[[jax.Array], jax.Array] | None = None,
-    rngs: nnx.Rngs,
-  ) -> ConvBN:
-    """Convolution (no bias) followed by tdBN and, if given, ``pool``."""
-    return ConvBN(
-      self.conv(cin, cout, kernel, stride=stride, rngs=rngs),
-      self.norm(cout, alpha=alpha, rngs=rngs),
-      pool,
-    )
-
-  def conv_spike(
-    self, cin: int, cout: int, kernel: int, *, stride: int = 1, rngs: nnx.Rngs
-  ) -> ConvSpike:
-    """Convolution (no bias), tdBN and a neuron on ``[T, B, H, W, C]``."""
-    return ConvSpike(
-      self.conv_bn(cin, cout, kernel, stride=stride, rngs=rngs), self.spiking(cout, rngs=rngs)
-    )
-
-  def encoder(
-    self,
-    layer: Callable[[jax.Array], jax.Array],
-    *,
-    in_channels: int,
-    input_size: int | None = None,
-  ) -> Encoder:
-    """The input check and direct encoding around the first layer (see `Encoder`)."""
-    return Encoder(
-      layer,
-      timesteps=self.timesteps,
-      in_channels=in_channels,
-      input_size=input_size,
-      dtype=self.dtype,
-    )
-
-  def linear(self, cin: int, cout: int, *, rngs: nnx.Rngs) -> nnx.Linear:
-    """A fully connected layer with bias."""
-    return nnx.Linear(cin, cout, dtype=self.dtype, rngs=rngs)
+  if name not in NEURON_NAMES:
+    raise ValueError(f"neuron must be one of {NEURON_NAMES}, got {name!r}")
+  cls = _NEURON_CLASSES[name]
+  try:  # a misspelt option fails here, not in the first traced step
+    inspect.signature(cls).bind_partial(**options)
+  except TypeError as e:
+    raise ValueError(f"invalid neuron_options {options} for {name!r}: {e}") from e
+  if cls is snn.GLIF:
+    reserved = {"timesteps", "simplified", "channels"} & set(options)
+    if reserved:
+      raise ValueError(f"neuron_options may not set {sorted(reserved)}: the model sets them")
+    return functools.partial(cls, timesteps=timesteps, simplified=name == "glif_f", **options)
+  return _per_layer(cls, options)
 
 
-class ConvBN(nnx.Module):
-  """A per-sample convolution, tdBN and optional pooling: ``[N, H, W, C] -> [N, H', W', C']``."""
+def norm_def(name: str, *, axis_name: str | None, dtype: Any) -> NormDef:
+  """The batch-norm constructor ``name``: ``"tdbn"`` or ``"bn"``.
 
-  def __init__(
-    self,
-    conv: nnx.Conv,
-    norm: snn.TdBatchNorm,
-    pool: Callable[[jax.Array], jax.Array] | None = None,
-  ):
+  ``"tdbn"``: threshold-dependent BN with V_th = 0.5 and α = 1/√2 where ``residual`` (the
+  authors' `tdBatchNorm`). ``"bn"``: PyTorch's ``BatchNorm2d`` on ``[T·B, C, H, W]``,
+  i.e. the same statistics over T·B·H·W with α·V_th = 1 (``residual`` changes nothing).
+  Both: momentum 0.1 (PyTorch's convention), eps 1e-5, scale 1 and bias 0 at init.
+
+  Args:
+    name: one of `NORM_NAMES`.
+    axis_name: pmap/shard_map axis over which batch statistics are averaged.
+    dtype: compute dtype.
+  """
+  if name not in NORM_NAMES:
+    raise ValueError(f"norm must be one of {NORM_NAMES}, got {name!r}")
+
+  def make(channels: int, *, residual: bool = False, rngs: nnx.Rngs) -> snn.TdBatchNorm:
+    if name == "bn":
+      return snn.TdBatchNorm(channels, v_th=1.0, axis_name=axis_name, dtype=dtype, rngs=rngs)
+    alpha = RESIDUAL_BN_ALPHA if residual else 1.0
+    return snn.TdBatchNorm(channels, alpha=alpha, axis_name=axis_name, dtype=dtype, rngs=rngs)
+
+  return make
+
+
+def conv_def(init: nnx.Initializer, *, dtype: Any, rngs: nnx.Rngs) -> Callable[..., nnx.Conv]:
+  """Bias-free `nnx.Conv` with ``init``; call it as ``conv(cin, cout, (k, k), strides=, padding=)``."""
+  return functools.partial(nnx.Conv, use_bias=False, kernel_init=init, dtype=dtype, rngs=rngs)
+
+
+class ConvNorm(nnx.Module):
+  """A per-sample convolution then batch norm: ``[N, H, W, C] -> [N, H', W', C']``."""
+
+  def __init__(self, conv: nnx.Conv, norm: nnx.Module):
     self.conv = conv
     self.norm = norm
-    self.pool = pool
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    y = self.norm(self.conv(x))
-    return y if self.pool is None else self.pool(y)
+    return self.norm(self.conv(x))
 
 
 class ConvSpike(nnx.Module):
-  """`ConvBN` with T folded into the batch, then a neuron: ``[T, B, H, W, C]`` → spikes."""
+  """`ConvNorm` with T folded into the batch, then a neuron: ``[T, B, H, W, C]`` → spikes."""
 
-  def __init__(self, conv_bn: ConvBN, neuron: snn.SpikingNeuron):
-    self.conv_bn = conv_bn
+  def __init__(self, conv_norm: ConvNorm, neuron: snn.SpikingNeuron):
+    self.conv_norm = conv_norm
     self.neuron = neuron
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    return fire(self.neuron, snn.fold_time(self.conv_bn, x))
+    return fire(self.neuron, snn.fold_time(self.conv_norm, x))
 
 
 def fire(neuron: snn.SpikingNeuron, x: jax.Array) -> jax.Array:
@@ -212,9 +200,10 @@ class Encoder(nnx.Module):
 
   Direct encoding: a static image ``[B, H, W, C]`` is the same at every time step, so
   ``layer`` (the first convolution and BN) runs once on ``[B, ...]`` and its result is
-  repeated over T — a T-fold saving on the first layer with the same output (BN sees T
-  identical copies, whose mean and variance are the single copy's). Event frames
-  ``[T, B, H, W, C]`` go through ``layer`` with T folded into the batch.
+  repeated over T — a T-fold saving on the first layer with the same output as the
+  authors' ``x.repeat(T)`` (BN sees T identical copies, whose mean and variance are the
+  single copy's). Event frames ``[T, B, H, W, C]`` go through ``layer`` with T folded
+  into the batch.
 
   Args:
     layer: per-sample first layer(s), ``[N, H, W, C] -> [N, ...]``.
@@ -263,15 +252,29 @@ def flatten(x: jax.Array) -> jax.Array:
   return x.reshape(x.shape[0], -1)
 
 
+def flatten_chw(x: jax.Array) -> jax.Array:
+  """``[N, H, W, C] -> [N, C·H·W]`` in PyTorch's (C, H, W) order, as ``nn.Flatten`` on NCHW."""
+  return flatten(jnp.moveaxis(x, -1, 1))
+
+
+def _pool_2x2(x: jax.Array, reduce: Callable[..., jax.Array]) -> jax.Array:
+  n, h, w, c = x.shape
+  x = x[:, : h // 2 * 2, : w // 2 * 2]
+  return reduce(x.reshape(n, h // 2, 2, w // 2, 2, c), axis=(2, 4))
+
+
 def avg_pool(x: jax.Array) -> jax.Array:
   """2×2 average pooling with stride 2 on ``[N, H, W, C]`` (odd sides drop their last row).
 
   Written as a reshape and mean, which XLA on CPU runs several times faster than a
   ``reduce_window`` (forward and backward); the result is `nnx.avg_pool`'s.
   """
-  n, h, w, c = x.shape
-  x = x[:, : h // 2 * 2, : w // 2 * 2]
-  return x.reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+  return _pool_2x2(x, jnp.mean)
+
+
+def max_pool(x: jax.Array) -> jax.Array:
+  """2×2 max pooling with stride 2 on ``[N, H, W, C]`` (as `avg_pool`, with max)."""
+  return _pool_2x2(x, jnp.max)
 
 
 def _call(block: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
@@ -293,35 +296,32 @@ def run_blocks(blocks: Sequence[nnx.Module], x: jax.Array, *, remat: bool) -> ja
   return x
 
 
-def max_pool_3x3(x: jax.Array) -> jax.Array:
-  """3×3 max pooling with stride 2 and padding 1 (ResNet's stem) on ``[N, H, W, C]``."""
-  return nnx.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
-
-
 class Classifier(nnx.Module):
-  """``[T, B, F] -> [T, B, classes]``: (FC + neuron) per hidden size, then FC.
+  """``[T, B, F] -> [T, B, classes]``: (FC + neuron) per hidden size, then FC; FCs with bias.
 
   Args:
-    factory: the model's `LayerFactory`.
     features: F.
     hidden: sizes of the hidden spiking layers (may be empty).
     num_classes: number of logits.
+    neuron: the `NeuronDef`.
+    dtype: compute dtype.
     rngs: parameter initialisation.
   """
 
   def __init__(
     self,
-    factory: LayerFactory,
     features: int,
     hidden: tuple[int, ...],
     num_classes: int,
     *,
+    neuron: NeuronDef,
+    dtype: Any,
     rngs: nnx.Rngs,
   ):
     sizes = (features, *hidden)
-    self.fcs = nnx.List([factory.linear(a, b, rngs=rngs) for a, b in zip(sizes, hidden)])
-    self.neurons = nnx.List([factory.spiking(h, rngs=rngs) for h in hidden])
-    self.head = factory.linear(sizes[-1], num_classes, rngs=rngs)
+    self.fcs = nnx.List([nnx.Linear(a, b, dtype=dtype, rngs=rngs) for a, b in zip(sizes, hidden)])
+    self.neurons = nnx.List([neuron(h, rngs=rngs) for h in hidden])
+    self.head = nnx.Linear(sizes[-1], num_classes, dtype=dtype, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     for fc, neuron in zip(self.fcs, self.neurons):

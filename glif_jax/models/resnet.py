@@ -1,57 +1,102 @@
 """Spiking ResNets of the GLIF paper: ResNet-19/18 (CIFAR) and ResNet-18MS/34MS (ImageNet).
 
-Layouts follow the GLIF authors' PyTorch code (``networks_for_CIFAR.py``,
-``networks_for_ImageNet.py`` and ``blocks.py`` of their ``Gated-LIF`` repository):
+Layer for layer the GLIF authors' networks (``networks_for_CIFAR.py``,
+``networks_for_ImageNet.py`` and ``blocks.py`` of ``Ikarosy/Gated-LIF``, commit ac20aa7):
 
-- `BasicBlock` (post-activation)::
+- `BasicBlock` (their ``BasicBlock_CW``, post-activation)::
 
-      out = conv3x3(stride) → tdBN → neuron → conv3x3 → tdBN(α=1/√2)
+      out = conv3x3(stride) → BN → neuron → conv3x3 → BN(α=1/√2)
       out = neuron(out + shortcut(x))
 
-  where the shortcut is tdBN(α=1/√2) alone when the shape is kept (the authors normalise
-  the identity branch too) and conv1x1(stride) → tdBN(α=1/√2) when it changes.
-- `MSBlock` (membrane shortcut, Hu et al., MS-ResNet)::
+  where the shortcut is BN(α=1/√2) alone when the shape is kept (they normalise the
+  identity branch too) and conv1x1(stride) → BN(α=1/√2) when it changes.
+- `MSBlock` (their ``BasicBlock_CW_MS``, membrane shortcut)::
 
-      out = neuron → conv3x3(stride) → tdBN → neuron → conv3x3 → tdBN(α=1/√2)
+      out = neuron → conv3x3(stride) → BN → neuron → conv3x3 → BN(α=1/√2)
       out = out + shortcut(x)
 
-  with the same shortcut; the block's input and output are membrane (pre-spike) values,
-  so the residual stream is never binarised.
+  with the same shortcut, applied to the block's input itself (not to its spikes); the
+  residual stream between blocks is never binarised.
+
+Every convolution is bias-free with padding k // 2 (the MS stem: padding 1), every
+neuron channel-wise, and the head is theirs (`ResNetHead`). The variants are module-level
+partials: `ResNet19`, `ResNet18`, `ResNet18MS`, `ResNet34MS`.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import functools
+from typing import Any, Callable, Sequence
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from glif_jax import nn as snn
 from glif_jax.models import _layers
 
-# (blocks, width, stride) per stage, widths relative to the base width.
-Stage = tuple[int, int, int]
+# The authors' heads: FC 512→256 → FC 256→classes for at most this many classes, else one FC.
+TWO_FC_MAX_CLASSES = 50
+TWO_FC_HIDDEN = 256
+
+
+class ResNetHead(nnx.Module):
+  """The authors' head on pooled features ``[T, B, F] -> [T, B, classes]``.
+
+  Bias-free linears initialised from N(0, 0.01²), no neuron between them: for at most 50
+  classes FC F→256 → FC 256→classes, for more one FC F→classes (``lastave``).
+
+  Args:
+    features: F.
+    num_classes: number of logits.
+    dtype: compute dtype.
+    rngs: parameter initialisation.
+  """
+
+  def __init__(self, features: int, num_classes: int, *, dtype: Any, rngs: nnx.Rngs):
+    sizes = (features, TWO_FC_HIDDEN) if num_classes <= TWO_FC_MAX_CLASSES else (features,)
+    sizes += (num_classes,)
+    linear = functools.partial(
+      nnx.Linear, use_bias=False, kernel_init=_layers.LINEAR_NORMAL, dtype=dtype, rngs=rngs
+    )
+    self.fcs = nnx.List([linear(a, b) for a, b in zip(sizes, sizes[1:])])
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    for fc in self.fcs:
+      x = snn.fold_time(fc, x)
+    return x.astype(jnp.float32)
 
 
 def _shortcut(
-  factory: _layers.LayerFactory, cin: int, cout: int, stride: int, *, rngs: nnx.Rngs
+  cin: int, cout: int, stride: int, *, conv: Callable[..., nnx.Conv], norm: _layers.NormDef
 ) -> nnx.Module:
-  """tdBN(α=1/√2), after a strided 1×1 convolution when the shape changes."""
-  alpha = _layers.RESIDUAL_BN_ALPHA
+  """BN(α=1/√2), after a strided 1×1 convolution when the shape changes."""
   if cin == cout and stride == 1:
-    return factory.norm(cout, alpha=alpha, rngs=rngs)
-  return factory.conv_bn(cin, cout, 1, stride=stride, alpha=alpha, rngs=rngs)
+    return norm(cout, residual=True)
+  return _layers.ConvNorm(
+    conv(cin, cout, (1, 1), strides=stride, padding=0), norm(cout, residual=True)
+  )
 
 
 class _Residual(nnx.Module):
   """The two conv-BN layers, middle neuron and shortcut common to both block types."""
 
   def __init__(
-    self, factory: _layers.LayerFactory, cin: int, cout: int, stride: int, *, rngs: nnx.Rngs
+    self,
+    cin: int,
+    cout: int,
+    stride: int,
+    *,
+    conv: Callable[..., nnx.Conv],
+    norm: _layers.NormDef,
+    neuron: _layers.NeuronDef,
   ):
-    self.conv1 = factory.conv_spike(cin, cout, 3, stride=stride, rngs=rngs)
-    self.conv2 = factory.conv_bn(cout, cout, 3, alpha=_layers.RESIDUAL_BN_ALPHA, rngs=rngs)
-    self.shortcut = _shortcut(factory, cin, cout, stride, rngs=rngs)
+    self.conv1 = _layers.ConvSpike(
+      _layers.ConvNorm(conv(cin, cout, (3, 3), strides=stride, padding=1), norm(cout)),
+      neuron(cout),
+    )
+    self.conv2 = _layers.ConvNorm(conv(cout, cout, (3, 3), padding=1), norm(cout, residual=True))
+    self.shortcut = _shortcut(cin, cout, stride, conv=conv, norm=norm)
 
   def residual(self, x: jax.Array) -> jax.Array:
     """conv → BN → neuron → conv → BN on ``x [T, B, H, W, C]``."""
@@ -61,11 +106,9 @@ class _Residual(nnx.Module):
 class BasicBlock(_Residual):
   """Spikes in, spikes out: ``neuron(residual(x) + shortcut(x))``."""
 
-  def __init__(
-    self, factory: _layers.LayerFactory, cin: int, cout: int, stride: int, *, rngs: nnx.Rngs
-  ):
-    super().__init__(factory, cin, cout, stride, rngs=rngs)
-    self.neuron2 = factory.spiking(cout, rngs=rngs)
+  def __init__(self, cin, cout, stride, *, conv, norm, neuron):
+    super().__init__(cin, cout, stride, conv=conv, norm=norm, neuron=neuron)
+    self.neuron2 = neuron(cout)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     return _layers.fire(self.neuron2, self.residual(x) + snn.fold_time(self.shortcut, x))
@@ -74,11 +117,9 @@ class BasicBlock(_Residual):
 class MSBlock(_Residual):
   """Membrane in, membrane out: ``residual(neuron(u)) + shortcut(u)``."""
 
-  def __init__(
-    self, factory: _layers.LayerFactory, cin: int, cout: int, stride: int, *, rngs: nnx.Rngs
-  ):
-    super().__init__(factory, cin, cout, stride, rngs=rngs)
-    self.neuron0 = factory.spiking(cin, rngs=rngs)
+  def __init__(self, cin, cout, stride, *, conv, norm, neuron):
+    super().__init__(cin, cout, stride, conv=conv, norm=norm, neuron=neuron)
+    self.neuron0 = neuron(cin)
 
   def __call__(self, u: jax.Array) -> jax.Array:
     return self.residual(_layers.fire(self.neuron0, u)) + snn.fold_time(self.shortcut, u)
@@ -86,54 +127,68 @@ class MSBlock(_Residual):
 
 def _stages(
   block: type[_Residual],
-  factory: _layers.LayerFactory,
   cin: int,
-  stages: Sequence[Stage],
-  *,
-  rngs: nnx.Rngs,
+  width: int,
+  stage_sizes: Sequence[int],
+  stage_strides: Sequence[int],
+  **layers: Any,
 ) -> nnx.List:
-  """The residual blocks; the first block of a stage has the stage's stride."""
+  """The residual blocks: stage i has width·2^i channels; its first block its stride."""
+  if len(stage_sizes) != len(stage_strides):
+    raise ValueError(
+      f"stage_sizes {tuple(stage_sizes)} and stage_strides {tuple(stage_strides)} "
+      "must have the same length"
+    )
   blocks = []
-  for depth, width, stride in stages:
-    for i in range(depth):
-      blocks.append(block(factory, cin, width, stride if i == 0 else 1, rngs=rngs))
-      cin = width
+  for i, (depth, stride) in enumerate(zip(stage_sizes, stage_strides)):
+    for j in range(depth):
+      blocks.append(block(cin, width * 2**i, stride if j == 0 else 1, **layers))
+      cin = width * 2**i
   return nnx.List(blocks)
 
 
-class SpikingResNet(nnx.Module):
-  """CIFAR spiking ResNet (ResNet-19, ResNet-18) with `BasicBlock`s.
+class _ResNet(nnx.Module):
+  """Stem conv → BN → neuron, residual blocks, global average pool, `ResNetHead`."""
 
-  ``stem conv3x3 → tdBN → neuron → blocks → global average pool → [FC → neuron] → FC``.
-
-  Args:
-    factory: the `LayerFactory` (neuron type, dtype, tdBN axis).
-    in_channels: C of the input.
-    num_classes: number of logits.
-    stem_width: channels of the stem convolution.
-    stages: ``(blocks, width, stride)`` per stage.
-    hidden: sizes of spiking FC layers before the classifier.
-    rngs: parameter initialisation.
-  """
+  block: type[_Residual]
 
   def __init__(
     self,
-    factory: _layers.LayerFactory,
     *,
+    stage_sizes: Sequence[int],
+    stage_strides: Sequence[int],
+    width: int,
+    stem_kernel: int,
+    stem_stride: int,
+    stem_padding: int,
     in_channels: int,
     num_classes: int,
-    stem_width: int,
-    stages: Sequence[Stage],
-    hidden: tuple[int, ...] = (),
+    timesteps: int,
+    neuron: _layers.NeuronDef,
+    norm: _layers.NormDef,
+    dtype: Any = jnp.float32,
+    remat: bool = False,
     rngs: nnx.Rngs,
   ):
-    self.stem = factory.encoder(
-      factory.conv_bn(in_channels, stem_width, 3, rngs=rngs), in_channels=in_channels
+    conv = _layers.conv_def(_layers.KAIMING_FAN_OUT, dtype=dtype, rngs=rngs)
+    norm = functools.partial(norm, rngs=rngs)
+    neuron = functools.partial(neuron, rngs=rngs)
+    k = (stem_kernel, stem_kernel)
+    stem = conv(in_channels, width, k, strides=stem_stride, padding=stem_padding)
+    self.stem = _layers.Encoder(
+      _layers.ConvNorm(stem, norm(width)),
+      timesteps=timesteps,
+      in_channels=in_channels,
+      input_size=None,
+      dtype=dtype,
     )
-    self.stem_neuron = factory.spiking(stem_width, rngs=rngs)
-    self.blocks = _stages(BasicBlock, factory, stem_width, stages, rngs=rngs)
-    self.classifier = _layers.Classifier(factory, stages[-1][1], hidden, num_classes, rngs=rngs)
-    self.remat = factory.remat
+    self.stem_neuron = neuron(width)
+    self.blocks = _stages(
+      self.block, width, width, stage_sizes, stage_strides, conv=conv, norm=norm, neuron=neuron
+    )
+    features = width * 2 ** (len(stage_sizes) - 1)
+    self.classifier = ResNetHead(features, num_classes, dtype=dtype, rngs=rngs)
+    self.remat = remat
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """Logits ``[T, B, classes]`` of images ``[B, H, W, C]`` or frames ``[T, B, H, W, C]``."""
@@ -142,36 +197,57 @@ class SpikingResNet(nnx.Module):
     return self.classifier(_layers.global_avg_pool(x))
 
 
-class MSResNet(nnx.Module):
-  """ImageNet-style spiking ResNet with membrane shortcuts (ResNet-18MS, ResNet-34MS).
+class SpikingResNet(_ResNet):
+  """CIFAR spiking ResNet with `BasicBlock`s (their ``ResNet_19_cifar_CW``, ``ResNet_18_stand_CW``).
 
-  ``stem conv7x7/2 → tdBN → maxpool 3x3/2 → MSBlocks → neuron-free global average pool
-  of the last membrane → FC`` (as Hu et al.'s MS-ResNet; the stem has no neuron because
-  every block starts with one). Any input size works: the pooling at the end is global.
+  ``stem conv3x3 → BN → neuron → blocks → global average pool → ResNetHead``.
 
   Args:
-    factory, in_channels, num_classes, stem_width, stages, rngs: as in `SpikingResNet`.
+    stage_sizes: blocks per stage.
+    stage_strides: stride of each stage's first block.
+    width: stem width; stage i has width·2^i channels.
+    in_channels: C of the input.
+    num_classes: number of logits.
+    timesteps: T.
+    neuron: the `NeuronDef` (e.g. ``neuron_def("glif", T)``).
+    norm: the `NormDef` (the authors': ``norm_def("tdbn", ...)``).
+    dtype: compute dtype; parameters stay float32.
+    remat: checkpoint each residual block.
+    rngs: parameter initialisation.
   """
 
-  def __init__(
-    self,
-    factory: _layers.LayerFactory,
-    *,
-    in_channels: int,
-    num_classes: int,
-    stem_width: int,
-    stages: Sequence[Stage],
-    rngs: nnx.Rngs,
-  ):
-    stem = factory.conv_bn(
-      in_channels, stem_width, 7, stride=2, pool=_layers.max_pool_3x3, rngs=rngs
-    )
-    self.stem = factory.encoder(stem, in_channels=in_channels)
-    self.blocks = _stages(MSBlock, factory, stem_width, stages, rngs=rngs)
-    self.classifier = _layers.Classifier(factory, stages[-1][1], (), num_classes, rngs=rngs)
-    self.remat = factory.remat
+  block = BasicBlock
 
-  def __call__(self, x: jax.Array) -> jax.Array:
-    """Logits ``[T, B, classes]`` of images ``[B, H, W, C]`` or frames ``[T, B, H, W, C]``."""
-    u = _layers.run_blocks(self.blocks, self.stem(x), remat=self.remat)
-    return self.classifier(_layers.global_avg_pool(u))
+  def __init__(self, **kwargs):
+    super().__init__(stem_kernel=3, stem_stride=1, stem_padding=1, **kwargs)
+
+
+class MSResNet(_ResNet):
+  """ImageNet spiking ResNet with membrane shortcuts (their ``ResNet_*_stand_CW_MS``).
+
+  ``stem conv7x7/2 (padding 1) → BN → neuron → MSBlocks → global average pool of the last
+  membrane → ResNetHead``; no max-pool, every stage strided (224 → 110 → 55, 28, 14, 7).
+  The stem's spikes enter the first block, whose own neuron runs on them.
+
+  Args: as `SpikingResNet`.
+  """
+
+  block = MSBlock
+
+  def __init__(self, **kwargs):
+    super().__init__(stem_kernel=7, stem_stride=2, stem_padding=1, **kwargs)
+
+
+ResNet19 = functools.partial(
+  SpikingResNet, stage_sizes=(3, 3, 2), stage_strides=(1, 2, 2), width=128
+)
+# Stage strides 1/1/2/2 as their ResNet_18_stand_CW (32×32 → 32, 32, 16, 8).
+ResNet18 = functools.partial(
+  SpikingResNet, stage_sizes=(2, 2, 2, 2), stage_strides=(1, 1, 2, 2), width=64
+)
+ResNet18MS = functools.partial(
+  MSResNet, stage_sizes=(2, 2, 2, 2), stage_strides=(2, 2, 2, 2), width=64
+)
+ResNet34MS = functools.partial(
+  MSResNet, stage_sizes=(3, 4, 6, 3), stage_strides=(2, 2, 2, 2), width=64
+)

@@ -1,36 +1,60 @@
-"""The wide 7-block SEW-ResNet of the GLIF paper's CIFAR10-DVS experiment.
+"""SEW-ResNets for event frames: the GLIF paper's CIFAR10-DVS net and SEW's DVS128 Gesture net.
 
-Layout (after ``SEWResNet_GLIF`` in ``cifar10dvs/smodels.py`` of the GLIF authors'
-``Gated-LIF`` repository, itself SEW-ResNet's CIFAR10-DVS network, Fang et al. 2021), for
-base width w = 64 and 2-channel (polarity) event frames::
+One class, `SEWResNet`, after ``ResNetN_GLIF`` in ``cifar10dvs/smodels.py`` of the GLIF
+authors (itself ``ResNetN`` of SEW-ResNet's code, Fang et al. 2021); for 2-channel
+(polarity) frames and a list of ``(width multiplier, pool after)`` per SEW block::
 
-    conv1x1 2→w → tdBN → neuron                        # up-projection of the input
-    SEW block(w), avgpool 2                             # ×4 (48 → 24 → 12 → 6 → 3)
-    conv1x1 w→2w → tdBN → neuron                       # up-projection
-    SEW block(2w)                                       # ×3
-    global average pool → FC 2w→classes
+    conv1x1 2→w → BN → neuron                      # up-projection of the input
+    per block:  [conv1x1 → BN → neuron when the width changes]
+                SEW block, [2×2 pooling]
+    flatten (C, H, W) → FC with bias → classes
 
-    SEW block(c):  out = neuron(BN(conv3x3(neuron(BN(conv3x3(x)))))) + x     (ADD)
+    SEW block(c):  out = neuron(BN(conv3x3(neuron(BN(conv3x3(x)))))) + x      (ADD)
 
-Deviation from the authors' code, and why: they pool (2×2 average) after all 7 blocks and
-flatten before the FC, which needs a 128×128 input (SEW-ResNet's); at the 48×48 frames the
-GLIF paper uses, the 6th pooling would reach 0×0. Here only the first 4 blocks pool
-(48 → 3) and a global average pool feeds the FC, so any input size works. The authors'
-BN is tdBN here (α = 1, V_th = 0.5), as in the rest of the zoo.
+BN is PyTorch's ``BatchNorm2d`` on ``[T·B, C, H, W]`` (statistics over T·B·H·W, α·V_th = 1),
+weights keep PyTorch's default initialisation (U(±1/√fan_in) kernels and FC bias), as
+their code does not re-initialise them. They apply the FC to the mean over T of the
+flattened spikes; here it runs per step and the readout is the mean over T of the logits,
+which is the same number (the FC is affine).
+
+Variants (module-level partials):
+
+- `SEWResNetDVS`, their ``SEWResNet_GLIF_dsr`` (CIFAR10-DVS, 48×48 frames): w = 64, blocks
+  64, 64, 64, 64, 128, 128, 128 with average pooling after blocks 4–7 only (48 → 3), FC
+  128·3·3 → classes.
+- `SEWResNetGesture`, SEW-ResNet's DVS128 Gesture ``SEWResNet`` (128×128 frames): w = 32,
+  seven blocks of 32, max pooling after every block (128 → 1), FC 32 → classes.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import functools
+from typing import Any, Callable, Sequence
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from glif_jax import nn as snn
 from glif_jax.models import _layers
 
-# (width multiplier, pool after the block) of the 7 SEW blocks.
-SEW_DVS_BLOCKS = ((1, True), (1, True), (1, True), (1, True), (2, False), (2, False), (2, False))
+# (width multiplier, pool after the block) of SEWResNet_GLIF_dsr's 7 SEW blocks.
+DVS_BLOCKS = ((1, False), (1, False), (1, False), (1, True), (2, True), (2, True), (2, True))
+GESTURE_BLOCKS = ((1, True),) * 7
+POOLS: dict[str, Callable[[jax.Array], jax.Array]] = {
+  "avg": _layers.avg_pool,
+  "max": _layers.max_pool,
+}
+
+
+def _torch_linear_bias(fan_in: int) -> nnx.Initializer:
+  """PyTorch's default Linear bias: U(±1/√fan_in)."""
+  bound = fan_in**-0.5
+
+  def init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return init
 
 
 class SEWBlock(nnx.Module):
@@ -39,56 +63,114 @@ class SEWBlock(nnx.Module):
   The output is a spike count in {0, 1, 2} per element; the block keeps its width.
   """
 
-  def __init__(self, factory: _layers.LayerFactory, channels: int, *, rngs: nnx.Rngs):
-    self.conv1 = factory.conv_spike(channels, channels, 3, rngs=rngs)
-    self.conv2 = factory.conv_spike(channels, channels, 3, rngs=rngs)
+  def __init__(
+    self,
+    channels: int,
+    *,
+    conv: Callable[..., nnx.Conv],
+    norm: _layers.NormDef,
+    neuron: _layers.NeuronDef,
+  ):
+    def conv_spike() -> _layers.ConvSpike:
+      layer = _layers.ConvNorm(conv(channels, channels, (3, 3), padding=1), norm(channels))
+      return _layers.ConvSpike(layer, neuron(channels))
+
+    self.conv1 = conv_spike()
+    self.conv2 = conv_spike()
 
   def __call__(self, x: jax.Array) -> jax.Array:
     return self.conv2(self.conv1(x)) + x
 
 
 class SEWResNet(nnx.Module):
-  """SEW-ResNet for event frames (``sew_dvs``); see the module docstring for the layout.
+  """SEW-ResNet for event frames; see the module docstring for the layout.
 
   Args:
-    factory: the `LayerFactory`.
-    in_channels: C of the input (2 polarities for CIFAR10-DVS).
-    num_classes: number of logits.
+    blocks: ``(width multiplier, pool after)`` per SEW block.
     width: base width w.
-    blocks: ``(width multiplier, pool)`` per SEW block.
+    pool: ``"avg"`` or ``"max"`` (2×2, stride 2).
+    input_size: side H = W of the frames (the flatten fixes it).
+    in_channels: C of the input (2 polarities).
+    num_classes: number of logits.
+    timesteps: T.
+    neuron: the `NeuronDef`.
+    norm: the `NormDef` (theirs: ``norm_def("bn", ...)``).
+    dtype: compute dtype; parameters stay float32.
+    remat: checkpoint each block.
     rngs: parameter initialisation.
   """
 
   def __init__(
     self,
-    factory: _layers.LayerFactory,
     *,
+    blocks: Sequence[tuple[int, bool]],
+    width: int,
+    pool: str,
+    input_size: int,
     in_channels: int,
     num_classes: int,
-    width: int,
-    blocks: Sequence[tuple[int, bool]] = SEW_DVS_BLOCKS,
+    timesteps: int,
+    neuron: _layers.NeuronDef,
+    norm: _layers.NormDef,
+    dtype: Any = jnp.float32,
+    remat: bool = False,
     rngs: nnx.Rngs,
   ):
+    if pool not in POOLS:
+      raise ValueError(f"pool must be one of {tuple(POOLS)}, got {pool!r}")
+    pools = sum(p for _, p in blocks)
+    side = input_size // 2**pools
+    if side < 1:
+      raise ValueError(
+        f"input_size must be >= {2**pools} for {pools} 2x2 poolings, got {input_size}"
+      )
+    conv = _layers.conv_def(_layers.TORCH_DEFAULT, dtype=dtype, rngs=rngs)
+    norm = functools.partial(norm, rngs=rngs)
+    neuron = functools.partial(neuron, rngs=rngs)
+
+    def conv1x1_spike(cin: int, cout: int) -> _layers.ConvSpike:
+      layer = _layers.ConvNorm(conv(cin, cout, (1, 1), padding=0), norm(cout))
+      return _layers.ConvSpike(layer, neuron(cout))
+
     cin = width * blocks[0][0]
-    self.stem = factory.encoder(
-      factory.conv_bn(in_channels, cin, 1, rngs=rngs), in_channels=in_channels
+    self.stem = _layers.Encoder(
+      _layers.ConvNorm(conv(in_channels, cin, (1, 1), padding=0), norm(cin)),
+      timesteps=timesteps,
+      in_channels=in_channels,
+      input_size=input_size,
+      dtype=dtype,
     )
-    self.stem_neuron = factory.spiking(cin, rngs=rngs)
+    self.stem_neuron = neuron(cin)
     layers = []
-    for multiplier, pool in blocks:
+    for multiplier, pooled in blocks:
       cout = width * multiplier
       if cout != cin:
-        layers.append(factory.conv_spike(cin, cout, 1, rngs=rngs))
-      layers.append(SEWBlock(factory, cout, rngs=rngs))
-      if pool:
-        layers.append(snn.TimeFolded(_layers.avg_pool))
+        layers.append(conv1x1_spike(cin, cout))
+      layers.append(SEWBlock(cout, conv=conv, norm=norm, neuron=neuron))
+      if pooled:
+        layers.append(snn.TimeFolded(POOLS[pool]))
       cin = cout
     self.layers = nnx.List(layers)
-    self.classifier = _layers.Classifier(factory, cin, (), num_classes, rngs=rngs)
-    self.remat = factory.remat
+    features = cin * side * side
+    self.classifier = nnx.Linear(
+      features,
+      num_classes,
+      kernel_init=_layers.TORCH_DEFAULT,
+      bias_init=_torch_linear_bias(features),
+      dtype=dtype,
+      rngs=rngs,
+    )
+    self.remat = remat
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """Logits ``[T, B, classes]`` of frames ``[T, B, H, W, C]`` (or static ``[B, H, W, C]``)."""
     x = _layers.fire(self.stem_neuron, self.stem(x))
     x = _layers.run_blocks(self.layers, x, remat=self.remat)
-    return self.classifier(_layers.global_avg_pool(x))
+    x = snn.fold_time(_layers.flatten_chw, x)
+    return snn.fold_time(self.classifier, x).astype(jnp.float32)
+
+
+SEWResNetDVS = functools.partial(SEWResNet, blocks=DVS_BLOCKS, width=64, pool="avg", input_size=48)
+SEWResNetGesture = functools.partial(
+  SEWResNet, blocks=GESTURE_BLOCKS, width=32, pool="max", input_size=128
+)

@@ -13,8 +13,12 @@ forward, ≈ 23 MFLOPs for forward + backward (≈ 3× forward), so ≈ 1.4 TFLO
 
 from __future__ import annotations
 
-from flax import nnx
+import functools
+from typing import Any
+
 import jax
+import jax.numpy as jnp
+from flax import nnx
 
 from glif_jax import nn as snn
 from glif_jax.models import _layers
@@ -27,37 +31,49 @@ class SpikingCNN(nnx.Module):
       → flatten → [FC → neuron]* → FC → classes
 
   Args:
-    factory: the `LayerFactory`.
-    in_channels: C of the input.
-    num_classes: number of logits.
     width: w.
     input_size: side of the square input (the flatten fixes it).
     hidden: sizes of spiking FC layers before the classifier.
-    rngs: parameter initialisation.
+    in_channels, num_classes, timesteps, neuron, norm, dtype, rngs: as in
+      `glif_jax.models.resnet.SpikingResNet`.
+    remat: accepted for a uniform constructor; nothing here is checkpointed.
   """
 
   def __init__(
     self,
-    factory: _layers.LayerFactory,
     *,
-    in_channels: int,
-    num_classes: int,
     width: int,
     input_size: int,
     hidden: tuple[int, ...] = (),
+    in_channels: int,
+    num_classes: int,
+    timesteps: int,
+    neuron: _layers.NeuronDef,
+    norm: _layers.NormDef,
+    dtype: Any = jnp.float32,
+    remat: bool = False,
     rngs: nnx.Rngs,
   ):
+    del remat
     if input_size < 4:
       raise ValueError(f"input_size must be >= 4 (two 2x2 poolings), got {input_size}")
-    self.stem = factory.encoder(
-      factory.conv_bn(in_channels, width, 3, rngs=rngs),
+    conv = _layers.conv_def(_layers.KAIMING_FAN_OUT, dtype=dtype, rngs=rngs)
+    self.stem = _layers.Encoder(
+      _layers.ConvNorm(conv(in_channels, width, (3, 3), padding=1), norm(width, rngs=rngs)),
+      timesteps=timesteps,
       in_channels=in_channels,
       input_size=input_size,
+      dtype=dtype,
     )
-    self.stem_neuron = factory.spiking(width, rngs=rngs)
-    self.conv = factory.conv_spike(width, 2 * width, 3, rngs=rngs)
+    self.stem_neuron = neuron(width, rngs=rngs)
+    self.conv = _layers.ConvSpike(
+      _layers.ConvNorm(conv(width, 2 * width, (3, 3), padding=1), norm(2 * width, rngs=rngs)),
+      neuron(2 * width, rngs=rngs),
+    )
     features = (input_size // 4) ** 2 * 2 * width
-    self.classifier = _layers.Classifier(factory, features, hidden, num_classes, rngs=rngs)
+    self.classifier = _layers.Classifier(
+      features, hidden, num_classes, neuron=neuron, dtype=dtype, rngs=rngs
+    )
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """Logits ``[T, B, classes]`` of images ``[B, H, W, C]`` or frames ``[T, B, H, W, C]``."""
@@ -72,33 +88,51 @@ class SpikingMLP(nnx.Module):
   The first FC runs once on static input (direct encoding, see `_layers.Encoder`).
 
   Args:
-    factory: the `LayerFactory`.
-    in_channels: C of the input.
-    num_classes: number of logits.
     input_size: side of the square input.
     hidden: sizes of the hidden spiking layers (at least one).
-    rngs: parameter initialisation.
+    in_channels, num_classes, timesteps, neuron, dtype, rngs: as in `SpikingCNN`.
+    norm, remat: accepted for a uniform constructor; the MLP has no BN and no blocks.
   """
 
   def __init__(
     self,
-    factory: _layers.LayerFactory,
     *,
-    in_channels: int,
-    num_classes: int,
     input_size: int,
     hidden: tuple[int, ...],
+    in_channels: int,
+    num_classes: int,
+    timesteps: int,
+    neuron: _layers.NeuronDef,
+    norm: _layers.NormDef | None = None,
+    dtype: Any = jnp.float32,
+    remat: bool = False,
     rngs: nnx.Rngs,
   ):
+    del norm, remat
     if not hidden:
       raise ValueError("SpikingMLP needs at least one hidden layer, got hidden=()")
-    first = factory.linear(input_size**2 * in_channels, hidden[0], rngs=rngs)
-    self.stem = factory.encoder(
-      nnx.Sequential(_layers.flatten, first), in_channels=in_channels, input_size=input_size
+    first = nnx.Linear(input_size**2 * in_channels, hidden[0], dtype=dtype, rngs=rngs)
+    self.stem = _layers.Encoder(
+      nnx.Sequential(_layers.flatten, first),
+      timesteps=timesteps,
+      in_channels=in_channels,
+      input_size=input_size,
+      dtype=dtype,
     )
-    self.stem_neuron = factory.spiking(hidden[0], rngs=rngs)
-    self.classifier = _layers.Classifier(factory, hidden[0], hidden[1:], num_classes, rngs=rngs)
+    self.stem_neuron = neuron(hidden[0], rngs=rngs)
+    self.classifier = _layers.Classifier(
+      hidden[0], hidden[1:], num_classes, neuron=neuron, dtype=dtype, rngs=rngs
+    )
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """Logits ``[T, B, classes]`` of images ``[B, H, W, C]`` or frames ``[T, B, H, W, C]``."""
     return self.classifier(_layers.fire(self.stem_neuron, self.stem(x)))
+
+
+def _mlp(*, width: int, **kwargs) -> SpikingMLP:
+  """``mlp`` with one hidden layer of ``width`` units."""
+  return SpikingMLP(hidden=(width,), **kwargs)
+
+
+CNNSmall = functools.partial(SpikingCNN, width=16, input_size=28)
+MLP = functools.partial(_mlp, width=256, input_size=28)

@@ -1,66 +1,76 @@
-"""`create`: the model zoo by name, with the papers' layouts and base widths."""
+"""`create`: the model zoo by name, each model with its paper's layout, norm and neuron."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import dataclasses
+from typing import Any, Callable, Mapping
 
 import jax.numpy as jnp
 from flax import nnx
 
+from glif_jax import surrogates
 from glif_jax.models import _layers, resnet, sew, small
 
-MNIST_SIZE = 28
+# The neuron of the GLIF authors' CIFAR10-DVS code (cifar10dvs/layers.py, not the CIFAR
+# one): V_th = 0.99999, τ = 0.5, conductance 0.9, linear decay V_th/(2·16) for their
+# fixed steps = 16, reset potential = V_th, gate logits from U(−0.1, 0.1) whatever gate
+# list the network passes.
+DVS_GLIF = dict(
+  tau=0.5, v_th=0.99999, leak=0.99999 / 32, v_reset=0.99999, conduct=0.9, gate_init="random"
+)
+# SEW-ResNet's DVS128 Gesture neuron: SpikingJelly's MultiStepParametricLIFNode(init_tau=2,
+# detach_reset=True) of the cext backend (V_th 1, V_reset 0, ATan surrogate with α = 2).
+SEW_PLIF = dict(init_tau=2.0, detach_reset=True, surrogate=surrogates.atan(2.0))
 
 
-def _resnet19(f: _layers.LayerFactory, width: int, **kw) -> nnx.Module:
-  # The GLIF authors' ResNet-19 head is FC 512→256 → FC 256→classes with no neuron
-  # between (two bias-free linears); DESIGN.md §4 puts a neuron there, and so do we.
-  stages = ((3, width, 1), (3, 2 * width, 2), (2, 4 * width, 2))
-  return resnet.SpikingResNet(f, stem_width=width, stages=stages, hidden=(2 * width,), **kw)
+@dataclasses.dataclass(frozen=True)
+class _Spec:
+  """A zoo entry.
+
+  Attributes:
+    build: the model variant (a module-level partial).
+    norm: its batch norm, one of `_layers.NORM_NAMES`.
+    neuron: its neuron when `create` is given none.
+    neuron_defaults: per neuron name, initial values that differ from the module's
+      defaults (options given to `create` override them).
+    flattens: the model fixes its input size (``input_size`` is passed on).
+  """
+
+  build: Callable[..., nnx.Module]
+  norm: str
+  neuron: str = "glif"
+  neuron_defaults: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+  flattens: bool = False
 
 
-def _resnet18(f: _layers.LayerFactory, width: int, **kw) -> nnx.Module:
-  # Stage strides 1/1/2/2 as the GLIF authors' ResNet_18_stand_CW (32×32 → 32, 32, 16, 8),
-  # which produced the paper's ResNet-18 CIFAR numbers; the ImageNet-style 1/2/2/2 of
-  # other SNN papers (tdBN, TET) has a quarter of the stage-2 compute.
-  stages = ((2, width, 1), (2, 2 * width, 1), (2, 4 * width, 2), (2, 8 * width, 2))
-  return resnet.SpikingResNet(f, stem_width=width, stages=stages, **kw)
-
-
-def _ms_resnet(depths: tuple[int, ...]) -> Callable[..., nnx.Module]:
-  def build(f: _layers.LayerFactory, width: int, **kw) -> nnx.Module:
-    strides = (1, 2, 2, 2)
-    stages = tuple((d, width * 2**i, s) for i, (d, s) in enumerate(zip(depths, strides)))
-    return resnet.MSResNet(f, stem_width=width, stages=stages, **kw)
-
-  return build
-
-
-def _sew_dvs(f: _layers.LayerFactory, width: int, **kw) -> nnx.Module:
-  return sew.SEWResNet(f, width=width, **kw)
-
-
-def _cnn_small(f: _layers.LayerFactory, width: int, *, input_size: int, **kw) -> nnx.Module:
-  return small.SpikingCNN(f, width=width, input_size=input_size, **kw)
-
-
-def _mlp(f: _layers.LayerFactory, width: int, *, input_size: int, **kw) -> nnx.Module:
-  return small.SpikingMLP(f, hidden=(width,), input_size=input_size, **kw)
-
-
-# name -> (builder, default base width, whether it flattens a fixed input size)
-_MODELS: dict[str, tuple[Callable[..., nnx.Module], int, bool]] = {
-  "resnet19": (_resnet19, 128, False),
-  "resnet18": (_resnet18, 64, False),
-  "resnet18ms": (_ms_resnet((2, 2, 2, 2)), 64, False),
-  "resnet34ms": (_ms_resnet((3, 4, 6, 3)), 64, False),
-  "sew_dvs": (_sew_dvs, 64, False),
-  "cnn_small": (_cnn_small, 16, True),
-  "mlp": (_mlp, 256, True),
+_MODELS: dict[str, _Spec] = {
+  "resnet19": _Spec(resnet.ResNet19, norm="tdbn"),
+  "resnet18": _Spec(resnet.ResNet18, norm="tdbn"),
+  # Their ImageNet runs convert every tdBatchNorm to torch.nn.SyncBatchNorm
+  # (train.py: convert_sync_batchnorm before DDP, and again before loading for --eval),
+  # which keeps the statistics, weight and bias but drops tdBN's α·V_th: plain BN.
+  "resnet18ms": _Spec(resnet.ResNet18MS, norm="bn"),
+  "resnet34ms": _Spec(resnet.ResNet34MS, norm="bn"),
+  "sew_dvs": _Spec(
+    sew.SEWResNetDVS,
+    norm="bn",
+    neuron_defaults={"glif": DVS_GLIF, "glif_f": DVS_GLIF},
+    flattens=True,
+  ),
+  "sew_gesture": _Spec(
+    sew.SEWResNetGesture,
+    norm="bn",
+    neuron="plif",
+    neuron_defaults={"plif": SEW_PLIF},
+    flattens=True,
+  ),
+  "cnn_small": _Spec(small.CNNSmall, norm="tdbn", flattens=True),
+  "mlp": _Spec(small.MLP, norm="tdbn", flattens=True),
 }
 
 MODEL_NAMES = tuple(_MODELS)
 NEURON_NAMES = _layers.NEURON_NAMES
+NORM_NAMES = _layers.NORM_NAMES
 
 
 def _check_positive(**values: Any) -> None:
@@ -75,8 +85,9 @@ def create(
   num_classes: int,
   timesteps: int,
   in_channels: int,
-  neuron: str = "glif",
+  neuron: str | None = None,
   neuron_options: dict[str, Any] | None = None,
+  norm: str | None = None,
   width: int | None = None,
   input_size: int | None = None,
   remat: bool = False,
@@ -86,31 +97,40 @@ def create(
 ) -> nnx.Module:
   """Builds a spiking network of the zoo.
 
-  The model maps static images ``[B, H, W, C]`` (direct encoding: the first layer runs
-  once and its output is repeated over T) or time-major event frames ``[T, B, H, W, C]``
-  to float32 logits ``[T, B, num_classes]``; the readout is their mean over T. Synaptic
-  layers run with T folded into the batch; only the neurons scan over time. Use
-  ``model.train()`` / ``model.eval()`` to switch tdBN between batch statistics and
-  running averages.
+  The paper networks are the GLIF authors' (``Ikarosy/Gated-LIF`` at ac20aa7) layer for
+  layer; the README's "Where we differ" lists what is not. The model maps static images
+  ``[B, H, W, C]`` (direct encoding: the first layer runs once and its output is repeated
+  over T) or time-major event frames ``[T, B, H, W, C]`` to float32 logits
+  ``[T, B, num_classes]``; the readout is their mean over T. Synaptic layers run with T
+  folded into the batch; only the neurons scan over time. Use ``model.train()`` /
+  ``model.eval()`` to switch BN between batch statistics and running averages.
 
   Args:
-    name: one of `MODEL_NAMES`: ``"resnet19"``, ``"resnet18"`` (CIFAR),
-      ``"resnet18ms"``, ``"resnet34ms"`` (ImageNet-style, membrane shortcut),
-      ``"sew_dvs"`` (CIFAR10-DVS), ``"cnn_small"``, ``"mlp"`` (MNIST-like).
+    name: one of `MODEL_NAMES`: ``"resnet19"``, ``"resnet18"`` (CIFAR; the head has two
+      bias-free FCs 512→256→classes for ≤ 50 classes, else one), ``"resnet18ms"``,
+      ``"resnet34ms"`` (ImageNet, membrane shortcut), ``"sew_dvs"`` (CIFAR10-DVS, 48×48
+      frames), ``"sew_gesture"`` (SEW-ResNet's DVS128 Gesture net, 128×128 frames),
+      ``"cnn_small"``, ``"mlp"`` (MNIST-like, ours).
     num_classes: number of logits.
     timesteps: T.
-    in_channels: C of the input (3 for CIFAR, 2 for DVS polarities, 1 for MNIST).
+    in_channels: C of the input (3 for images, 2 for DVS polarities, 1 for MNIST).
     neuron: one of `NEURON_NAMES`: ``"glif"``, ``"glif_f"`` (channel-wise),
-      ``"klif"``, ``"plif"`` (one parameter per layer), ``"lif"``.
-    neuron_options: extra keyword arguments of the neuron module (e.g. ``gating``,
-      ``gate_init``, ``surrogate`` for GLIF; ``tau``, ``v_th`` for LIF/KLIF).
-    width: base width (default: the paper's: resnet19 128, resnet18/MS/sew_dvs 64,
-      cnn_small 16, mlp 256 hidden units); every layer's width scales with it.
-    input_size: side H = W of the input, for the models that flatten it (cnn_small,
-      mlp; default 28); the others pool globally, accept any size and ignore it.
-    remat: checkpoint each residual block of the ResNets and the SEW network (less
-      activation memory, one more forward pass of compute); small models ignore it.
-    bn_axis_name: pmap/shard_map axis over which tdBN averages batch statistics.
+      ``"klif"``, ``"plif"`` (one parameter per layer), ``"lif"``; None: the model's own
+      (GLIF; PLIF for ``sew_gesture``).
+    neuron_options: keyword arguments of the neuron module (`glif_jax.nn.GLIF`, ...);
+      they override the model's neuron defaults (``sew_dvs``'s GLIF starts from the
+      authors' DVS values, ``sew_gesture``'s PLIF from SEW's). A misspelt one raises here.
+    norm: ``"tdbn"`` or ``"bn"``; None: the model's own (tdBN for the CIFAR ResNets and the
+      small models, plain BN for the MS-ResNets and the SEW nets, as the authors ran them).
+    width: base width (default: the paper's: resnet19 128, resnet18/MS 64, sew_dvs 64,
+      sew_gesture 32, cnn_small 16, mlp 256 hidden units); every layer's width scales
+      with it except the ResNet head's 256.
+    input_size: side H = W of the input, for the models that flatten it (sew_dvs: 48,
+      sew_gesture: 128, cnn_small and mlp: 28 by default); the others pool globally,
+      accept any size and ignore it.
+    remat: checkpoint each residual block of the ResNets and each layer of the SEW nets
+      (less activation memory, one more forward pass of compute); small models ignore it.
+    bn_axis_name: pmap/shard_map axis over which BN averages batch statistics.
     dtype: compute dtype (e.g. ``jnp.bfloat16``); parameters stay float32.
     rngs: parameter initialisation (GLIF's random gates too).
 
@@ -118,7 +138,8 @@ def create(
     The `nnx.Module`.
 
   Raises:
-    ValueError: an unknown name or neuron, or a bad argument.
+    ValueError: an unknown name, neuron or norm, a neuron option the neuron does not
+      take, or a bad argument.
 
   Example:
     >>> from flax import nnx
@@ -138,25 +159,24 @@ def create(
     width=width,
     input_size=input_size,
   )
-  if neuron_options is not None and not isinstance(neuron_options, dict):
+  if neuron_options is not None and not isinstance(neuron_options, Mapping):
     raise ValueError(f"neuron_options must be a dict or None, got {neuron_options!r}")
   if not jnp.issubdtype(dtype, jnp.floating):
     raise ValueError(f"dtype must be a floating-point dtype, got {dtype!r}")
-  build, default_width, flattens = _MODELS[name]
-  factory = _layers.LayerFactory(
-    neuron=neuron,
-    timesteps=timesteps,
-    neuron_options=dict(neuron_options or {}),
-    remat=remat,
-    bn_axis_name=bn_axis_name,
-    dtype=dtype,
-  )
-  size = {"input_size": input_size or MNIST_SIZE} if flattens else {}
-  return build(
-    factory,
-    width or default_width,
+  spec = _MODELS[name]
+  neuron = spec.neuron if neuron is None else neuron
+  options = {**spec.neuron_defaults.get(neuron, {}), **(neuron_options or {})}
+  kwargs = {"width": width} if width is not None else {}
+  if spec.flattens and input_size is not None:
+    kwargs["input_size"] = input_size
+  return spec.build(
     in_channels=in_channels,
     num_classes=num_classes,
+    timesteps=timesteps,
+    neuron=_layers.neuron_def(neuron, timesteps, **options),
+    norm=_layers.norm_def(spec.norm if norm is None else norm, axis_name=bn_axis_name, dtype=dtype),
+    dtype=dtype,
+    remat=remat,
     rngs=rngs,
-    **size,
+    **kwargs,
   )
