@@ -19,7 +19,8 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-from typing import Any, Callable, Protocol, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp

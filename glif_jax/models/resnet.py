@@ -26,7 +26,9 @@ partials: `ResNet19`, `ResNet18`, `ResNet18MS`, `ResNet34MS`.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Sequence
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -59,7 +61,7 @@ class ResNetHead(nnx.Module):
     linear = functools.partial(
       nnx.Linear, use_bias=False, kernel_init=_layers.LINEAR_NORMAL, dtype=dtype, rngs=rngs
     )
-    self.fcs = nnx.List([linear(a, b) for a, b in zip(sizes, sizes[1:])])
+    self.fcs = nnx.List([linear(a, b) for a, b in itertools.pairwise(sizes)])
 
   def __call__(self, x: jax.Array) -> jax.Array:
     for fc in self.fcs:

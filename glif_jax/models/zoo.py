@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax.numpy as jnp
 from flax import nnx
@@ -15,12 +16,17 @@ from glif_jax.models import _layers, resnet, sew, small
 # one): V_th = 0.99999, τ = 0.5, conductance 0.9, linear decay V_th/(2·16) for their
 # fixed steps = 16, reset potential = V_th, gate logits from U(−0.1, 0.1) whatever gate
 # list the network passes.
-DVS_GLIF = dict(
-  tau=0.5, v_th=0.99999, leak=0.99999 / 32, v_reset=0.99999, conduct=0.9, gate_init="random"
-)
+DVS_GLIF = {
+  "tau": 0.5,
+  "v_th": 0.99999,
+  "leak": 0.99999 / 32,
+  "v_reset": 0.99999,
+  "conduct": 0.9,
+  "gate_init": "random",
+}
 # SEW-ResNet's DVS128 Gesture neuron: SpikingJelly's MultiStepParametricLIFNode(init_tau=2,
 # detach_reset=True) of the cext backend (V_th 1, V_reset 0, ATan surrogate with α = 2).
-SEW_PLIF = dict(init_tau=2.0, detach_reset=True, surrogate=surrogates.atan(2.0))
+SEW_PLIF = {"init_tau": 2.0, "detach_reset": True, "surrogate": surrogates.atan(2.0)}
 
 
 @dataclasses.dataclass(frozen=True)
