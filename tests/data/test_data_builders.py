@@ -4,6 +4,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -113,6 +114,23 @@ def test_cifar10_dvs_frames_split_and_zip_sources(tmp_path, data_dir, fmt):
     (rows,) = {int(r) for r in np.nonzero(frames)[1]}
     np.testing.assert_array_equal(frames[:, rows, label, :], np.ones((4, 2)))
     assert frames.sum() == 8
+
+
+def test_cifar10_dvs_default_frames_are_the_authors(tmp_path, data_dir, fmt):
+  # The authors' frames: T = 16 by number at 128x128, then Resize([48, 48]) (bilinear,
+  # no antialiasing). dvs_sample(label, i) has N = 8 < T events, so di = 8 // 16 = 0 and
+  # every event is in the last frame: 4 of each polarity at (row i, column label).
+  fmt.write_cifar10_dvs(tmp_path, per_class=10)
+  splits = data.load("cifar10_dvs", data_dir=data_dir, manual_dir=tmp_path)
+  assert data.info("cifar10_dvs").input_shape == (16, 48, 48, 2)
+  for record in _all(splits["test"]):  # file _9 of each class: row 9
+    frames, label = record["frames"], int(record["label"])
+    assert frames.shape == (16, 48, 48, 2) and frames.dtype == np.float32
+    counts = np.zeros((1, 128, 128, 2), np.float32)
+    counts[0, 9, label, :] = 4
+    want = jax.image.resize(counts, (1, 48, 48, 2), "linear", antialias=False)
+    np.testing.assert_allclose(frames[15:], want, rtol=1e-5, atol=1e-6)  # jax in float32
+    assert not frames[:15].any()
 
 
 def test_cifar10_dvs_nine_to_one_split(tmp_path, data_dir, fmt):
