@@ -7,6 +7,11 @@ seeds from ``(seed, e)`` and ``k``. A run resumed at
 ``(epoch, start_batch)`` therefore sees exactly the batches it would have seen; the
 checkpoint only needs the two integers.
 
+In a multi-process run each process reads, augments and normalises only its ``rows`` of
+every global batch; the offsets and flips are drawn for the whole global batch, so an
+example's augmentation does not depend on the number of processes. Augmentation is one
+vectorised gather per batch.
+
 Batches are ``{"image": float32 [B, ...], "label": int32 [B]}``:
 
 - static images: ``[B, H, W, C]``, scaled to [0, 1] then normalised per channel with
@@ -41,49 +46,109 @@ def _derive_seed(seed: int, epoch: int, stream: int) -> int:
   return int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0])
 
 
-def random_crop_flip(
-  image: np.ndarray, rng: np.random.Generator, padding: int = _CROP_PADDING
+def crop_flip(
+  images: np.ndarray, top: np.ndarray, left: np.ndarray, flip: np.ndarray, padding: int
 ) -> np.ndarray:
-  """Random crop of the zero-padded image back to its size, then a random left-right flip.
+  """Crops ``images [B, H, W, C]`` zero-padded by ``padding`` at ``(top, left) [B]``, then
+  flips left-right where ``flip [B]``: one gather for the whole batch."""
+  b, h, w, _ = images.shape
+  padded = np.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+  rows = top[:, None] + np.arange(h)  # [B, H]
+  cols = left[:, None] + np.where(flip[:, None], np.arange(w)[::-1], np.arange(w))  # [B, W]
+  return padded[np.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+def _draw_crop_flip(
+  rng: np.random.Generator, n: int, padding: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """``(top, left, flip)`` of ``n`` examples: offsets in ``[0, 2 padding]``, flips at p = 1/2."""
+  top, left = rng.integers(0, 2 * padding + 1, size=(2, n))
+  return top, left, rng.random(n) < 0.5
+
+
+def random_crop_flip(
+  images: np.ndarray, rng: np.random.Generator, padding: int = _CROP_PADDING
+) -> np.ndarray:
+  """Random crop of each zero-padded image back to its size, then a random left-right flip.
 
   Args:
-      image: ``[H, W, C]``.
-      rng: the generator to draw the offsets and the flip from.
+      images: ``[B, H, W, C]``, or one image ``[H, W, C]``.
+      rng: the generator to draw the offsets and the flips from.
       padding: pixels of zero padding on each side.
 
   Returns:
       An array of the same shape and dtype.
   """
-  h, w, _ = image.shape
-  padded = np.pad(image, ((padding, padding), (padding, padding), (0, 0)))
-  top, left = rng.integers(0, 2 * padding + 1, size=2)
-  crop = padded[top : top + h, left : left + w]
-  return crop[:, ::-1] if rng.random() < 0.5 else crop
+  batch = images if images.ndim == 4 else images[None]
+  out = crop_flip(batch, *_draw_crop_flip(rng, len(batch), padding), padding)
+  return out if images.ndim == 4 else out[0]
 
 
 class _Fetch:
-  """Indices -> stacked ``{"image": uint8/uint16, "label": int32}`` (picklable for workers).
+  """Indices (``-1``: padding) -> stacked ``{"image", "label"[, "mask"]}`` (picklable).
 
   Uses the source's ``__getitems__`` when it has one: one array_record call per batch is
-  several times faster than one per record.
+  several times faster than one per record. Padding rows repeat a record, false in ``mask``.
   """
 
-  def __init__(self, source: Sized) -> None:
+  def __init__(self, source: Sized, *, mask: bool) -> None:
     self._source = source
+    self._mask = mask
 
   def __call__(self, indices: np.ndarray) -> Batch:
-    keys = [int(i) for i in indices]
+    valid = indices >= 0
+    keys = [int(i) for i in np.where(valid, indices, indices.max(initial=0))]
     getitems = getattr(self._source, "__getitems__", None)
     records = getitems(keys) if getitems else [self._source[i] for i in keys]
     field = "frames" if "frames" in records[0] else "image"
-    return {
-      "image": np.stack([r[field] for r in records]),
-      "label": np.asarray([r["label"] for r in records], np.int32),
-    }
+    image = np.stack([r[field] for r in records])
+    batch = {"image": image, "label": np.asarray([r["label"] for r in records], np.int32) * valid}
+    return {**batch, "mask": valid} if self._mask else batch
 
 
-def _augment(batch: Batch, rng: np.random.Generator) -> Batch:
-  return {**batch, "image": np.stack([random_crop_flip(x, rng) for x in batch["image"]])}
+class _Augment:
+  """Random crop + flip of this process's ``rows`` of a global batch of ``batch_size``.
+
+  The offsets of the whole global batch are drawn from the batch's generator and sliced,
+  so every example's augmentation depends on its place in the epoch only, not on how
+  many processes share the batch.
+  """
+
+  def __init__(self, batch_size: int, rows: slice) -> None:
+    self._batch_size = batch_size
+    self._rows = rows
+
+  def __call__(self, batch: Batch, rng: np.random.Generator) -> Batch:
+    drawn = _draw_crop_flip(rng, self._batch_size, _CROP_PADDING)
+    top, left, flip = (d[self._rows] for d in drawn)
+    return {**batch, "image": crop_flip(batch["image"], top, left, flip, _CROP_PADDING)}
+
+
+def index_batches(
+  num_records: int, *, batch_size: int, seed: int, epoch: int, train: bool, rows: slice
+) -> grain.MapDataset:
+  """Batch ``k`` of the epoch as this process's ``rows`` of record indices (``-1``: padding).
+
+  Training batches follow a grain global shuffle seeded from ``(seed, epoch)`` and drop
+  the remainder; eval batches keep the order and pad the last batch with ``-1``.
+  """
+  ds = grain.MapDataset.range(num_records)
+  if train:
+    ds = ds.shuffle(seed=_derive_seed(seed, epoch, 0))
+  return ds.batch(batch_size, drop_remainder=train).map(_Rows(batch_size, rows))
+
+
+class _Rows:
+  """A batch of indices padded with ``-1`` to ``batch_size``, then its ``rows``."""
+
+  def __init__(self, batch_size: int, rows: slice) -> None:
+    self._batch_size = batch_size
+    self._rows = rows
+
+  def __call__(self, indices: np.ndarray) -> np.ndarray:
+    padded = np.full(self._batch_size, -1, np.int64)
+    padded[: len(indices)] = indices
+    return padded[self._rows]
 
 
 class _Normalise:
@@ -102,16 +167,10 @@ class _Normalise:
     return {**batch, "image": image}
 
 
-def _padder(batch_size: int):
-  def pad(batch: Batch) -> Batch:
-    n = batch["label"].shape[0]
-    padded = {
-      k: np.concatenate([v, np.zeros((batch_size - n, *v.shape[1:]), v.dtype)])
-      for k, v in batch.items()
-    }
-    return {**padded, "mask": np.arange(batch_size) < n}
-
-  return pad
+def _clear_padding(batch: Batch) -> Batch:
+  """Zeros in the padding rows (``mask`` false) of a batch."""
+  batch["image"][~batch["mask"]] = 0
+  return batch
 
 
 def _sharder(num_devices: int):
@@ -139,12 +198,13 @@ def batch_dataset(
   dataset: str,
   num_devices: int = 1,
   augment: bool | None = None,
+  rows: slice | None = None,
 ) -> grain.MapDataset:
   """The epoch's batches as a grain ``MapDataset`` (``ds[k]`` is batch ``k``).
 
   Args:
       source: random-access records (e.g. ``load(...)["train"]``).
-      batch_size: global batch size B (over all devices).
+      batch_size: global batch size B (over all devices of all processes).
       seed: the run's data seed.
       epoch: the epoch, 0-based.
       train: shuffle, augment and drop the last partial batch (``True``), or keep the
@@ -152,6 +212,9 @@ def batch_dataset(
       dataset: the data set's name (for normalisation and augmentation).
       num_devices: D; batches are reshaped to ``[D, B/D, ...]`` when D > 1.
       augment: override the default augmentation (CIFAR in training).
+      rows: the rows of each global batch to read (a process's share; default all).
+          Only these records are read and augmented; the values do not depend on
+          ``rows``.
 
   Returns:
       A ``grain.MapDataset`` of batches.
@@ -165,15 +228,16 @@ def batch_dataset(
     raise ValueError(f"batch_size {batch_size} is not divisible by num_devices {num_devices}")
   if train and len(source) < batch_size:
     raise ValueError(f"{len(source)} training records cannot fill one batch of {batch_size}")
-  ds = grain.MapDataset.range(len(source))
-  if train:
-    ds = ds.shuffle(seed=_derive_seed(seed, epoch, 0))
-  ds = ds.batch(batch_size, drop_remainder=train).map(_Fetch(source))
+  rows = slice(0, batch_size) if rows is None else rows
+  ds = index_batches(
+    len(source), batch_size=batch_size, seed=seed, epoch=epoch, train=train, rows=rows
+  )
+  ds = ds.map(_Fetch(source, mask=not train))
   if train and dataset in _AUGMENTED if augment is None else augment:
-    ds = ds.random_map(_augment, seed=_derive_seed(seed, epoch, 1))
+    ds = ds.random_map(_Augment(batch_size, rows), seed=_derive_seed(seed, epoch, 1))
   ds = ds.map(_Normalise(info))
   if not train:
-    ds = ds.map(_padder(batch_size))
+    ds = ds.map(_clear_padding)
   return ds.map(_sharder(num_devices)) if num_devices > 1 else ds
 
 
@@ -188,6 +252,7 @@ def make_batches(
   num_devices: int = 1,
   start_batch: int = 0,
   augment: bool | None = None,
+  rows: slice | None = None,
   num_threads: int = 0,
 ) -> Iterator[Batch]:
   """Iterates the batches ``start_batch, start_batch + 1, ...`` of one epoch.
@@ -205,6 +270,7 @@ def make_batches(
       num_devices: D > 1 reshapes every leaf to ``[D, B/D, ...]``.
       start_batch: the first batch to yield (0 <= start_batch <= number of batches).
       augment: override the default augmentation (CIFAR in training).
+      rows: the rows of each global batch to read (see `batch_dataset`).
       num_threads: 0 reads in the calling thread; n > 0 reads and transforms ahead with
           n grain threads (same batches, same order).
 
@@ -224,7 +290,13 @@ def make_batches(
     dataset=dataset,
     num_devices=num_devices,
     augment=augment,
+    rows=rows,
   )
+  return iterate(ds, start_batch=start_batch, num_threads=num_threads)
+
+
+def iterate(ds: grain.MapDataset, *, start_batch: int = 0, num_threads: int = 0) -> Iterator[Batch]:
+  """The elements ``start_batch, ...`` of ``ds``, read ahead by ``num_threads`` threads if > 0."""
   if not 0 <= start_batch <= len(ds):
     raise ValueError(f"start_batch must be in [0, {len(ds)}], got {start_batch}")
   ds = ds[start_batch:]

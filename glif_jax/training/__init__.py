@@ -8,15 +8,23 @@ from glif_jax.training.checkpoints import (
   CorruptCheckpointError,
   DataPosition,
 )
-from glif_jax.training.config import default_config, validate_config, validate_input_shape
+from glif_jax.training.config import (
+  ConfigError,
+  default_config,
+  validate_config,
+  validate_input_shape,
+)
 from glif_jax.training.losses import mean_logits_cross_entropy, tet_loss
 from glif_jax.training.optim import learning_rate_schedule, make_optimizer, param_labels
+from glif_jax.training.parallel import Layout
 from glif_jax.training.steps import GraphDefs, TrainState, create_train_state, eval_step, train_step
 from glif_jax.training.synthetic import SyntheticSource
 from glif_jax.training.train import (
   NonFiniteError,
   TrainingInterrupted,
   create_model,
+  evaluate,
+  gate_means,
   make_loss,
   make_tx,
   train_and_evaluate,
@@ -24,9 +32,11 @@ from glif_jax.training.train import (
 
 __all__ = [
   "CheckpointMismatchError",
+  "ConfigError",
   "CorruptCheckpointError",
   "DataPosition",
   "GraphDefs",
+  "Layout",
   "NonFiniteError",
   "SyntheticSource",
   "TrainState",
@@ -35,6 +45,8 @@ __all__ = [
   "create_train_state",
   "default_config",
   "eval_step",
+  "evaluate",
+  "gate_means",
   "learning_rate_schedule",
   "make_loss",
   "make_optimizer",

@@ -28,6 +28,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
+from glif_jax.training import parallel
+from glif_jax.training.config import ConfigError
 from glif_jax.training.steps import TrainState, leaf_names
 
 CONFIG_FILE = "config.json"
@@ -38,6 +40,8 @@ BEST_METRIC = "eval_accuracy"
 _RUN_CONTROL_KEYS = (
   "overwrite",
   "distributed",
+  "parallel",
+  "input_threads",
   "progress_bar",
   "log_every_steps",
   "checkpoint_every_steps",
@@ -72,9 +76,9 @@ def _comparable(config: ml_collections.ConfigDict) -> dict[str, Any]:
 def guard_workdir(workdir: str | Path, config: ml_collections.ConfigDict) -> None:
   """Records ``config`` in ``workdir``; refuses a workdir made with another config.
 
-  A workdir whose recorded config differs (run-control keys aside) raises ValueError,
+  A workdir whose recorded config differs (run-control keys aside) raises ConfigError,
   unless ``config.overwrite`` is True: then its checkpoints are deleted and the run
-  starts afresh.
+  starts afresh. Every process checks; process 0 alone writes and deletes.
 
   Args:
     workdir: the run's directory (created if missing).
@@ -84,17 +88,19 @@ def guard_workdir(workdir: str | Path, config: ml_collections.ConfigDict) -> Non
   workdir.mkdir(parents=True, exist_ok=True)
   path = workdir / CONFIG_FILE
   new = _comparable(config)
-  if path.exists():
-    old = json.loads(path.read_text())
+  old = json.loads(path.read_text()) if path.exists() else new
+  if old != new and not config.overwrite:
+    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    raise ConfigError(
+      f"workdir {str(workdir)!r} holds a run with a different config (keys differing: "
+      f"{changed}); use another --workdir, or --config.overwrite=True to discard it"
+    )
+  parallel.sync("guard_workdir: checked")  # before process 0 writes
+  if jax.process_index() == 0:
     if old != new:
-      if not config.overwrite:
-        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-        raise ValueError(
-          f"workdir {str(workdir)!r} holds a run with a different config (keys differing: "
-          f"{changed}); use another --workdir, or --config.overwrite=True to discard it"
-        )
       shutil.rmtree(workdir / CHECKPOINT_DIR, ignore_errors=True)
-  path.write_text(json.dumps(new, indent=2, sort_keys=True))
+    path.write_text(json.dumps(new, indent=2, sort_keys=True))
+  parallel.sync("guard_workdir: written")
 
 
 def _best_metric(metrics: dict[str, float]) -> float:
@@ -131,10 +137,14 @@ def save(
   *,
   eval_accuracy: float | None = None,
 ) -> None:
-  """Saves a host-side ``state``, ``position`` and the state's digest at ``state.step``."""
+  """Saves ``state``, ``position`` and the state's digest at ``state.step``.
+
+  ``state`` holds host arrays or global replicated `jax.Array`s; every process calls this,
+  orbax writes each array once.
+  """
   metrics = None if eval_accuracy is None else {BEST_METRIC: eval_accuracy}
   manager.save(
-    int(state.step),
+    int(parallel.host(state.step)),
     args=ocp.args.Composite(
       state=ocp.args.StandardSave(state),
       position=ocp.args.JsonSave(position._asdict()),
@@ -156,8 +166,8 @@ def _leaf_specs(tree: Any) -> dict[str, tuple[tuple[int, ...], str]]:
 def state_digest(state: TrainState) -> str:
   """SHA-256 over the names, dtypes, shapes and bytes of every leaf of ``state``."""
   digest = hashlib.sha256()
-  for name, leaf in zip(leaf_names(state), jax.tree.leaves(state), strict=True):
-    array = np.ascontiguousarray(jax.device_get(leaf))
+  for name, leaf in zip(leaf_names(state), jax.tree.leaves(parallel.host(state)), strict=True):
+    array = np.ascontiguousarray(leaf)
     digest.update(f"{name}:{array.dtype}:{array.shape};".encode())
     digest.update(array.reshape(-1).view(np.uint8))
   return digest.hexdigest()
@@ -211,11 +221,18 @@ def _brief(err: Exception) -> str:
 
 
 def _quarantine(manager: ocp.CheckpointManager, step: int) -> Path:
-  """Moves checkpoint ``step`` out of the manager's directory, next to it; returns where."""
+  """Moves checkpoint ``step`` out of the manager's directory, next to it; returns where.
+
+  Process 0 moves it; every process gets the same target (named by the step's time).
+  """
   source = Path(manager.directory) / str(step)
-  target = source.parent.parent / CORRUPT_DIR / f"{step}-{time.strftime('%Y%m%d-%H%M%S')}"
-  target.parent.mkdir(parents=True, exist_ok=True)
-  shutil.move(source, target)
+  stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(source.stat().st_mtime))
+  target = source.parent.parent / CORRUPT_DIR / f"{step}-{stamp}"
+  parallel.sync(f"quarantine {step}: found")
+  if jax.process_index() == 0:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(source, target)
+  parallel.sync(f"quarantine {step}: moved")
   return target
 
 
@@ -231,7 +248,8 @@ def restore_latest(
 
   Args:
     manager: the run's checkpoint manager.
-    target: a state of the model (its structure, shapes and dtypes are used).
+    target: a state of the model (its structure, shapes and dtypes are used), or
+      `jax.ShapeDtypeStruct`s with the shardings to restore to.
 
   Returns:
     ``(state, position)``, or None if the directory holds no checkpoint.

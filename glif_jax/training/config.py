@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Iterable
 
 import ml_collections
@@ -10,6 +9,7 @@ from ml_collections import config_dict
 
 from glif_jax import models
 from glif_jax.training import optim
+from glif_jax.training.parallel import PARALLEL_MODES
 
 SYNTHETIC = "synthetic"
 LOSSES = ("ce", "tet")
@@ -80,7 +80,12 @@ def default_config() -> ml_collections.ConfigDict:
   config.max_to_keep = 3  # latest checkpoints kept; the best by eval accuracy is kept too
   config.progress_bar = True
   config.overwrite = False  # True: discard a workdir's checkpoints made with another config
-  config.distributed = False  # True: call jax.distributed.initialize() (multi-host)
+  # Parallelism. "jit": a Mesh over every device of every process, the global batch sharded
+  # over it, the state replicated; "pmap": jax.pmap over each process's devices.
+  config.parallel = "jit"
+  # True: jax.distributed.initialize() first (several processes or hosts; see train.main).
+  config.distributed = False
+  config.input_threads = 2  # grain threads reading and augmenting ahead (0: in the loop)
   # A step whose loss, gradients or tdBN statistics are not finite is never applied (the
   # state stays as it was; the batch is consumed). Then: "skip" goes on, "rollback"
   # restores the latest checkpoint and replays from it (a step non-finite again on replay
@@ -89,57 +94,59 @@ def default_config() -> ml_collections.ConfigDict:
   # made non-finite by an overflowing update is never saved: the run stops.
   config.nonfinite = "skip"
   config.max_nonfinite_steps = 10  # skip/rollback: abort once more steps than this were skipped
+  # Locked: setting a key that does not exist (a misspelling) raises, naming the closest key.
+  config.lock()
+  for key in FREE_FORM_KEYS:
+    config[key].unlock()
   return config
+
+
+class ConfigError(ValueError):
+  """A config value, key or workdir that does not fit: the user's to fix."""
 
 
 def _one_of(config: ml_collections.ConfigDict, key: str, valid: Iterable[str]) -> None:
   valid = tuple(valid)
   if config[key] not in valid:
-    raise ValueError(f"config.{key} must be one of {valid}, got {config[key]!r}")
+    raise ConfigError(f"config.{key} must be one of {valid}, got {config[key]!r}")
 
 
 def _positive(config: ml_collections.ConfigDict, *keys: str) -> None:
   for key in keys:
     if config[key] is not None and config[key] <= 0:
-      raise ValueError(f"config.{key} must be > 0, got {config[key]!r}")
-
-
-def _key_problems(
-  config: ml_collections.ConfigDict, default: ml_collections.ConfigDict, prefix: str
-) -> list[str]:
-  """Unknown and missing keys of ``config`` against ``default``, recursively."""
-  problems = []
-  for key in sorted(set(config.keys()) - set(default.keys())):
-    close = difflib.get_close_matches(key, list(default.keys()), n=1)
-    hint = f" (did you mean config.{prefix}{close[0]}?)" if close else ""
-    problems.append(f"unknown key config.{prefix}{key}{hint}")
-  for key in sorted(set(default.keys()) - set(config.keys())):
-    problems.append(f"missing key config.{prefix}{key}")
-  for key in sorted(set(config.keys()) & set(default.keys())):
-    value, expected = config[key], default[key]
-    if isinstance(expected, ml_collections.ConfigDict) and key not in FREE_FORM_KEYS:
-      if isinstance(value, ml_collections.ConfigDict):
-        problems += _key_problems(value, expected, f"{prefix}{key}.")
-      else:
-        problems.append(f"config.{prefix}{key} must be a ConfigDict, got {value!r}")
-  return problems
+      raise ConfigError(f"config.{key} must be > 0, got {config[key]!r}")
 
 
 def validate_keys(config: ml_collections.ConfigDict) -> None:
-  """Raises ValueError naming every unknown (e.g. misspelled) or missing key of ``config``.
+  """Raises ConfigError naming the keys of ``config`` that `default_config` lacks or has.
 
-  The valid keys are those of `default_config`; ``data_options`` and ``neuron_options``
-  hold free-form keyword arguments and are not checked here.
+  Configs made from `default_config` are locked, so a misspelt key fails where it is set,
+  with ml_collections' suggestion; this catches configs built otherwise.
+  ``data_options`` and ``neuron_options`` hold free-form keyword arguments.
   """
-  problems = _key_problems(config, default_config(), "")
+  default = default_config()
+  flat, expected = _flat_keys(config), _flat_keys(default)
+  problems = [f"unknown key config.{k}" for k in sorted(flat - expected)]
+  problems += [f"missing key config.{k}" for k in sorted(expected - flat)]
   if problems:
-    raise ValueError("bad config keys: " + "; ".join(problems))
+    raise ConfigError("bad config keys: " + "; ".join(problems))
+
+
+def _flat_keys(config: ml_collections.ConfigDict, prefix: str = "") -> set[str]:
+  """Dotted names of the keys of ``config``, free-form sub-configs as one key."""
+  keys = set()
+  for key, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict) and key not in FREE_FORM_KEYS:
+      keys |= _flat_keys(value, f"{prefix}{key}.")
+    else:
+      keys.add(prefix + key)
+  return keys
 
 
 def validate_config(
   config: ml_collections.ConfigDict, *, dataset_names: Iterable[str], num_devices: int
 ) -> None:
-  """Raises ValueError naming the key and the valid values for a bad config.
+  """Raises ConfigError naming the key and the valid values for a bad config.
 
   Args:
     config: the training config (keys as in `default_config`).
@@ -154,6 +161,7 @@ def validate_config(
   _one_of(config, "loss", LOSSES)
   _one_of(config, "dtype", DTYPES)
   _one_of(config, "nonfinite", NONFINITE_MODES)
+  _one_of(config, "parallel", PARALLEL_MODES)
   _positive(
     config,
     "timesteps",
@@ -166,24 +174,25 @@ def validate_config(
     "max_to_keep",
     "grad_clip_norm",
   )
-  if config.max_nonfinite_steps < 0:
-    raise ValueError(f"config.max_nonfinite_steps must be >= 0, got {config.max_nonfinite_steps}")
+  for key in ("max_nonfinite_steps", "input_threads"):
+    if config[key] < 0:
+      raise ConfigError(f"config.{key} must be >= 0, got {config[key]}")
   for key in ("batch_size", "eval_batch_size"):
     if config[key] % num_devices:
-      raise ValueError(
+      raise ConfigError(
         f"config.{key} must be divisible by the number of devices ({num_devices}), "
         f"got {config[key]}"
       )
   if not 0.0 <= config.label_smoothing < 1.0:
-    raise ValueError(f"config.label_smoothing must be in [0, 1), got {config.label_smoothing}")
+    raise ConfigError(f"config.label_smoothing must be in [0, 1), got {config.label_smoothing}")
   if not 0.0 <= config.tet_mse_weight <= 1.0:
-    raise ValueError(f"config.tet_mse_weight must be in [0, 1], got {config.tet_mse_weight}")
+    raise ConfigError(f"config.tet_mse_weight must be in [0, 1], got {config.tet_mse_weight}")
 
 
 def validate_input_shape(config: ml_collections.ConfigDict, input_shape: tuple[int, ...]) -> None:
   """Event data ``(T, H, W, C)`` must have ``config.timesteps`` frames per sample."""
   if len(input_shape) == 4 and input_shape[0] != config.timesteps:
-    raise ValueError(
+    raise ConfigError(
       f"config.timesteps must equal the event data's frames per sample "
       f"(config.data_options.num_frames): got timesteps={config.timesteps}, "
       f"frames={input_shape[0]}"

@@ -1,16 +1,16 @@
-"""Data for training: the data set's splits and info, and the per-step batches.
+"""Data for training: the data set's splits and info, and this process's share of each batch.
 
 Batches come from `glif_jax.data`'s deterministic, step-indexed pipeline, so the batch
 after a given (epoch, batch index) is the same in a resumed run as in an uninterrupted
-one. The global batch is split over all devices, ``[D, B/D, ...]``; in a multi-process
-run every process builds the same global batch and keeps its own devices' rows.
+one, whatever the number of processes. Each process reads only ``rows`` of every global
+batch (its devices' block, `parallel.Layout.rows`), with ``config.input_threads`` grain
+threads reading ahead.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterator, NamedTuple, Sequence
 
-import jax
 import ml_collections
 import numpy as np
 
@@ -54,13 +54,6 @@ def load(config: ml_collections.ConfigDict) -> tuple[dict[str, Sequence[Any]], D
   return splits, DataInfo(info.num_classes, tuple(info.input_shape))
 
 
-def _local_rows(batch: Batch) -> Batch:
-  """This process's devices' rows of a ``[D, ...]`` global batch."""
-  n = jax.local_device_count()
-  start = jax.process_index() * n
-  return {k: v[start : start + n] for k, v in batch.items()}
-
-
 def batches(
   source: Sequence[Any],
   config: ml_collections.ConfigDict,
@@ -68,11 +61,13 @@ def batches(
   train: bool,
   epoch: int = 0,
   start_batch: int = 0,
+  rows: slice | None = None,
 ) -> Iterator[Batch]:
-  """The batches of one epoch, from ``start_batch`` on, shaped ``[local devices, B/D, ...]``.
+  """This process's ``rows`` (default: all) of the batches of one epoch, from ``start_batch``.
 
-  Training batches are shuffled by (``config.seed``, ``epoch``) and drop the remainder;
-  eval batches keep the order and pad the last batch, marking real examples in ``"mask"``.
+  Training batches (``config.batch_size``) are shuffled by (``config.seed``, ``epoch``) and
+  drop the remainder; eval batches (``config.eval_batch_size``) keep the order and pad
+  the last batch, marking real examples in ``"mask"``.
   """
   options = dict(
     batch_size=config.batch_size if train else config.eval_batch_size,
@@ -80,23 +75,25 @@ def batches(
     epoch=epoch,
     train=train,
     start_batch=start_batch,
+    rows=rows,
+    num_threads=config.input_threads,
   )
   if config.dataset == SYNTHETIC:
-    stream = synthetic.make_batches(source, **options)
-  else:
-    stream = data.make_batches(source, dataset=config.dataset, **options)
-  for batch in stream:
-    sharded = {k: v.reshape(jax.device_count(), -1, *v.shape[1:]) for k, v in batch.items()}
-    yield _local_rows(sharded)
+    return synthetic.make_batches(source, **options)
+  return data.make_batches(source, dataset=config.dataset, **options)
 
 
 def train_stream(
-  source: Sequence[Any], config: ml_collections.ConfigDict, start: DataPosition
+  source: Sequence[Any],
+  config: ml_collections.ConfigDict,
+  start: DataPosition,
+  *,
+  rows: slice | None = None,
 ) -> Iterator[Batch]:
   """Training batches from ``start`` on, epoch after epoch (see `batches`)."""
   epoch, first = start
   while True:
-    yield from batches(source, config, train=True, epoch=epoch, start_batch=first)
+    yield from batches(source, config, train=True, epoch=epoch, start_batch=first, rows=rows)
     epoch, first = epoch + 1, 0
 
 

@@ -4,17 +4,19 @@ Each class has a fixed random prototype image; a record is its class's prototype
 Gaussian noise, clipped to [0, 1]. A linear read-out separates the classes, so a few
 training steps raise the accuracy well above chance.
 
-`make_batches` feeds it with the contract of `glif_jax.data.make_batches` (whose
-pipeline only takes the registered data sets): batch k of epoch e depends only on
-(seed, e, k); eval batches are padded and carry a boolean ``mask``.
+`make_batches` feeds it through `glif_jax.data`'s batch indices (whose full pipeline
+only takes the registered data sets): batch k of epoch e depends only on (seed, e, k);
+eval batches are padded and carry a boolean ``mask``.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Iterator
 
-import grain
 import numpy as np
+
+from glif_jax.data import _pipeline
 
 _PROTOTYPE_SEED = 1234  # the labelling rule is the same for every split
 _NOISE = 0.3
@@ -45,6 +47,15 @@ class SyntheticSource:
   def __getitem__(self, index: int) -> dict[str, Any]:
     return {"image": self.images[index], "label": self.labels[index]}
 
+  def batch(self, indices: np.ndarray, *, mask: bool) -> dict[str, np.ndarray]:
+    """The records at ``indices [B]``; ``-1`` pads with zeros (false in ``"mask"``)."""
+    valid = indices >= 0
+    batch = {
+      "image": np.where(valid[:, None, None, None], self.images[indices], 0.0),
+      "label": np.where(valid, self.labels[indices], 0),
+    }
+    return {**batch, "mask": valid} if mask else batch
+
 
 def load_synthetic(
   *, train_size: int, test_size: int, image_shape: tuple[int, int, int], num_classes: int
@@ -64,18 +75,16 @@ def make_batches(
   epoch: int,
   train: bool,
   start_batch: int = 0,
+  rows: slice | None = None,
+  num_threads: int = 0,
 ) -> Iterator[dict[str, np.ndarray]]:
-  """Batches ``start_batch, ...`` of one epoch (train: shuffled, full; eval: padded, masked)."""
-  ds = grain.MapDataset.source(source)
-  if train:
-    ds = ds.shuffle(seed=int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
-  ds = ds.map(lambda r: {**r, "mask": np.bool_(True)})
-  ds = ds.batch(batch_size, drop_remainder=train).map(lambda b: _pad(b, batch_size))
-  return (ds[k] for k in range(start_batch, len(ds)))
+  """Batches ``start_batch, ...`` of one epoch (train: shuffled, full; eval: padded, masked).
 
-
-def _pad(batch: dict[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
-  missing = batch_size - len(batch["label"])
-  return {
-    k: np.concatenate([v, np.zeros((missing, *v.shape[1:]), v.dtype)]) for k, v in batch.items()
-  }
+  Args as `glif_jax.data.make_batches`: the same order and the same ``rows`` of each batch.
+  """
+  rows = slice(0, batch_size) if rows is None else rows
+  ds = _pipeline.index_batches(
+    len(source), batch_size=batch_size, seed=seed, epoch=epoch, train=train, rows=rows
+  )
+  ds = ds.map(functools.partial(source.batch, mask=not train))
+  return _pipeline.iterate(ds, start_batch=start_batch, num_threads=num_threads)
