@@ -16,6 +16,7 @@ prepared.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -253,18 +254,12 @@ def _frames(events: _events.Events, config: EventConfig) -> np.ndarray:
   return _events.resize_frames(frames, config.size)
 
 
-def _zip_members(archive: Path, suffix: str) -> list[str]:
+@contextlib.contextmanager
+def _open_zip(archive: Path) -> Iterator[zipfile.ZipFile]:
+  """The zip archive, with :class:`CorruptDatasetError` naming it if it is unreadable."""
   try:
     with zipfile.ZipFile(archive) as z:
-      return sorted(m for m in z.namelist() if m.endswith(suffix))
-  except (zipfile.BadZipFile, EOFError, OSError) as err:
-    raise CorruptDatasetError(archive, f"truncated or corrupt zip file ({err})") from err
-
-
-def _read_zip_member(archive: Path, member: str) -> bytes:
-  try:
-    with zipfile.ZipFile(archive) as z:
-      return z.read(member)
+      yield z
   except (zipfile.BadZipFile, EOFError, OSError) as err:
     raise CorruptDatasetError(archive, f"truncated or corrupt zip file ({err})") from err
 
@@ -278,9 +273,10 @@ class _AedatFile:
   member: str | None = None
 
   def read(self) -> bytes:
-    return (
-      self.path.read_bytes() if self.member is None else _read_zip_member(self.path, self.member)
-    )
+    if self.member is None:
+      return self.path.read_bytes()
+    with _open_zip(self.path) as z:
+      return z.read(self.member)
 
 
 class Cifar10DvsBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -327,7 +323,8 @@ class Cifar10DvsBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
       paths = sorted(p for p in folder.iterdir() if p.suffix == ".aedat")
       files = [_AedatFile(f"{class_name}/{p.name}", p) for p in paths]
     elif archive.is_file():
-      members = _zip_members(archive, ".aedat")
+      with _open_zip(archive) as z:
+        members = sorted(m for m in z.namelist() if m.endswith(".aedat"))
       files = [_AedatFile(f"{class_name}/{Path(m).name}", archive, m) for m in members]
     else:
       raise DatasetNotFoundError(
@@ -500,8 +497,8 @@ class Imagenet2012Builder(_TfdsImagenet2012, skip_registration=True):
   IMAGE_SHAPE = (224, 224, 3)  # after the GLIF authors' crops (see _imagenet)
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
-    manual = _manual_dir(dl_manager, self.name, self.MANUAL_DOWNLOAD_INSTRUCTIONS)
-    how = self.MANUAL_DOWNLOAD_INSTRUCTIONS.strip()
+    how = " ".join(self.MANUAL_DOWNLOAD_INSTRUCTIONS.split())  # TFDS's text, on one line
+    manual = _manual_dir(dl_manager, self.name, how)
     train = _safe.require_file(manual, IMAGENET_TRAIN_TAR, how=how)
     val = _safe.require_file(manual, IMAGENET_VAL_TAR, how=how)
     return {
