@@ -7,6 +7,7 @@ definitions (`neuron_def`, `norm_def`). Models import nothing of data or trainin
 """
 
 from glif_jax.models._layers import neuron_def, norm_def
+from glif_jax.models.authors import load_authors_checkpoint
 from glif_jax.models.resnet import (
   BasicBlock,
   MSBlock,

@@ -55,7 +55,7 @@ _STORAGE_KEY = re.compile(r"[A-Za-z0-9_]+")
 class _StorageType:
   """What ``torch.<Name>Storage`` resolves to: only its element dtype (no ``__dict__``)."""
 
-  __slots__ = ("name", "dtype")
+  __slots__ = ("dtype", "name")
 
   def __init__(self, name: str, dtype: Any):
     self.name = name

@@ -28,7 +28,7 @@ import numpy as np
 from flax import nnx
 
 from glif_jax import nn as snn
-from glif_jax.models import resnet
+from glif_jax.models import resnet, sew
 from glif_jax.models._torch_zip import load_torch_zip
 
 
@@ -38,25 +38,47 @@ class AuthorsCheckpointError(ValueError):
 
 # Their module path (regex, full match) -> ours, per family, in network order. Keys are
 # those of their `state_dict()` without DDP's "module." prefix.
-def _resnet_rules(body: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
-  """Stem, blocks (``features.i`` → ``blocks.i``, ``body`` as given) and head of a ResNet."""
+# A rule maps their module path (a regex, full match) to ours: a template formatted with
+# the integer groups of the match, each plus its shift (their Sequential indices count
+# layers we hold elsewhere, e.g. the stem).
+Rule = tuple[str, str] | tuple[str, str, tuple[int, ...]]
+
+
+def _resnet_rules(body: tuple[tuple[str, str], ...]) -> tuple[Rule, ...]:
+  """Stem, blocks (their ``features.i`` is our ``blocks.i``; ``body`` as given), head."""
   block = r"features\.(\d+)\."
   return (
     (r"conv1\.0\.0", "stem.layer.conv"),
     (r"conv1\.0\.1", "stem.layer.norm"),
     (r"conv1\.1", "stem_neuron"),
-    *((block + rf"body\.{theirs}", rf"blocks.\1.{ours}") for theirs, ours in body),
-    (block + r"downsample\.0", r"blocks.\1.shortcut"),  # BN(α=1/√2) of the identity
-    (block + r"downsample\.0\.0", r"blocks.\1.shortcut.conv"),
-    (block + r"downsample\.0\.1", r"blocks.\1.shortcut.norm"),
-    (block + r"lif", r"blocks.\1.neuron2"),
-    (r"lastave\.(\d+)", r"classifier.fcs.\1"),
+    *((block + rf"body\.{theirs}", f"blocks.{{0}}.{ours}") for theirs, ours in body),
+    (block + r"downsample\.0", "blocks.{0}.shortcut"),  # BN(α=1/√2) of the identity
+    (block + r"downsample\.0\.0", "blocks.{0}.shortcut.conv"),
+    (block + r"downsample\.0\.1", "blocks.{0}.shortcut.norm"),
+    (block + r"lif", "blocks.{0}.neuron2"),
+    (r"lastave\.(\d+)", "classifier.fcs.{0}"),
   )
 
 
-# Their module path (regex, full match) -> ours, per model class, in network order. Keys are
-# those of their `state_dict()` without DDP's "module." prefix.
-_RULES: tuple[tuple[type[nnx.Module], tuple[tuple[str, str], ...]], ...] = (
+# Their conv.i (i >= 1, after the stem conv.0) is our layers.(i-1); a SEW block's conv.j is
+# our conv(j+1). Pooling and flatten have no parameters.
+_SEW_LAYER = r"conv\.([1-9]\d*)\."
+_SEW_RULES: tuple[Rule, ...] = (  # cifar10dvs/smodels.py ResNetN_GLIF
+  (r"conv\.0\.0\.0", "stem.layer.conv"),
+  (r"conv\.0\.0\.1", "stem.layer.norm"),
+  (r"conv\.0\.1", "stem_neuron"),
+  (_SEW_LAYER + r"conv\.([01])\.0\.0", "layers.{0}.conv{1}.conv_norm.conv", (-1, 1)),
+  (_SEW_LAYER + r"conv\.([01])\.0\.1", "layers.{0}.conv{1}.conv_norm.norm", (-1, 1)),
+  (_SEW_LAYER + r"conv\.([01])\.1", "layers.{0}.conv{1}.neuron", (-1, 1)),
+  (_SEW_LAYER + r"0\.0", "layers.{0}.conv_norm.conv", (-1,)),  # conv1x1 up-projection
+  (_SEW_LAYER + r"0\.1", "layers.{0}.conv_norm.norm", (-1,)),
+  (_SEW_LAYER + r"1", "layers.{0}.neuron", (-1,)),
+  (r"out", "classifier"),
+)
+
+# Per model class, in network order. Keys are those of their `state_dict()` without DDP's
+# "module." prefix.
+_RULES: tuple[tuple[type[nnx.Module], tuple[Rule, ...]], ...] = (
   (  # blocks.py BasicBlock_CW: conv-BN, neuron, conv-BN; then shortcut and neuron (`lif`)
     resnet.SpikingResNet,
     _resnet_rules(
@@ -82,6 +104,7 @@ _RULES: tuple[tuple[type[nnx.Module], tuple[tuple[str, str], ...]], ...] = (
       )
     ),
   ),
+  (sew.SEWResNet, _SEW_RULES),
 )
 
 
@@ -171,7 +194,7 @@ def _state_dict(ckpt: Any, path: str) -> tuple[dict[str, np.ndarray], dict[str, 
   return state, rest
 
 
-def _rules_for(model: nnx.Module) -> tuple[tuple[str, str], ...]:
+def _rules_for(model: nnx.Module) -> tuple[Rule, ...]:
   for cls, rules in _RULES:
     if isinstance(model, cls):
       return rules
@@ -181,11 +204,12 @@ def _rules_for(model: nnx.Module) -> tuple[tuple[str, str], ...]:
   )
 
 
-def _our_module_path(rules: tuple[tuple[str, str], ...], module_key: str) -> str | None:
-  for pattern, target in rules:
+def _our_module_path(rules: tuple[Rule, ...], module_key: str) -> str | None:
+  for pattern, template, *shifts in rules:
     match = re.fullmatch(pattern, module_key)
     if match:
-      return match.expand(target)
+      shift = shifts[0] if shifts else (0,) * len(match.groups())
+      return template.format(*(int(g) + d for g, d in zip(match.groups(), shift)))
   return None
 
 

@@ -16,11 +16,15 @@ import types
 import zipfile
 from pathlib import Path
 
+import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
 import pytest
+from flax import nnx
 
+from glif_jax import analysis, models
 from glif_jax.models._torch_zip import TorchCheckpointError, load_torch_zip
+from glif_jax.models.authors import AuthorsCheckpointError, load_authors_state_dict
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "authors_checkpoints"
 RESNET19 = SHARED / "resnet19_cifar10_t4.pth.tar"
@@ -231,3 +235,110 @@ def test_corrupt_and_foreign_files_get_clear_errors(tmp_path, monkeypatch):
     load_torch_zip(tmp_path / "badpickle.pth")
   with pytest.raises(FileNotFoundError, match="no checkpoint file"):
     load_torch_zip(tmp_path / "absent.pth")
+
+
+# --- the authors' networks in glif-jax ---
+
+RATE_TOL = 5e-3  # their README: two correct implementations differ by ~1e-3
+LOGIT_TOL = 0.2  # ... and by up to ~0.05 in the logits (spikes near threshold flip)
+
+
+def _rates_and_logits(model, x):
+  model.eval()
+  rates = analysis.network_statistics(model, x).layer_rates
+  logits = nnx.jit(lambda m, x: m(x))(model, x)
+  return np.array(list(rates.values())), np.asarray(logits).mean(axis=0)
+
+
+@needs_shared
+def test_resnet19_checkpoint_rates_and_logits_match_theirs():
+  ref = np.load(SHARED / "resnet19_cifar10_t4.npz")
+  model = models.create("resnet19", num_classes=10, timesteps=4, in_channels=3, rngs=nnx.Rngs(0))
+  assert models.load_authors_checkpoint(model, RESNET19) == {}
+  x = jnp.asarray(ref["images_nchw"].transpose(0, 2, 3, 1))  # NCHW -> NHWC
+  rates, logits = _rates_and_logits(model, x)
+  assert rates.shape == ref["layer_rates"].shape == (17,)  # stem + 8 blocks × 2
+  np.testing.assert_allclose(rates, ref["layer_rates"], atol=RATE_TOL)
+  np.testing.assert_allclose(logits, ref["logits"], atol=LOGIT_TOL)
+
+
+@needs_shared
+def test_sew_dvs_checkpoint_rates_and_logits_match_theirs():
+  ref = np.load(SHARED / "sew_dvs_cifar10dvs_t16.npz")
+  model = models.create("sew_dvs", num_classes=10, timesteps=16, in_channels=2, rngs=nnx.Rngs(0))
+  rest = models.load_authors_checkpoint(model, SEW_DVS)
+  assert (rest["epoch"], rest["max_test_acc"]) == (199, 0.781)
+  x = jnp.asarray(ref["frames_ntchw"].transpose(1, 0, 3, 4, 2))  # NTCHW -> TNHWC
+  rates, logits = _rates_and_logits(model, x)
+  assert rates.shape == ref["layer_rates"].shape == (16,)  # stem, 7 blocks × 2, up-projection
+  np.testing.assert_allclose(rates, ref["layer_rates"], atol=RATE_TOL)
+  np.testing.assert_allclose(logits, ref["logits"], atol=LOGIT_TOL)
+
+
+@pytest.fixture(scope="module")
+def resnet19_state():
+  if not SHARED.is_dir():
+    pytest.skip(f"the authors' checkpoints are not here: {SHARED} is absent")
+  return load_torch_zip(RESNET19)["state_dict"]
+
+
+def _resnet19(**kwargs):
+  options = {"num_classes": 10, "timesteps": 4, "in_channels": 3, "rngs": nnx.Rngs(0), **kwargs}
+  return models.create("resnet19", **options)
+
+
+def test_every_tensor_lands_in_its_layout(resnet19_state):
+  model = _resnet19()
+  load_authors_state_dict(model, resnet19_state)  # DDP's "module." prefix is dropped
+  sd = resnet19_state
+  conv = sd["module.features.3.body.0.0.weight"]  # [256, 128, 3, 3] OIHW
+  kernel = np.asarray(model.blocks[3].conv1.conv_norm.conv.kernel[...])  # HWIO
+  assert kernel[2, 0, 5, 7] == conv[7, 5, 2, 0]
+  fc = sd["module.lastave.0.weight"]  # [256, 512]
+  assert np.asarray(model.classifier.fcs[0].kernel[...])[11, 3] == fc[3, 11]
+  norm = model.blocks[0].shortcut  # their identity branch's tdBN
+  np.testing.assert_array_equal(
+    norm.norm.var[...], sd["module.features.0.downsample.0.running_var"]
+  )
+  np.testing.assert_array_equal(norm.scale[...], sd["module.features.0.downsample.0.weight"])
+  neuron = model.blocks[7].neuron2
+  np.testing.assert_array_equal(neuron.conduct[...], sd["module.features.7.lif.conduct"])
+  np.testing.assert_array_equal(neuron.v_reset[...], sd["module.features.7.lif.reVth"])
+
+
+def test_mismatches_name_the_key_and_both_shapes_and_change_nothing(resnet19_state):
+  model = _resnet19(timesteps=2)
+  before = np.asarray(model.stem.layer.conv.kernel[...])
+  with pytest.raises(AuthorsCheckpointError) as err:
+    load_authors_state_dict(model, resnet19_state)
+  assert "features.0.lif.conduct: expected shape (2, 128)" in str(err.value)
+  assert "got (4, 128)" in str(err.value)
+  np.testing.assert_array_equal(model.stem.layer.conv.kernel[...], before)
+
+  with pytest.raises(AuthorsCheckpointError) as err:
+    load_authors_state_dict(_resnet19(num_classes=100), resnet19_state)
+  assert "lastave.0.weight: expected shape (100, 512)" in str(err.value)  # one FC for 100
+  assert "lastave.1.weight: maps to classifier.fcs.1, which SpikingResNet does not have" in str(
+    err.value
+  )
+
+
+def test_unused_keys_and_missing_parameters_are_errors(resnet19_state):
+  state = dict(resnet19_state)
+  del state["module.features.0.lif.conduct"]
+  state["module.features.0.extra.weight"] = np.zeros(3, np.float32)
+  with pytest.raises(AuthorsCheckpointError) as err:
+    load_authors_state_dict(_resnet19(), state)
+  assert "features.0.extra.weight: no SpikingResNet layer corresponds to it" in str(err.value)
+  assert "blocks.0.neuron2.conduct (4, 128): not in the checkpoint" in str(err.value)
+
+
+def test_tdbn_against_plain_bn_is_an_error(resnet19_state):
+  with pytest.raises(AuthorsCheckpointError, match=r"conv1\.0\.1\.Vth = 0\.5: the model's BN"):
+    load_authors_state_dict(_resnet19(norm="bn"), resnet19_state)
+
+
+def test_a_model_without_a_mapping_is_refused(resnet19_state):
+  model = models.create("mlp", num_classes=10, timesteps=2, in_channels=1, rngs=nnx.Rngs(0))
+  with pytest.raises(AuthorsCheckpointError, match="no mapping .* onto a SpikingMLP"):
+    load_authors_state_dict(model, resnet19_state)
