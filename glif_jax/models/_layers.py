@@ -72,7 +72,7 @@ def _per_layer(cls: type[snn.SpikingNeuron], options: dict[str, Any]) -> NeuronD
   return make
 
 
-def neuron_def(name: str, timesteps: int, **options: Any) -> NeuronDef:
+def neuron_def(name: str, timesteps: int, /, **options: Any) -> NeuronDef:
   """The constructor of neuron layer ``name`` with ``options`` bound.
 
   GLIF and GLIF_f are channel-wise ((7 + T)·C parameters, the paper's); KLIF's k and
@@ -90,7 +90,7 @@ def neuron_def(name: str, timesteps: int, **options: Any) -> NeuronDef:
     raise ValueError(f"neuron must be one of {NEURON_NAMES}, got {name!r}")
   cls = _NEURON_CLASSES[name]
   try:  # a misspelt option fails here, not in the first traced step
-    inspect.signature(cls).bind_partial(**options)
+    inspect.signature(cls.__init__).bind_partial(None, **options)  # None: self
   except TypeError as e:
     raise ValueError(f"invalid neuron_options {options} for {name!r}: {e}") from e
   if cls is snn.GLIF:
