@@ -43,6 +43,7 @@ __all__ = [
   "SpikingMLP",
   "SpikingResNet",
   "create",
+  "load_authors_checkpoint",
   "neuron_def",
   "norm_def",
 ]
