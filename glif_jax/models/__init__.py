@@ -21,9 +21,16 @@ from glif_jax.models.resnet import (
 )
 from glif_jax.models.sew import SEWBlock, SEWResNet, SEWResNetDVS, SEWResNetGesture
 from glif_jax.models.small import SpikingCNN, SpikingMLP
-from glif_jax.models.zoo import MODEL_NAMES, NEURON_NAMES, NORM_NAMES, create
+from glif_jax.models.zoo import (
+  FLATTENING_MODELS,
+  MODEL_NAMES,
+  NEURON_NAMES,
+  NORM_NAMES,
+  create,
+)
 
 __all__ = [
+  "FLATTENING_MODELS",
   "MODEL_NAMES",
   "NEURON_NAMES",
   "NORM_NAMES",

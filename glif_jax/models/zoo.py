@@ -75,6 +75,8 @@ _MODELS: dict[str, _Spec] = {
 }
 
 MODEL_NAMES = tuple(_MODELS)
+# Models that flatten their input's space, so they are built for one input size.
+FLATTENING_MODELS = tuple(name for name, spec in _MODELS.items() if spec.flattens)
 NEURON_NAMES = _layers.NEURON_NAMES
 NORM_NAMES = _layers.NORM_NAMES
 
