@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable
 from typing import Any
 
 import jax.numpy as jnp
@@ -36,8 +35,6 @@ class AuthorsCheckpointError(ValueError):
   """A checkpoint does not fit the model: unused keys, missing parameters, wrong shapes."""
 
 
-# Their module path (regex, full match) -> ours, per family, in network order. Keys are
-# those of their `state_dict()` without DDP's "module." prefix.
 # A rule maps their module path (a regex, full match) to ours: a template formatted with
 # the integer groups of the match, each plus its shift (their Sequential indices count
 # layers we hold elsewhere, e.g. the stem).
@@ -108,47 +105,44 @@ _RULES: tuple[tuple[type[nnx.Module], tuple[Rule, ...]], ...] = (
 )
 
 
-def _same(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-  return x
+# Their parameter name -> (our variable path, axis permutation to our layout), per kind of
+# our module; None marks buffers with no counterpart (tdBN's Vth is checked, not stored).
+_CONV = {"weight": ("kernel", (2, 3, 1, 0))}  # OIHW -> HWIO
+_LINEAR = {"weight": ("kernel", (1, 0)), "bias": ("bias", None)}
+_NORM = {
+  "weight": ("scale", None),
+  "bias": ("bias", None),
+  "running_mean": ("norm.mean", None),
+  "running_var": ("norm.var", None),
+  "num_batches_tracked": None,
+  "Vth": None,
+}
+_GLIF = {
+  theirs: (ours, None)
+  for theirs, ours in zip(
+    ("alpha", "beta", "gamma", "tau", "Vth", "leak", "reVth", "conduct"),
+    ("alpha", "beta", "gamma", "tau", "v_th", "leak", "v_reset", "conduct"),
+  )
+}
+_PARAMS = ((nnx.Conv, _CONV), (nnx.Linear, _LINEAR), (snn.TdBatchNorm, _NORM), (snn.GLIF, _GLIF))
+
+Permutation = tuple[int, ...] | None
 
 
-def _oihw_to_hwio(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-  return x.transpose(2, 3, 1, 0) if x.ndim == 4 else x
-
-
-def _linear_kernel(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-  """``(out, in)`` → ``(in, out)`` (our flattening keeps PyTorch's ``C·H·W`` order)."""
-  return x.T if x.ndim == 2 else x
-
-
-def _module_params(module: nnx.Module) -> dict[str, tuple[str, Callable] | None]:
-  """Their parameter name -> (our variable path, conversion), or None for dropped buffers."""
-  if isinstance(module, nnx.Conv):
-    return {"weight": ("kernel", _oihw_to_hwio)}
-  if isinstance(module, nnx.Linear):
-    return {"weight": ("kernel", _linear_kernel), "bias": ("bias", _same)}
-  if isinstance(module, snn.TdBatchNorm):
-    return {
-      "weight": ("scale", _same),
-      "bias": ("bias", _same),
-      "running_mean": ("norm.mean", _same),
-      "running_var": ("norm.var", _same),
-      "num_batches_tracked": None,
-      "Vth": None,  # checked against the model's tdBN factor by `_check_tdbn_threshold`
-    }
-  if isinstance(module, nnx.BatchNorm):
-    return {
-      "weight": ("scale", _same),
-      "bias": ("bias", _same),
-      "running_mean": ("mean", _same),
-      "running_var": ("var", _same),
-      "num_batches_tracked": None,
-    }
-  if isinstance(module, snn.GLIF):
-    names = {"Vth": "v_th", "reVth": "v_reset"}
-    fields = ("alpha", "beta", "gamma", "tau", "Vth", "leak", "reVth", "conduct")
-    return {f: (names.get(f, f), _same) for f in fields}
+def _module_params(module: nnx.Module) -> dict[str, tuple[str, Permutation] | None]:
+  for cls, params in _PARAMS:
+    if isinstance(module, cls):
+      return params
   return {}
+
+
+def _to_ours(x: np.ndarray, perm: Permutation) -> np.ndarray:
+  return x.transpose(perm) if perm is not None and x.ndim == len(perm) else x
+
+
+def _theirs(shape: tuple[int, ...], perm: Permutation) -> tuple[int, ...]:
+  """The checkpoint-layout shape that `_to_ours` maps to ``shape``."""
+  return shape if perm is None else tuple(shape[i] for i in np.argsort(perm))
 
 
 def _walk(node: Any, path: str) -> Any:
@@ -164,15 +158,16 @@ def _norm_factor_error(module_key: str, norm: snn.TdBatchNorm, v_th: np.ndarray 
     if math.isclose(norm.factor, 1.0, rel_tol=1e-6):
       return ""
     return (
-      f"{module_key}: a plain BatchNorm2d (no Vth buffer), but the model's BN multiplies by "
-      f"{norm.factor}"
+      f"{module_key}: a plain BatchNorm2d (no Vth buffer; their multi-GPU runs convert tdBN "
+      f"to SyncBatchNorm), but the model's BN multiplies by {norm.factor}: build the model "
+      "with norm='bn'"
     )
   v = float(v_th)
   if any(math.isclose(norm.factor, v * a, rel_tol=1e-6) for a in (1.0, 1 / math.sqrt(2))):
     return ""
   return (
-    f"{module_key}.Vth = {v}: the model's BN multiplies by {norm.factor}, not by α·V_th "
-    "for α in (1, 1/√2)"
+    f"{module_key}.Vth = {v}: a tdBN, but the model's BN multiplies by {norm.factor}, not "
+    "by α·V_th for α in (1, 1/√2): build the model with norm='tdbn'"
   )
 
 
@@ -240,29 +235,19 @@ def _plan(
       norms[module_key] = (module, v_th)
     if params[name] is None:
       continue
-    variable_path, convert = params[name]
+    variable_path, perm = params[name]
     variable = _walk(module, variable_path)
     expected = tuple(variable[...].shape)
-    value = convert(tensor, expected)
+    value = _to_ours(tensor, perm)
     if value.shape != expected:
       errors.append(
-        f"{key}: expected shape {_theirs(convert, expected)} (for {path}.{variable_path} "
+        f"{key}: expected shape {_theirs(expected, perm)} (for {path}.{variable_path} "
         f"{expected}), got {tuple(tensor.shape)}"
       )
       continue
     writes.append((variable, value))
   errors += [_norm_factor_error(k, norm, v_th) for k, (norm, v_th) in norms.items()]
   return writes, [e for e in errors if e]
-
-
-def _theirs(convert: Callable, shape: tuple[int, ...]) -> tuple[int, ...]:
-  """The checkpoint-layout shape that converts to ``shape``."""
-  if convert is _oihw_to_hwio and len(shape) == 4:
-    h, w, i, o = shape
-    return (o, i, h, w)
-  if convert is _linear_kernel and len(shape) == 2:
-    return shape[::-1]
-  return shape
 
 
 def load_authors_checkpoint(model: nnx.Module, path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -8,9 +8,13 @@ their model computed, so the comparisons below check every layer of the mapping.
 from __future__ import annotations
 
 import collections
+import importlib.util
 import io
+import json
 import os
 import pickle
+import re
+import subprocess
 import sys
 import types
 import zipfile
@@ -26,7 +30,8 @@ from glif_jax import analysis, models
 from glif_jax.models._torch_zip import TorchCheckpointError, load_torch_zip
 from glif_jax.models.authors import AuthorsCheckpointError, load_authors_state_dict
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "authors_checkpoints"
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO / ".." / "shared" / "authors_checkpoints"
 RESNET19 = SHARED / "resnet19_cifar10_t4.pth.tar"
 SEW_DVS = SHARED / "sew_dvs_cifar10dvs_t16.pth"
 
@@ -333,12 +338,68 @@ def test_unused_keys_and_missing_parameters_are_errors(resnet19_state):
   assert "blocks.0.neuron2.conduct (4, 128): not in the checkpoint" in str(err.value)
 
 
+@needs_shared
 def test_tdbn_against_plain_bn_is_an_error(resnet19_state):
-  with pytest.raises(AuthorsCheckpointError, match=r"conv1\.0\.1\.Vth = 0\.5: the model's BN"):
+  with pytest.raises(
+    AuthorsCheckpointError, match=r"conv1\.0\.1\.Vth = 0\.5: a tdBN, but .* by 1\.0"
+  ):
     load_authors_state_dict(_resnet19(norm="bn"), resnet19_state)
+  sew = models.create(
+    "sew_dvs", num_classes=10, timesteps=16, in_channels=2, norm="tdbn", rngs=nnx.Rngs(0)
+  )
+  with pytest.raises(
+    AuthorsCheckpointError, match=r"conv\.0\.0\.1: a plain BatchNorm2d .* by 0\.5"
+  ):
+    load_authors_state_dict(sew, load_torch_zip(SEW_DVS)["net"])
 
 
 def test_a_model_without_a_mapping_is_refused(resnet19_state):
   model = models.create("mlp", num_classes=10, timesteps=2, in_channels=1, rngs=nnx.Rngs(0))
   with pytest.raises(AuthorsCheckpointError, match="no mapping .* onto a SpikingMLP"):
     load_authors_state_dict(model, resnet19_state)
+
+
+# --- python -m train.evaluate ---
+
+
+def _data_file_writers():
+  """``tests/data/conftest.py`` as a module: writers of small files in the real formats."""
+  path = REPO / "tests" / "data" / "conftest.py"
+  spec = importlib.util.spec_from_file_location("data_file_writers", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+@needs_shared
+def test_evaluate_writes_a_workdir_that_analyze_reports_on(tmp_path):
+  from configs import cifar10_resnet19_t4
+  from train import evaluate
+
+  _data_file_writers().write_cifar(tmp_path / "manual", "cifar10")  # 3 test images
+  config = cifar10_resnet19_t4.get_config()
+  config.data_dir, config.manual_dir = str(tmp_path / "tfds"), str(tmp_path / "manual")
+  config.batch_size, config.eval_batch_size, config.input_threads = 2, 3, 0
+  workdir = tmp_path / "run"
+
+  summary = evaluate.evaluate_authors_checkpoint(config, RESNET19, workdir)
+
+  rates, energy = summary["firing_rate"], summary["energy"]
+  assert list(rates)[:3] == ["stem_neuron", "blocks.0.conv1.neuron", "blocks.0.neuron2"]
+  assert len(rates) == 17 and all(0 < r < 1 for r in rates.values())
+  assert energy["examples"] == 3 and energy["snn_energy_uj"] > 0
+  saved = json.loads((workdir / "summary.json").read_text())
+  assert saved["test_accuracy"] == summary["test_accuracy"] in (0, 1 / 3, 2 / 3, 1)
+  assert saved["steps"] == 0 and saved["authors_checkpoint"] == str(RESNET19.absolute())
+
+  out = tmp_path / "analysis"
+  command = ["-m", "train.analyze", f"--workdir={workdir}", f"--out={out}", "--batch_size=3"]
+  subprocess.run([sys.executable, *command], cwd=REPO, check=True, capture_output=True)
+  report = (out / "report.md").read_text()
+  assert f"accuracy on them {summary['test_accuracy']:.4f}" in report
+  assert "Training summary (`summary.json`)" in report
+  # analyze's statistics of the same 3 images: the rates of evaluate's test loop.
+  table = dict(re.findall(r"^\| `([\w/]+)` \| ([\d.]+) \|", report, flags=re.MULTILINE))
+  assert {k.replace("/", "."): float(v) for k, v in table.items()} == pytest.approx(
+    {k: round(v, 4) for k, v in rates.items()}, abs=1.5e-4
+  )

@@ -1,0 +1,211 @@
+"""Evaluates a checkpoint of the GLIF authors' PyTorch code on a config's test split.
+
+Usage::
+
+  python -m train.evaluate --config configs/cifar10_resnet19_t4.py \\
+      --authors-checkpoint resCifar19-CIFAR10-step4-CW.pth.tar \\
+      [--workdir runs/authors_resnet19_t4] [--config.manual_dir=...]
+
+The config names the network, T and the data (read from the user's files through
+`glif_jax.data`); the checkpoint is read without PyTorch and without running anything
+from the file (`glif_jax.models.load_authors_checkpoint`). Prints the test accuracy and
+loss, the mean firing rate of every neuron layer over the test split, and the energy
+estimate (SOPs, SNN against ANN energy) on the first test batch.
+
+``--workdir`` writes what a training run leaves: ``config.json``, ``summary.json`` (the
+training summary's keys, ``steps`` 0, plus ``authors_checkpoint`` and ``energy``) and an
+orbax checkpoint at step 0 holding the authors' weights, so ``python -m train.analyze
+--workdir DIR`` reports on it and ``python -m train.main`` with the same config fine-tunes
+from it.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from glif_jax import analysis, data, training
+from glif_jax.models import load_authors_checkpoint
+from glif_jax.training import checkpoints
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Config of the paper run.", lock_config=True)
+flags.DEFINE_string("authors-checkpoint", None, "A .pth/.pth.tar file of the GLIF authors.")
+flags.DEFINE_string("workdir", None, "Write config.json, summary.json and a checkpoint here.")
+flags.mark_flags_as_required(["config", "authors-checkpoint"])
+
+SUMMARY_FILE = "summary.json"
+
+
+def _test_batches(
+  source: Any, config: ml_collections.ConfigDict
+) -> Iterator[dict[str, np.ndarray]]:
+  return data.make_batches(
+    source,
+    batch_size=config.eval_batch_size,
+    seed=config.seed,
+    epoch=0,
+    train=False,
+    dataset=config.dataset,
+    num_threads=config.input_threads,
+  )
+
+
+def _run_eval(
+  step: Any, state: training.TrainState, batches: Iterator[dict[str, np.ndarray]]
+) -> tuple[dict[str, float], dict[str, np.ndarray], float]:
+  """Mean metrics over ``batches``, the first batch, and the seconds spent waiting for data."""
+  totals: dict[str, float] = collections.defaultdict(float)
+  first, input_wait = None, 0.0
+  while True:
+    start = time.time()
+    batch = next(batches, None)
+    input_wait += time.time() - start
+    if batch is None:
+      break
+    if first is None:
+      first = batch
+    for k, v in jax.device_get(step(state, batch)).items():
+      totals[k] += float(np.sum(v))
+  count = totals.pop("count")
+  return {k: v / count for k, v in totals.items()}, first, input_wait
+
+
+def _in_network_order(metrics: dict[str, float], stats: analysis.NetworkStats) -> dict[str, float]:
+  """``{layer: rate}`` from the ``firing_rate/<layer>`` metrics, in the order of ``stats``."""
+  rates = {k.removeprefix("firing_rate/"): v for k, v in metrics.items()}
+  position = {k.replace("/", "."): i for i, k in enumerate(stats.firing_rates)}
+  return dict(sorted(rates.items(), key=lambda item: position.get(item[0], len(position))))
+
+
+def _energy(stats: analysis.NetworkStats) -> dict[str, float]:
+  return {
+    "examples": len(stats.spike_counts),
+    "spikes_per_sample": float(np.mean(stats.spike_counts)),
+    "sops_per_sample": float(stats.sops),
+    "snn_energy_uj": stats.snn_energy_pj / 1e6,
+    "ann_energy_uj": stats.ann_energy_pj / 1e6,
+    "energy_ratio": float(stats.energy_ratio),
+  }
+
+
+def evaluate_authors_checkpoint(
+  config: ml_collections.ConfigDict, checkpoint: str | Path, workdir: str | Path | None = None
+) -> dict[str, Any]:
+  """Loads the authors' ``checkpoint`` into ``config``'s model and evaluates it.
+
+  Args:
+    config: a training config (e.g. ``configs/cifar10_resnet19_t4.py``'s).
+    checkpoint: the authors' ``.pth``/``.pth.tar`` file.
+    workdir: if given, written like a training run's (see the module docstring).
+
+  Returns:
+    The summary: ``test_accuracy``, ``test_loss``, ``firing_rate`` ``{layer: rate}`` over
+    the test split, ``energy`` on the first test batch, and the training summary's other
+    keys.
+  """
+  start = time.time()
+  training.validate_config(config, dataset_names=data.names(), num_devices=jax.device_count())
+  options = config.data_options.to_dict()
+  info = data.info(config.dataset, **options)
+  training.validate_input_shape(config, tuple(info.input_shape))
+  splits = data.load(
+    config.dataset, data_dir=config.data_dir, manual_dir=config.manual_dir, **options
+  )
+  model = training.create_model(config, info)
+  entries = load_authors_checkpoint(model, checkpoint)
+  steps_per_epoch = data.num_batches(splits["train"], batch_size=config.batch_size, train=True)
+  total_steps = (
+    config.num_train_steps if config.num_train_steps > 0 else (config.num_epochs * steps_per_epoch)
+  )
+  tx = training.make_tx(config, steps_per_epoch, total_steps)
+  graphdefs, state = training.create_train_state(model, tx)
+  step = jax.jit(
+    functools.partial(
+      training.eval_step, graphdef=graphdefs.eval, loss_fn=training.make_loss(config)
+    )
+  )
+
+  metrics, first, input_wait = _run_eval(step, state, _test_batches(splits["test"], config))
+  model.eval()
+  images = first["image"][first["mask"]]
+  if images.ndim == 5:  # event frames [B, T, ...] -> time-major
+    images = np.swapaxes(images, 0, 1)
+  stats = analysis.network_statistics(model, jnp.asarray(images))
+  summary = {
+    "test_accuracy": metrics.pop("correct"),
+    "test_loss": metrics.pop("loss"),
+    "best_accuracy": None,
+    "firing_rate": _in_network_order(metrics, stats),
+    "steps": 0,
+    "epochs": 0.0,
+    "nonfinite_steps": 0,
+    "input_wait_s": input_wait,
+    "wall_time_s": time.time() - start,
+    "authors_checkpoint": str(Path(checkpoint).absolute()),
+    "authors_entries": {k: v for k, v in entries.items() if isinstance(v, (int, float, str))},
+    "energy": _energy(stats),
+  }
+  if workdir is not None:
+    _write_workdir(Path(workdir), config, state, summary)
+  return summary
+
+
+def _write_workdir(
+  workdir: Path, config: ml_collections.ConfigDict, state: training.TrainState, summary: dict
+) -> None:
+  """``config.json``, a step-0 checkpoint of ``state`` and ``summary.json``, as `train.main`."""
+  checkpoints.guard_workdir(workdir, config)
+  with checkpoints.checkpoint_manager(workdir, max_to_keep=config.max_to_keep) as manager:
+    checkpoints.save(
+      manager,
+      jax.device_get(state),
+      checkpoints.DataPosition(0, 0),
+      eval_accuracy=summary["test_accuracy"],
+    )
+    manager.wait_until_finished()
+  (workdir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+
+
+def report(summary: dict[str, Any]) -> str:
+  """The summary as text: accuracy, firing rate per layer, energy."""
+  energy = summary["energy"]
+  lines = [
+    f"authors' checkpoint: {summary['authors_checkpoint']}",
+    f"test accuracy {summary['test_accuracy']:.4f}, test loss {summary['test_loss']:.4f}",
+    "firing rate per neuron layer (test split):",
+    *(f"  {layer}: {rate:.4f}" for layer, rate in summary["firing_rate"].items()),
+    (
+      f"energy on {energy['examples']} test examples (per sample): "
+      f"{energy['spikes_per_sample']:.1f} spikes, {energy['sops_per_sample']:.4g} SOPs, "
+      f"SNN {energy['snn_energy_uj']:.4g} µJ, ANN {energy['ann_energy_uj']:.4g} µJ "
+      f"(ANN/SNN {energy['energy_ratio']:.2f}×)"
+    ),
+  ]
+  return "\n".join(lines)
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
+  summary = evaluate_authors_checkpoint(
+    FLAGS.config, FLAGS["authors-checkpoint"].value, FLAGS.workdir
+  )
+  print(report(summary))
+
+
+if __name__ == "__main__":
+  app.run(main)
