@@ -14,6 +14,7 @@ from glif_jax.training.config import (
   validate_config,
   validate_input_shape,
 )
+from glif_jax.training.events import read_scalars
 from glif_jax.training.losses import mean_logits_cross_entropy, tet_loss
 from glif_jax.training.optim import learning_rate_schedule, make_optimizer, param_labels
 from glif_jax.training.parallel import Layout
@@ -53,6 +54,7 @@ __all__ = [
   "make_tx",
   "mean_logits_cross_entropy",
   "param_labels",
+  "read_scalars",
   "tet_loss",
   "train_and_evaluate",
   "train_step",

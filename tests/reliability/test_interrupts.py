@@ -1,7 +1,6 @@
 """Kill -9, SIGTERM and Ctrl-C during `python -m train.main`; the rerun resumes exactly."""
 
 import json
-import os
 import random
 import re
 import signal
@@ -10,10 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-import jax
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
+
+from tests.training import launch
 
 REPO = Path(__file__).parents[2]
 STEPS, EVERY = 48, 4  # 16 steps per epoch: evaluations at 16, 32, 48
@@ -24,9 +23,8 @@ ARGS = [
   f"--config.checkpoint_every_steps={EVERY}",
 ]
 TIMEOUT = 300
-# One device (jit: 3x faster per step than pmap on CPU; tests/training covers pmap resume);
-# every compiled program, however small, goes to the session's cache (tests/conftest.py).
-ENV = {**os.environ, "XLA_FLAGS": "", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+# One CPU device (tests/training/test_distributed.py covers several devices and processes).
+ENV = launch.cpu_env(1)
 
 
 def _start(workdir: Path, log: str) -> subprocess.Popen:
@@ -68,10 +66,10 @@ def _wait_for_checkpoint(process: subprocess.Popen, workdir: Path, step: int) ->
 
 def _final(workdir: Path) -> tuple[list[np.ndarray], dict]:
   """The arrays of the last checkpoint and the test metrics of ``summary.json``."""
-  state = ocp.StandardCheckpointer().restore(workdir / "checkpoints" / str(STEPS) / "state")
+  leaves = launch.restore_state(workdir / "checkpoints" / str(STEPS))
   summary = json.loads((workdir / "summary.json").read_text())
   metrics = {k: summary[k] for k in ("test_accuracy", "test_loss")}
-  return jax.tree.leaves(jax.device_get(state)), metrics
+  return leaves, metrics
 
 
 def _assert_same_run(workdir: Path, reference: Path) -> None:

@@ -51,7 +51,6 @@ def setup():
     create_model(config, info, bn_axis_name=None), make_tx(config, PER_EPOCH, STEPS)
   )
   batch = next(input_pipeline.batches(splits["train"], config, train=True))
-  batch = {k: v.reshape(-1, *v.shape[2:]) for k, v in batch.items()}  # one device
   return config, graphdefs, jax.device_get(state), batch
 
 
@@ -120,10 +119,10 @@ def _poison(monkeypatch, steps, *, streams=None):
   real = input_pipeline.train_stream
   opened = []
 
-  def stream(source, config, start: DataPosition):
+  def stream(source, config, start: DataPosition, **options):
     opened.append(start)
     first = start.epoch * PER_EPOCH + start.batch
-    for step, batch in enumerate(real(source, config, start), first + 1):
+    for step, batch in enumerate(real(source, config, start, **options), first + 1):
       if step in steps and (streams is None or len(opened) <= streams):
         batch = {**batch, "image": np.full_like(batch["image"], np.nan)}
       yield batch

@@ -19,7 +19,14 @@ from hypothesis import strategies as st
 
 from configs import smoke
 from glif_jax import models, neurons
-from glif_jax.training import default_config, input_pipeline, train, train_and_evaluate
+from glif_jax.training import (
+  checkpoints,
+  default_config,
+  input_pipeline,
+  train,
+  train_and_evaluate,
+)
+from tests.training import launch
 
 FAST = settings(max_examples=25, deadline=None)
 FLOATS = ("float32", "bfloat16", "float16")
@@ -323,25 +330,13 @@ def _set(path, value):
 @pytest.mark.parametrize(
   "change, message",
   [
-    (
-      _set("learning_rat", 0.1),
-      r"unknown key config\.learning_rat \(did you mean config\.learning_rate\?\)",
-    ),
-    (
-      _set("synthetic.train_sz", 8),
-      r"unknown key config\.synthetic\.train_sz \(did you mean config\.synthetic\.train_size\?\)",
-    ),
+    (_set("learning_rat", 0.1), r"unknown key config\.learning_rat"),
+    (_set("synthetic.train_sz", 8), r"unknown key config\.synthetic\.train_sz"),
     (_del("seed"), r"missing key config\.seed"),
     (_set("timesteps", 0), r"config\.timesteps must be > 0, got 0"),
     (_set("timesteps", -3), r"config\.timesteps must be > 0, got -3"),
-    (
-      _set("batch_size", 33),
-      r"config\.batch_size must be divisible by the number of devices \(2\), got 33",
-    ),
-    (
-      _set("eval_batch_size", 63),
-      r"config\.eval_batch_size must be divisible by the number of devices \(2\)",
-    ),
+    (_set("parallel", "shard_map"), r"config\.parallel must be one of \('jit', 'pmap'\)"),
+    (_set("input_threads", -1), r"config\.input_threads must be >= 0, got -1"),
     (_set("neuron", "izhikevich"), r"config\.neuron must be one of \('glif', .*got 'izhikevich'"),
     (_set("dataset", "svhn"), r"config\.dataset must be one of \('mnist', .*got 'svhn'"),
     (_set("model", "vgg"), r"config\.model must be one of .*got 'vgg'"),
@@ -353,7 +348,6 @@ def _set(path, value):
   ],
 )
 def test_bad_config_is_refused_before_anything_is_built(tmp_path, monkeypatch, change, message):
-  assert jax.device_count() == 2  # tests/conftest.py
   config = smoke.get_config()
   change(config)
 
@@ -373,23 +367,57 @@ def test_every_config_file_has_exactly_the_default_keys():
   assert set(smoke.get_config().keys()) == set(default_config().keys())
 
 
-def test_command_line_refuses_an_unknown_key(tmp_path):
-  result = subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "train.main",
-      "--config",
-      "configs/smoke.py",
-      "--workdir",
-      str(tmp_path / "run"),
-      "--config.learning_rat=0.1",
-    ],
+def test_a_misspelt_key_fails_where_it_is_set_naming_the_right_one():
+  config = smoke.get_config()
+  with pytest.raises(
+    AttributeError, match='Did you mean "learning_rate" instead of "learning_rat"'
+  ):
+    config.learning_rat = 0.1
+  config.neuron_options.v_th = 0.4  # free-form keyword arguments stay open
+
+
+def _main(*args):
+  return subprocess.run(
+    [sys.executable, "-m", "train.main", "--config", "configs/smoke.py", *args],
     cwd=Path(__file__).parents[2],
+    env=launch.cpu_env(1),
     capture_output=True,
     text=True,
     timeout=120,
     check=False,
   )
-  assert result.returncode != 0 and "learning_rat" in result.stderr
+
+
+def test_command_line_refuses_an_unknown_key_with_status_2(tmp_path):
+  result = _main("--workdir", str(tmp_path / "run"), "--config.learning_rat=0.1")
+  assert result.returncode == 2
+  assert result.stderr.startswith("error: ") and "learning_rat" in result.stderr
+  assert "Traceback" not in result.stderr
   assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+  "recorded, args, message",
+  [
+    (False, ["--config.timesteps=0"], r"^error: config\.timesteps must be > 0, got 0$"),
+    (
+      False,
+      ["--config.dataset=mnist", "--config.data_dir={tmp}/data", "--config.manual_dir={tmp}"],
+      r"^error: .*mnist.*not found in .*To get it: ",
+    ),
+    (
+      True,
+      ["--config.learning_rate=0.5", "--config.seed=3"],
+      r"^error: workdir .* holds a run with a different config .*\['learning_rate', 'seed'\]",
+    ),
+  ],
+  ids=["bad value", "missing data", "workdir of another config"],
+)
+def test_user_mistakes_end_with_one_message_and_status_2(tmp_path, recorded, args, message):
+  workdir = tmp_path / "run"
+  if recorded:
+    checkpoints.guard_workdir(workdir, smoke.get_config())  # a workdir of the smoke config
+  result = _main("--workdir", str(workdir), *(a.format(tmp=tmp_path) for a in args))
+  assert result.returncode == 2, result.stderr
+  last = result.stderr.strip().splitlines()[-1]  # after library warnings, if any
+  assert re.search(message, last) and "Traceback" not in result.stderr

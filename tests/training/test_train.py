@@ -1,4 +1,4 @@
-"""End to end: a real train_and_evaluate, exact resume, and pmap over 2 devices == 1."""
+"""End to end: a real train_and_evaluate, exact resume, the gates logged from step 0."""
 
 import functools
 import json
@@ -14,10 +14,11 @@ from glif_jax.training import (
   DataPosition,
   create_train_state,
   input_pipeline,
+  read_scalars,
   train_and_evaluate,
   train_step,
 )
-from glif_jax.training.train import AXIS, create_model, make_loss, make_tx
+from glif_jax.training.train import create_model, make_loss, make_tx
 
 STEPS, CHECKPOINT_AT = 10, 5  # 4 steps per epoch: eval at 4, 8, 10; checkpoints at 5, 10 too
 
@@ -87,32 +88,17 @@ def test_workdir_with_another_config_is_refused(full_run):
     train_and_evaluate(_config(learning_rate=0.5), workdir)
 
 
-@pytest.mark.skipif(jax.local_device_count() < 2, reason="needs 2 host devices (tests/conftest.py)")
-def test_pmap_over_two_devices_equals_one_device():
-  config = _config()
-  splits, info = input_pipeline.load(config)
-  tx = make_tx(config, steps_per_epoch=4, total_steps=STEPS)
-  graphdefs, state = create_train_state(create_model(config, info), tx)
-  step = functools.partial(
-    train_step, graphdef=graphdefs.train, tx=tx, loss_fn=make_loss(config), axis_name=AXIS
-  )
-  batches = list(input_pipeline.batches(splits["train"], config, train=True))[:2]
-
-  def run(num_devices):
-    p_step = jax.pmap(step, axis_name=AXIS, devices=jax.local_devices()[:num_devices])
-    s = jax.tree.map(lambda x: np.stack([np.asarray(x)] * num_devices), state)
-    losses = []
-    for batch in batches:
-      flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in batch.items()}
-      s, metrics = p_step(s, {k: v.reshape(num_devices, -1, *v.shape[1:]) for k, v in flat.items()})
-      losses.append(float(metrics["loss"][0]))
-    return losses, jax.tree.map(lambda x: x[0], s)
-
-  loss1, state1 = run(1)
-  loss2, state2 = run(2)
-  np.testing.assert_allclose(loss1, loss2, rtol=1e-5)
-  for a, b in zip(_leaves(state1), _leaves(state2), strict=True):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+def test_log_records_the_gates_of_every_glif_layer_from_step_0(full_run):
+  workdir, state = full_run
+  gates = read_scalars(workdir, "gate/")
+  layers = {tag.rsplit("/", 1)[0] for tag in gates}
+  assert layers == {"gate/stem_neuron", "gate/conv/neuron"}
+  for tag, points in gates.items():
+    assert [step for step, _ in points] == [0, 4, 8, 10]  # log_every_steps=4 and the last
+    assert all(0.0 < value < 1.0 for _, value in points)
+  layer, gate = "stem_neuron", "alpha"
+  raw = np.asarray(state.params[layer][gate][...])
+  assert gates[f"gate/{layer}/{gate}"][-1][1] == pytest.approx(np.mean(1 / (1 + np.exp(-raw))))
 
 
 def test_bfloat16_step_is_finite():
@@ -124,6 +110,6 @@ def test_bfloat16_step_is_finite():
     functools.partial(train_step, graphdef=graphdefs.train, tx=tx, loss_fn=make_loss(config))
   )
   batch = next(input_pipeline.batches(splits["train"], config, train=True))
-  state, metrics = step(state, {k: v.reshape(-1, *v.shape[2:]) for k, v in batch.items()})
+  state, metrics = step(state, batch)
   assert np.isfinite(float(metrics["loss"])) and 0.0 <= float(metrics["accuracy"]) <= 1.0
   assert all(np.isfinite(x).all() for x in _leaves(state.params))
