@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import importlib.util
 import io
+import itertools
 import json
 import os
 import pickle
@@ -402,4 +403,96 @@ def test_evaluate_writes_a_workdir_that_analyze_reports_on(tmp_path):
   table = dict(re.findall(r"^\| `([\w/]+)` \| ([\d.]+) \|", report, flags=re.MULTILINE))
   assert {k.replace("/", "."): float(v) for k, v in table.items()} == pytest.approx(
     {k: round(v, 4) for k, v in rates.items()}, abs=1.5e-4
+  )
+
+
+def their_resnet_state(
+  depths, strides, width, num_classes, timesteps, *, ms=False, stem_kernel=3, tdbn=True
+) -> dict[str, np.ndarray]:
+  """A state dict named and shaped as their classes write it (``networks_for_CIFAR.py``,
+  ``networks_for_ImageNet.py``, ``blocks.py``), with stem width ``width`` and stage i of
+  width·2^i channels; tdBN with its ``Vth`` buffer, or plain (Sync)BatchNorm without."""
+  shapes: dict[str, tuple[int, ...]] = {}
+
+  def conv(key, cout, cin, k):
+    shapes[f"{key}.weight"] = (cout, cin, k, k)
+
+  def norm(key, c):
+    shapes.update({f"{key}.{p}": (c,) for p in ("weight", "bias", "running_mean", "running_var")})
+    shapes[f"{key}.num_batches_tracked"] = ()
+    if tdbn:
+      shapes[f"{key}.Vth"] = ()
+
+  def lif(key, c):
+    shapes.update({f"{key}.{p}": (c,) for p in ("alpha", "beta", "gamma", "tau", "Vth", "leak")})
+    shapes.update({f"{key}.reVth": (c,), f"{key}.conduct": (timesteps, c)})
+
+  conv("conv1.0.0", width, 3, stem_kernel)
+  norm("conv1.0.1", width)
+  lif("conv1.1", width)
+  cin, index = width, 0
+  for stage, (depth, first_stride) in enumerate(zip(depths, strides)):
+    cout = width * 2**stage
+    for j in range(depth):
+      block = f"features.{index}"
+      if ms:  # BasicBlock_CW_MS: neuron, conv-BN, neuron, conv-BN
+        lif(f"{block}.body.0", cin)
+        body = ((1, cin), (3, cout))
+        lif(f"{block}.body.2", cout)
+      else:  # BasicBlock_CW: conv-BN, neuron, conv-BN ... neuron `lif`
+        body = ((0, cin), (2, cout))
+        lif(f"{block}.body.1", cout)
+        lif(f"{block}.lif", cout)
+      for position, c in body:
+        conv(f"{block}.body.{position}.0", cout, c, 3)
+        norm(f"{block}.body.{position}.1", cout)
+      if cin == cout and (j > 0 or first_stride == 1):
+        norm(f"{block}.downsample.0", cout)
+      else:
+        conv(f"{block}.downsample.0.0", cout, cin, 1)
+        norm(f"{block}.downsample.0.1", cout)
+      cin, index = cout, index + 1
+  head = (cin, 256, num_classes) if num_classes <= 50 else (cin, num_classes)
+  shapes.update(
+    {f"lastave.{i}.weight": (b, a) for i, (a, b) in enumerate(itertools.pairwise(head))}
+  )
+  return {k: np.zeros(v, np.float32) for k, v in shapes.items()}
+
+
+@needs_shared
+def test_their_resnet_state_generator_matches_the_shared_checkpoint(resnet19_state):
+  theirs = their_resnet_state((3, 3, 2), (1, 2, 2), 128, 10, 4)
+  shared = {k.removeprefix("module."): v.shape for k, v in resnet19_state.items()}
+  assert {k: v.shape for k, v in theirs.items()} == shared
+
+
+@pytest.mark.parametrize(
+  "name, classes, depths, strides, ms, norm",
+  [
+    ("resnet19", 100, (3, 3, 2), (1, 2, 2), False, "tdbn"),  # CIFAR-100: one FC head
+    ("resnet18", 10, (2, 2, 2, 2), (1, 1, 2, 2), False, "tdbn"),
+    ("resnet18", 100, (2, 2, 2, 2), (1, 1, 2, 2), False, "tdbn"),
+    ("resnet18ms", 1000, (2, 2, 2, 2), (2, 2, 2, 2), True, "bn"),  # SyncBatchNorm: no Vth
+    ("resnet34ms", 1000, (3, 4, 6, 3), (2, 2, 2, 2), True, "tdbn"),
+  ],
+)
+def test_every_paper_resnet_takes_their_state_dict(name, classes, depths, strides, ms, norm):
+  width, timesteps = 4, 2
+  model = models.create(
+    name, num_classes=classes, timesteps=timesteps, in_channels=3, width=width, norm=norm,
+    rngs=nnx.Rngs(0),
+  )  # fmt: skip
+  theirs = their_resnet_state(
+    depths, strides, width, classes, timesteps, ms=ms, stem_kernel=7 if ms else 3,
+    tdbn=norm == "tdbn",
+  )  # fmt: skip
+  # Distinct values, but tdBN's V_th (a scalar buffer) is theirs: 0.5.
+  theirs = {
+    k: np.full(v.shape, 0.5 if k.endswith("Vth") and not v.shape else i, np.float32)
+    for i, (k, v) in enumerate(theirs.items())
+  }
+  load_authors_state_dict(model, theirs)  # every key used, every parameter written
+  kernel = np.asarray(model.blocks[-1].conv2.conv.kernel[...])
+  assert (
+    kernel.flat[0] == theirs[f"features.{sum(depths) - 1}.body.{3 if ms else 2}.0.weight"].flat[0]
   )
