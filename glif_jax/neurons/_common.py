@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -83,6 +84,43 @@ def time_expand(a: jax.Array, x_ndim: int) -> jax.Array:
   return a.reshape(a.shape[:1] + middle + a.shape[1:])
 
 
+def loop_defaults(length: int, unroll: int | bool | None, remat: bool | None):
+  """The ``(unroll, remat)`` a time loop of ``length`` steps runs with, ``None`` resolved.
+
+  Up to `MAX_FULL_UNROLL` steps the loop is fully unrolled (XLA then fuses across time
+  steps: ~5x faster on CPU for T = 6) and stores its residuals; beyond, it is rolled
+  (unrolled long loops compile slowly and run slower) and recomputes instead of storing.
+  """
+  long_loop = length > MAX_FULL_UNROLL
+  return (
+    1 if long_loop else True
+  ) if unroll is None else unroll, long_loop if remat is None else remat
+
+
+def time_loop(step: Callable, carry: Any, xs: Sequence[Any], *, unroll: int | bool, reverse=False):
+  """``carry, ys = step(carry, [x[t] for x in xs])`` for each step t of the sequences ``xs``.
+
+  With ``unroll=True`` the loop runs in Python and ``ys`` is a list with one pytree per
+  step: each step's output stays its own buffer (XLA need not copy a slice of a stacked
+  array before reducing it); otherwise it is `jax.lax.scan` and ``ys`` is stacked. The
+  sequences may be arrays ``[T, ...]`` or such lists.
+  """
+  if unroll is not True:
+    return jax.lax.scan(
+      lambda c, x: step(c, list(x)), carry, list(xs), reverse=reverse, unroll=unroll
+    )
+  length = len(xs[0])
+  ys = [None] * length
+  for t in reversed(range(length)) if reverse else range(length):
+    carry, ys[t] = step(carry, [x[t] for x in xs])
+  return carry, ys
+
+
+def stack(ys: Any) -> Any:
+  """Stacks a list of per-step pytrees from `time_loop` (stacked outputs pass through)."""
+  return jax.tree.map(lambda *a: jnp.stack(a), *ys) if isinstance(ys, list) else ys
+
+
 def scan_time(
   step: StepFn,
   state: State,
@@ -98,14 +136,10 @@ def scan_time(
     step: one time step.
     state: the state before the first step.
     xs: a pytree whose leaves have a leading time axis T.
-    unroll: passed to `jax.lax.scan`; ``None`` picks by length: a full unroll
-      up to `MAX_FULL_UNROLL` steps (XLA then fuses across time steps: ~5x faster
-      on CPU for T = 6), no unrolling beyond (unrolled long loops compile slowly
-      and run slower).
+    unroll: passed to `jax.lax.scan`; ``None``: see `loop_defaults`.
     remat: checkpoint each step (`jax.checkpoint`): the backward pass recomputes
       a step's internals from its carry instead of storing them, so memory over
-      long T holds only the states. ``None`` turns it on beyond `MAX_FULL_UNROLL`
-      steps, where it is also faster (fewer stacked residuals to write).
+      long T holds only the states; ``None``: see `loop_defaults`.
     return_trace: also return the state after every step, stacked over time.
 
   Returns:
@@ -116,11 +150,7 @@ def scan_time(
     spike, new_state = step(carry, x_t)
     return new_state, (spike, new_state) if return_trace else spike
 
-  long_loop = jax.tree.leaves(xs)[0].shape[0] > MAX_FULL_UNROLL
-  if unroll is None:
-    unroll = 1 if long_loop else True
-  if remat is None:
-    remat = long_loop
+  unroll, remat = loop_defaults(jax.tree.leaves(xs)[0].shape[0], unroll, remat)
   if remat:
     body = jax.checkpoint(body, prevent_cse=False)
   final_state, out = jax.lax.scan(body, state, xs, unroll=unroll)

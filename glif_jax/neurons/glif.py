@@ -15,13 +15,18 @@ The reset uses the previous step's spike and is not detached by default. The def
 surrogate is GLIF's rectangle, dH/dx = 1[|x| < 1/2].
 
 GLIF_f, the simplified variant with fixed gates, is
-``u_t = τ·u_{t−1}·(1 − o_{t−1}) − V_L + G_t·X_t − V_R·o_{t−1}``. Both are one
-recurrence, ``u_t = a·u_{t−1}·(1 − h·o_{t−1}) − l + I_t − s·o_{t−1}``, with
-coefficients computed once per call (`_Recurrence`).
+``u_t = τ·u_{t−1}·(1 − o_{t−1}) − V_L + G_t·X_t − V_R·o_{t−1}``. Both are one update
+in the terms of `glif_coefficients`::
+
+    u_t = decay·u_{t−1}·(1 − hard_reset·o_{t−1}) − leak + gain_t·X_t − soft_reset·o_{t−1}
+
+`glif` runs it over time with a hand-written backward pass (`_update_vjp`): it keeps
+one membrane potential per step and reduces the parameter gradients step by step.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -140,13 +145,23 @@ def glif_params(
   )
 
 
-class _Recurrence(NamedTuple):
-  """Coefficients of ``u_t = decay·u·(1 − hard·o) − leak + I_t − soft·o``."""
+class GLIFCoefficients(NamedTuple):
+  """GLIF's update in the values it uses (not logits); see the module docstring.
+
+  Attributes:
+    decay: membrane kept per step, ``1 − α(1 − τ)`` (GLIF_f: τ).
+    hard_reset: share of the decayed membrane a spike clears, ``γ`` (GLIF_f: 1).
+    leak: subtracted every step, ``(1 − α)·V_L`` (GLIF_f: V_L).
+    soft_reset: subtracted after a spike, ``(1 − γ)·V_R`` (GLIF_f: V_R).
+    gain: input gain of each step, ``1 − β(1 − G_t)`` (GLIF_f: G_t), shaped as ``conduct``.
+    v_th: threshold V_th.
+  """
 
   decay: jax.Array
-  hard: jax.Array
+  hard_reset: jax.Array
   leak: jax.Array
-  soft: jax.Array
+  soft_reset: jax.Array
+  gain: jax.Array
   v_th: jax.Array
 
 
@@ -167,41 +182,137 @@ def glif_gates(p: GLIFParams, *, gating: str = "soft") -> tuple[jax.Array, jax.A
   return _gate(p.alpha, gating), _gate(p.beta, gating), _gate(p.gamma, gating)
 
 
-def _glif_recurrence(p: GLIFParams, gating: str, dtype) -> _Recurrence:
-  alpha, gamma = _gate(p.alpha, gating), _gate(p.gamma, gating)
-  tau, v_th, leak, v_reset = (jax.nn.sigmoid(a) for a in (p.tau, p.v_th, p.leak, p.v_reset))
-  coeffs = _Recurrence(
+def glif_coefficients(
+  p: GLIFParams, *, gating: str = "soft", simplified: bool = False
+) -> GLIFCoefficients:
+  """The terms of GLIF's update (GLIF_f's if ``simplified``) from raw logits.
+
+  Args:
+    p: raw-logit parameters; ``gain`` takes the shape of ``p.conduct``.
+    gating: how the gates are used (see `glif`); unused by GLIF_f.
+    simplified: the terms of GLIF_f, whose gates are fixed.
+
+  Returns:
+    `GLIFCoefficients`, differentiable with respect to ``p``.
+  """
+  tau, v_th, leak, v_reset, conduct = map(
+    jax.nn.sigmoid, (p.tau, p.v_th, p.leak, p.v_reset, p.conduct)
+  )
+  if simplified:
+    return GLIFCoefficients(tau, jnp.ones_like(tau), leak, v_reset, conduct, v_th)
+  alpha, beta, gamma = glif_gates(p, gating=gating)
+  return GLIFCoefficients(
     decay=1 - alpha * (1 - tau),
-    hard=gamma,
+    hard_reset=gamma,
     leak=(1 - alpha) * leak,
-    soft=(1 - gamma) * v_reset,
+    soft_reset=(1 - gamma) * v_reset,
+    gain=1 - beta * (1 - conduct),
     v_th=v_th,
   )
-  return _common.cast_tree(coeffs, dtype)
-
-
-def _glif_gain(p: GLIFParams, conduct: jax.Array, gating: str) -> jax.Array:
-  """Input gain ``1 − β·(1 − G)`` for the raw conductance ``conduct``."""
-  return 1 - _gate(p.beta, gating) * (1 - jax.nn.sigmoid(conduct))
-
-
-def _glif_f_recurrence(p: GLIFParams, dtype) -> _Recurrence:
-  tau, v_th, leak, v_reset = (jax.nn.sigmoid(a) for a in (p.tau, p.v_th, p.leak, p.v_reset))
-  coeffs = _Recurrence(decay=tau, hard=jnp.ones_like(tau), leak=leak, soft=v_reset, v_th=v_th)
-  return _common.cast_tree(coeffs, dtype)
 
 
 def _update(
-  c: _Recurrence,
+  c: GLIFCoefficients,
   state: GLIFState,
-  current: jax.Array,
-  surrogate: surrogates.Surrogate,
-  detach_reset: bool,
+  x_t: jax.Array,
+  gain_t: jax.Array,
+  spike=surrogates.heaviside,
 ) -> tuple[jax.Array, GLIFState]:
-  o_prev = jax.lax.stop_gradient(state.o) if detach_reset else state.o
-  u = c.decay * state.u * (1 - c.hard * o_prev) - c.leak + current - c.soft * o_prev
-  o = surrogate(u - c.v_th)
+  """One step: ``u_t = decay·u·(1 − hard_reset·o) − leak + gain_t·x_t − soft_reset·o``."""
+  u, o = state
+  u = c.decay * u * (1 - c.hard_reset * o) - c.leak + gain_t * x_t - c.soft_reset * o
+  o = spike(u - c.v_th)
   return o, GLIFState(u, o)
+
+
+class _Sums(NamedTuple):
+  """Per-step sums over the batch from which `_update_vjp` builds the parameter gradients."""
+
+  du_u: jax.Array  # Σ δu_{t+1}·u_t
+  du_o_u: jax.Array  # Σ δu_{t+1}·o_t·u_t
+  du_o: jax.Array  # Σ δu_{t+1}·o_t
+  du: jax.Array  # Σ δu_t
+
+
+def _update_vjp(c, du_next, u, o, total, detach_reset):
+  r"""Backpropagates ``δu_{t+1} = ∂L/∂u_{t+1}`` through `_update` to ``(u_t, o_t)``.
+
+  ``∂u_{t+1}/∂u_t = decay·(1 − hard_reset·o_t)`` and, unless the reset is detached,
+  ``∂u_{t+1}/∂o_t = −(decay·hard_reset·u_t + soft_reset)``. Also returns the sums over
+  the batch (``total``) that the gradients of decay, hard_reset and soft_reset need:
+  ``Σ δu_{t+1}·u_t``, ``Σ δu_{t+1}·o_t·u_t`` and ``Σ δu_{t+1}·o_t``.
+  """
+  du_o = du_next * o
+  du = c.decay * (du_next - c.hard_reset * du_o)
+  if detach_reset:
+    do = jnp.zeros_like(u)
+  else:
+    do = -(c.decay * c.hard_reset * u + c.soft_reset) * du_next
+  return du, do, (total(du_next * u), total(du_o * u), total(du_o))
+
+
+def _forward(c: GLIFCoefficients, x: jax.Array, state: GLIFState, unroll) -> list | jax.Array:
+  """The membrane potential after every step: ``[T, *batch, C]``, a list if unrolled."""
+
+  def step(s, inputs):
+    _, s = _update(c, s, *inputs)
+    return s, s.u
+
+  return _common.time_loop(step, state, (x, _common.time_expand(c.gain, x.ndim)), unroll=unroll)[1]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5, 6))
+def _run(c, x, state, surrogate, detach_reset, unroll, remat):
+  """``(spikes, u)``, each ``[T, *batch, C]``, of `_update` from ``state``."""
+  u = _common.stack(_forward(c, x, state, unroll))
+  return surrogates.heaviside(u - c.v_th), u
+
+
+def _run_fwd(c, x, state, surrogate, detach_reset, unroll, remat):
+  us = _forward(c, x, state, unroll)
+  u = _common.stack(us)
+  return (surrogates.heaviside(u - c.v_th), u), (c, x, state, None if remat else us)
+
+
+def _run_bwd(surrogate, detach_reset, unroll, remat, residuals, cotangents):
+  """Backpropagation through time, the parameter gradients summed over the batch per step."""
+  c, x, state, us = residuals
+  ct_spikes, ct_u = cotangents
+  if us is None:
+    us = _forward(c, x, state, unroll)
+  per_channel = jnp.ndim(c.v_th) == 1
+  total = functools.partial(jnp.sum, axis=tuple(range(x.ndim - 1 - per_channel)))
+
+  def step(du_next, inputs):  # δu_{t+1} -> δu_t
+    u, ct_spike, ct_u_t = inputs
+    du_kept, do, sums = _update_vjp(
+      c, du_next, u, surrogates.heaviside(u - c.v_th), total, detach_reset
+    )
+    du = du_kept + ct_u_t + (ct_spike + do) * surrogate.grad(u - c.v_th)
+    return du, (du, *sums, total(du))
+
+  du_1, per_step = _common.time_loop(
+    step, jnp.zeros_like(state.u), (us, ct_spikes, ct_u), unroll=unroll, reverse=True
+  )
+  du_0, do_0, sums_0 = _update_vjp(c, du_1, state.u, state.o, total, detach_reset)
+  du, *sums = _common.stack(per_step)
+  du_u, du_o_u, du_o = (jnp.sum(s, 0) + s0 for s, s0 in zip(sums, sums_0))
+  du_total = jnp.sum(sums[3], 0)
+  # Σ_t ∂L/∂o_t·H'(u_t − V_th) = Σ_t (δu_t − decay·(δu_{t+1} − hard_reset·δu_{t+1}·o_t) − ct_u_t)
+  spike_total = du_total - c.decay * (du_total - sums[3][0] - c.hard_reset * jnp.sum(sums[2], 0))
+  spike_total -= jnp.sum(total(ct_u), 0)
+  grads = GLIFCoefficients(
+    decay=du_u - c.hard_reset * du_o_u,
+    hard_reset=-c.decay * du_o_u,
+    leak=-du_total,
+    soft_reset=-du_o,
+    gain=jnp.sum(du * x, axis=tuple(range(1, x.ndim - per_channel))),
+    v_th=-spike_total,
+  )
+  return grads, du * _common.time_expand(c.gain, x.ndim), GLIFState(du_0, do_0)
+
+
+_run.defvjp(_run_fwd, _run_bwd)
 
 
 def _check_channel_params(p: GLIFParams, channels: int) -> None:
@@ -223,9 +334,11 @@ def _check_params(p: GLIFParams, x: jax.Array) -> None:
     )
 
 
-def _run(
-  coeffs: _Recurrence,
-  gain: jax.Array,
+GLIFResult = tuple[jax.Array, GLIFState] | tuple[jax.Array, GLIFState, GLIFState]
+
+
+def _run_over_time(
+  c: GLIFCoefficients,
   x: jax.Array,
   state: GLIFState | None,
   *,
@@ -234,20 +347,17 @@ def _run(
   unroll: int | bool | None,
   remat: bool | None,
   return_trace: bool,
-):
+) -> GLIFResult:
   if state is None:
     state = GLIFState.zeros(x.shape[1:], x.dtype)
   else:
     _common.check_state(state, x.shape[1:])
     state = _common.cast_tree(state, x.dtype)
-  currents = x * _common.time_expand(gain.astype(x.dtype), x.ndim)
-
-  def step(s, current):
-    return _update(coeffs, s, current, surrogate, detach_reset)
-
-  return _common.scan_time(
-    step, state, currents, unroll=unroll, remat=remat, return_trace=return_trace
-  )
+  unroll, remat = _common.loop_defaults(x.shape[0], unroll, remat)
+  c = _common.cast_tree(c, x.dtype)
+  spikes, u = _run(c, x, state, surrogate, detach_reset, unroll, remat)
+  final = GLIFState(u[-1], spikes[-1])
+  return (spikes, final, GLIFState(u, spikes)) if return_trace else (spikes, final)
 
 
 def glif(
@@ -261,7 +371,7 @@ def glif(
   unroll: int | bool | None = None,
   remat: bool | None = None,
   return_trace: bool = False,
-):
+) -> GLIFResult:
   """Runs a GLIF layer over time.
 
   Args:
@@ -272,21 +382,51 @@ def glif(
       straight-through gradient) or ``"static"`` (σ(raw), not trained).
     surrogate: spike function; the default is GLIF's rectangle of width 1.
     detach_reset: stop gradients through the previous spike in the reset.
-    unroll: `jax.lax.scan` unroll factor; None: full unroll for T <= 32, else none.
-    remat: recompute each step in the backward pass instead of storing it;
-      None: only for T > 32, where it is also faster.
+    unroll: unroll factor of the time loop (`jax.lax.scan`); ``True`` runs it as
+      straight-line code. None: ``True`` for T <= 32, else 1.
+    remat: recompute the membrane potentials in the backward pass instead of storing
+      them (``T·|x|`` less memory between the passes, one more forward pass);
+      None: only for T > 32.
     return_trace: also return the `GLIFState` after every step, stacked ``[T, ...]``.
 
   Returns:
     ``(spikes, final_state)`` with spikes shaped like ``x``; with ``return_trace``,
     ``(spikes, final_state, trace)``.
   """
-  _common.check_choice("gating", gating, GATINGS)
   x = _common.check_input(x)
   _check_params(p, x)
-  return _run(
-    _glif_recurrence(p, gating, x.dtype),
-    _glif_gain(p, p.conduct, gating),
+  return _run_over_time(
+    glif_coefficients(p, gating=gating),
+    x,
+    state,
+    surrogate=surrogate,
+    detach_reset=detach_reset,
+    unroll=unroll,
+    remat=remat,
+    return_trace=return_trace,
+  )
+
+
+def glif_f(
+  p: GLIFParams,
+  x: jax.Array,
+  state: GLIFState | None = None,
+  *,
+  surrogate: surrogates.Surrogate = surrogates.rectangle(),
+  detach_reset: bool = False,
+  unroll: int | bool | None = None,
+  remat: bool | None = None,
+  return_trace: bool = False,
+) -> GLIFResult:
+  """Runs GLIF_f, the simplified fixed-gate GLIF, over time.
+
+  ``u_t = τ·u_{t−1}·(1 − o_{t−1}) − V_L + G_t·X_t − V_R·o_{t−1}``; the gate
+  logits of ``p`` are unused. Arguments and returns as in `glif`.
+  """
+  x = _common.check_input(x)
+  _check_params(p, x)
+  return _run_over_time(
+    glif_coefficients(p, simplified=True),
     x,
     state,
     surrogate=surrogate,
@@ -307,7 +447,7 @@ def glif_step(
   surrogate: surrogates.Surrogate = surrogates.rectangle(),
   detach_reset: bool = False,
 ) -> tuple[jax.Array, GLIFState]:
-  """One GLIF time step: the same update as `glif`.
+  """One GLIF time step, the update of `glif`, differentiated by autodiff.
 
   Args:
     p: raw-logit parameters; ``p.conduct`` is ignored in favour of ``conduct_t``.
@@ -320,7 +460,6 @@ def glif_step(
   Returns:
     ``(spike_t, new_state)``.
   """
-  _common.check_choice("gating", gating, GATINGS)
   x_t = _common.check_step_input(x_t)
   _check_channel_params(p, x_t.shape[-1])
   if jnp.shape(conduct_t) != jnp.shape(p.alpha):
@@ -329,37 +468,8 @@ def glif_step(
       f"parameters), got shape {jnp.shape(conduct_t)}"
     )
   _common.check_state(state, x_t.shape)
-  coeffs = _glif_recurrence(p, gating, x_t.dtype)
-  current = x_t * _glif_gain(p, conduct_t, gating).astype(x_t.dtype)
-  return _update(coeffs, state, current, surrogate, detach_reset)
-
-
-def glif_f(
-  p: GLIFParams,
-  x: jax.Array,
-  state: GLIFState | None = None,
-  *,
-  surrogate: surrogates.Surrogate = surrogates.rectangle(),
-  detach_reset: bool = False,
-  unroll: int | bool | None = None,
-  remat: bool | None = None,
-  return_trace: bool = False,
-):
-  """Runs GLIF_f, the simplified fixed-gate GLIF, over time.
-
-  ``u_t = τ·u_{t−1}·(1 − o_{t−1}) − V_L + G_t·X_t − V_R·o_{t−1}``; the gate
-  logits of ``p`` are unused. Arguments and returns as in `glif`.
-  """
-  x = _common.check_input(x)
-  _check_params(p, x)
-  return _run(
-    _glif_f_recurrence(p, x.dtype),
-    jax.nn.sigmoid(p.conduct),
-    x,
-    state,
-    surrogate=surrogate,
-    detach_reset=detach_reset,
-    unroll=unroll,
-    remat=remat,
-    return_trace=return_trace,
-  )
+  c = glif_coefficients(p._replace(conduct=conduct_t), gating=gating)
+  c = _common.cast_tree(c, x_t.dtype)
+  if detach_reset:
+    state = state._replace(o=jax.lax.stop_gradient(state.o))
+  return _update(c, state, x_t, c.gain, surrogate)
