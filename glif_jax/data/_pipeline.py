@@ -50,12 +50,14 @@ def crop_flip(
   images: np.ndarray, top: np.ndarray, left: np.ndarray, flip: np.ndarray, padding: int
 ) -> np.ndarray:
   """Crops ``images [B, H, W, C]`` zero-padded by ``padding`` at ``(top, left) [B]``, then
-  flips left-right where ``flip [B]``: one gather for the whole batch."""
-  b, h, w, _ = images.shape
+  flips left-right where ``flip [B]``: one ``take`` of whole pixels for the batch."""
+  b, h, w, c = images.shape
   padded = np.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
   rows = top[:, None] + np.arange(h)  # [B, H]
   cols = left[:, None] + np.where(flip[:, None], np.arange(w)[::-1], np.arange(w))  # [B, W]
-  return padded[np.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
+  rows += np.arange(b)[:, None] * padded.shape[1]
+  pixels = rows[:, :, None] * padded.shape[2] + cols[:, None, :]  # [B, H, W] into [B*H'*W']
+  return padded.reshape(-1, c).take(pixels.reshape(-1), axis=0).reshape(b, h, w, c)
 
 
 def _draw_crop_flip(
@@ -157,13 +159,15 @@ class _Normalise:
   def __init__(self, info: _api.DatasetInfo) -> None:
     self._is_event = info.is_event
     if not info.is_event:
-      self._mean = np.asarray(info.mean, np.float32)
-      self._inv_std = 1.0 / np.asarray(info.std, np.float32)
+      std = np.asarray(info.std, np.float32)
+      self._scale = 1.0 / (255.0 * std)
+      self._shift = -np.asarray(info.mean, np.float32) / std
 
   def __call__(self, batch: Batch) -> Batch:
     image = batch["image"].astype(np.float32)
-    if not self._is_event:
-      image = (image / 255.0 - self._mean) * self._inv_std
+    if not self._is_event:  # in place: one pass per operation, no temporaries
+      image *= self._scale
+      image += self._shift
     return {**batch, "image": image}
 
 

@@ -1,9 +1,11 @@
-"""The grain input pipeline: determinism per (seed, epoch, batch), shapes, augmentation."""
+"""The grain input pipeline: determinism per (seed, epoch, batch), shapes, augmentation, and
+each process's rows of a global batch."""
 
 import numpy as np
 import pytest
 
 from glif_jax import data
+from glif_jax.data._pipeline import crop_flip
 
 
 def _images(n, shape=(32, 32, 3)):
@@ -136,3 +138,26 @@ def test_pipeline_on_a_prepared_source(tmp_path, data_dir, fmt):
   assert _equal(train, _batches(splits["train"], batch_size=5))
   test = _batches(splits["test"], batch_size=2, train=False)
   assert [b["mask"].tolist() for b in test] == [[True, True], [True, False]]
+
+
+def test_crop_flip_of_a_batch_is_each_image_cropped_then_mirrored():
+  images = np.random.default_rng(0).integers(0, 256, (5, 6, 7, 3), dtype=np.uint8)
+  top, left, flip = np.array([0, 4, 2, 1, 3]), np.array([4, 0, 1, 3, 2]), np.array([0, 1, 1, 0, 1])
+  out = crop_flip(images, top, left, flip.astype(bool), 2)
+  padded = np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0)))
+  for i in range(5):
+    crop = padded[i, top[i] : top[i] + 6, left[i] : left[i] + 7]
+    np.testing.assert_array_equal(out[i], crop[:, ::-1] if flip[i] else crop)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_a_process_reads_its_rows_with_the_values_of_the_whole_batch(train):
+  rng = np.random.default_rng(0)
+  src = [
+    {"image": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), "label": np.int64(i % 10)}
+    for i in range(22)
+  ]
+  whole = _batches(src, batch_size=8, train=train, epoch=1)
+  for rows in (slice(0, 4), slice(4, 8), slice(2, 6)):
+    part = _batches(src, batch_size=8, train=train, epoch=1, rows=rows)
+    assert _equal(part, [{k: v[rows] for k, v in b.items()} for b in whole])
