@@ -24,10 +24,10 @@ fires on ``H ≥ V_th``, NIR on ``v > v_threshold``; they differ only when the m
 lands exactly on the threshold. Soft reset (``v_reset=None``, ``V ← H − V_th``) has no
 NIR primitive: `NotImplementedError`.
 
-**GLIF** is ``u_t = a·u_{t−1}·(1 − h·o_{t−1}) − l + g_t·X_t − s·o_{t−1}`` with
-``a = 1 − α(1 − τ)``, ``h = γ``, ``l = (1 − α)V_L``, ``s = (1 − γ)V_R``,
-``g_t = 1 − β(1 − G_t)`` (GLIF_f: ``a = τ, h = 1, l = V_L, s = V_R, g_t = G_t``). It
-fires on ``u > V_th``, as NIR. It maps exactly onto NIR's LIF when
+**GLIF** is ``u_t = a·u_{t−1}·(1 − h·o_{t−1}) − l + g_t·X_t − s·o_{t−1}`` in the terms
+of `glif_jax.neurons.glif_coefficients`: decay ``a = 1 − α(1 − τ)``, hard reset ``h = γ``,
+leak ``l = (1 − α)V_L``, soft reset ``s = (1 − γ)V_R``, gain ``g_t = 1 − β(1 − G_t)``
+(GLIF_f: ``a = τ, h = 1, l = V_L, s = V_R, g_t = G_t``). It fires on ``u > V_th``, as NIR. It maps exactly onto NIR's LIF when
 
 - ``h = 1`` (γ = 1: the whole decayed membrane is reset), since NIR resets to a
   constant: after a spike ``u_t = −s − l + g·X_t``, which is NIR's step from
@@ -52,9 +52,8 @@ to (C, H, W) order behind a NIR ``Flatten``.
 
 from __future__ import annotations
 
-import inspect
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -106,67 +105,50 @@ def run_layers(layers: Sequence[Layer], x: jax.Array) -> jax.Array:
 # --- neurons -> NIR LIF parameters ------------------------------------------------------
 
 
-def _option(module: snn.SpikingNeuron, fn: Callable[..., Any], name: str) -> Any:
-  """A neuron module's keyword option, or the pure function's default."""
-  return module.options.get(name, inspect.signature(fn).parameters[name].default)
-
-
-def _lif_coefficients(module: snn.SpikingNeuron, fn, inv_tau) -> dict[str, np.ndarray]:
-  v_reset = _option(module, fn, "v_reset")
-  if v_reset is None:
+def _lif_coefficients(module: snn.LIF | snn.PLIF, inv_tau: Any) -> dict[str, np.ndarray]:
+  options = module.options
+  if options["v_reset"] is None:
     raise NotImplementedError(
       f"{type(module).__name__} with soft reset (v_reset=None, V <- H - V_th): NIR's LIF "
       "resets to a constant v_reset and has no subtractive reset"
     )
   inv_tau = np.asarray(inv_tau, np.float64)
-  r = 1.0 if _option(module, fn, "decay_input") else 1.0 / inv_tau
   return {
     "rate": inv_tau,
-    "r": r,
+    "r": 1.0 if options["decay_input"] else 1.0 / inv_tau,
     "v_leak": 0.0,
-    "v_threshold": _option(module, fn, "v_th") - v_reset,
+    "v_threshold": options["v_th"] - options["v_reset"],
     "v_reset": 0.0,
   }
 
 
 def _glif_coefficients(module: snn.GLIF) -> dict[str, np.ndarray]:
-  p = jax.tree.map(np.asarray, module.params)
-  tau, v_th, leak, v_reset, conduct = (
-    1 / (1 + np.exp(-np.asarray(a, np.float64)))
-    for a in (p.tau, p.v_th, p.leak, p.v_reset, p.conduct)
-  )
-  if module.simplified:
-    decay, hard, leak_share, soft, gain = tau, np.ones_like(tau), leak, v_reset, conduct
-  else:
-    alpha, beta, gamma = (
-      np.asarray(g, np.float64) for g in neurons.glif_gates(p, gating=module.gating)
-    )
-    decay, hard = 1 - alpha * (1 - tau), gamma
-    leak_share, soft, gain = (1 - alpha) * leak, (1 - gamma) * v_reset, 1 - beta * (1 - conduct)
+  c = neurons.glif_coefficients(module.params, gating=module.gating, simplified=module.simplified)
+  c = neurons.GLIFCoefficients(*(np.asarray(a, np.float64) for a in c))
   why = "GLIF maps onto NIR's LIF only with "
-  if not np.all(hard == 1):
+  if not np.all(c.hard_reset == 1):
     raise NotImplementedError(
       why + "γ = 1 (full hard reset): a partial reset (1 − γ·o)·u or the soft-reset share "
       "(1 − γ)·V_R has no NIR primitive; soft gates are sigmoids, never exactly 1 — "
-      f"use gating='hard' (got γ in [{np.min(hard):.3g}, {np.max(hard):.3g}])"
+      f"use gating='hard' (got γ in [{np.min(c.hard_reset):.3g}, {np.max(c.hard_reset):.3g}])"
     )
-  if not np.all(decay < 1):
+  if not np.all(c.decay < 1):
     raise NotImplementedError(
       why + "α > 0: with α = 0 the membrane does not decay and leaks a constant V_L per "
       "step, an integrator with a bias that NIR's IF lacks"
     )
-  if not np.all(gain == gain[:1]):
+  if not np.all(c.gain == c.gain[:1]):
     raise NotImplementedError(
       why + "an input gain 1 − β(1 − G_t) constant over time: NIR has no time-varying "
       "conductance (use β = 0 or a constant G_t)"
     )
-  rate = 1 - decay
+  rate = 1 - c.decay
   return {
     "rate": rate,
-    "r": gain[0] / rate,
-    "v_leak": -leak_share / rate,
-    "v_threshold": v_th,
-    "v_reset": -soft / decay,
+    "r": c.gain[0] / rate,
+    "v_leak": -c.leak / rate,
+    "v_threshold": c.v_th,
+    "v_reset": -c.soft_reset / c.decay,
   }
 
 
@@ -180,9 +162,9 @@ def _neuron_coefficients(module: snn.SpikingNeuron) -> dict[str, np.ndarray]:
   if isinstance(module, snn.GLIF):
     return _glif_coefficients(module)
   if isinstance(module, snn.PLIF):
-    return _lif_coefficients(module, neurons.plif, jax.nn.sigmoid(module.w[...]))
+    return _lif_coefficients(module, jax.nn.sigmoid(module.w[...]))
   if isinstance(module, snn.LIF):
-    return _lif_coefficients(module, neurons.lif, 1.0 / _option(module, neurons.lif, "tau"))
+    return _lif_coefficients(module, 1.0 / module.options["tau"])
   raise NotImplementedError(f"no NIR export for neuron module {type(module).__name__}")
 
 

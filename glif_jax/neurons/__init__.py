@@ -7,9 +7,11 @@ no Flax and work under `jax.jit`, `jax.grad`, `jax.vmap` and `jax.pmap`.
 
 from glif_jax.neurons.glif import (
   GATINGS,
+  GLIFCoefficients,
   GLIFParams,
   GLIFState,
   glif,
+  glif_coefficients,
   glif_f,
   glif_gates,
   glif_params,
@@ -20,6 +22,7 @@ from glif_jax.neurons.lif import LIFState, PLIFParams, lif, lif_step, plif, plif
 
 __all__ = [
   "GATINGS",
+  "GLIFCoefficients",
   "GLIFParams",
   "GLIFState",
   "KLIFParams",
@@ -27,6 +30,7 @@ __all__ = [
   "LIFState",
   "PLIFParams",
   "glif",
+  "glif_coefficients",
   "glif_f",
   "glif_gates",
   "glif_params",
