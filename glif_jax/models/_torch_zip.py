@@ -18,6 +18,7 @@ anything is built from it.
 from __future__ import annotations
 
 import collections
+import math
 import os
 import pickle
 import posixpath
@@ -91,11 +92,12 @@ class _Unpickler(pickle.Unpickler):
     self._path = path
     self._byteorder = "<" if byteorder == "little" else ">"
     self._storages: dict[str, np.ndarray] = {}
-    # Bound methods: a crafted BUILD opcode cannot set attributes on them.
+    # Fresh functions per load: whatever a crafted BUILD opcode sets on them is discarded
+    # with this unpickler (and a builtin class refuses new attributes).
     self._globals: dict[tuple[str, str], Any] = {
       ("collections", "OrderedDict"): collections.OrderedDict,
-      ("torch._utils", "_rebuild_tensor_v2"): self._rebuild_tensor,
-      ("torch._utils", "_rebuild_parameter"): self._rebuild_parameter,
+      ("torch._utils", "_rebuild_tensor_v2"): lambda *args: self._rebuild_tensor(*args),
+      ("torch._utils", "_rebuild_parameter"): lambda *args: self._rebuild_parameter(*args),
       **{("torch", name): _StorageType(name, dtype) for name, dtype in _STORAGE_DTYPES.items()},
     }
 
@@ -146,7 +148,7 @@ class _Unpickler(pickle.Unpickler):
         f"{self._path}: bad tensor layout offset={offset!r} size={size!r} stride={stride!r}"
       )
     last = offset + sum((n - 1) * s for n, s in zip(size, stride)) if all(size) else offset - 1
-    if last >= storage.size:
+    if last >= storage.size or math.prod(size) > storage.size:  # the latter: a stride-0 blow-up
       raise TorchCheckpointError(
         f"{self._path}: tensor of size {size} and stride {stride} at offset {offset} reads past "
         f"its storage of {storage.size} elements"

@@ -214,9 +214,10 @@ def test_a_missing_storage_is_named(tmp_path, monkeypatch):
 def test_a_tensor_reading_past_its_storage_is_refused(tmp_path, monkeypatch):
   _fake_torch(monkeypatch)
   s = _Storage("0", np.zeros(6, np.float32), "FloatStorage")
-  write_torch_zip(tmp_path / "c.pth", {"w": _Tensor(s, 2, (2, 3), (3, 1))})
-  with pytest.raises(TorchCheckpointError, match="reads past its storage of 6 elements"):
-    load_torch_zip(tmp_path / "c.pth")
+  for offset, size, stride in ((2, (2, 3), (3, 1)), (0, (10**6, 10**6), (0, 0))):
+    write_torch_zip(tmp_path / "c.pth", {"w": _Tensor(s, offset, size, stride)})
+    with pytest.raises(TorchCheckpointError, match="reads past its storage of 6 elements"):
+      load_torch_zip(tmp_path / "c.pth")
 
 
 def test_corrupt_and_foreign_files_get_clear_errors(tmp_path, monkeypatch):
