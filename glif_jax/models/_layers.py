@@ -46,10 +46,14 @@ TORCH_DEFAULT = nnx.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
 
 
 class NeuronDef(Protocol):
+  """Builds a neuron layer for ``channels`` channels."""
+
   def __call__(self, channels: int, *, rngs: nnx.Rngs) -> snn.SpikingNeuron: ...
 
 
 class NormDef(Protocol):
+  """Builds a batch norm; ``residual``: a block's second BN or its shortcut BN."""
+
   def __call__(self, channels: int, *, residual: bool = False, rngs: nnx.Rngs) -> nnx.Module: ...
 
 
