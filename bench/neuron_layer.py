@@ -1,20 +1,37 @@
-"""Benchmark 1: one neuron layer, forward + backward, against SpikingJelly and the memory bound.
+"""Benchmark 1: one neuron layer, forward + backward, against XLA's pass bound and PyTorch peers.
 
 Shape [T=6, B=16, 32, 32, 128] (time-major, channel-last). Gradients w.r.t. the input
-and every neuron parameter. Prints JSON lines; ratios compare runs in this process.
+and every neuron parameter. Prints JSON lines.
 
-  python -m bench.neuron_layer            # glif-jax only
-  pip install -e ".[bench]" && python -m bench.neuron_layer   # with the PyTorch peers
-  GLIBC_TUNABLES=glibc.malloc.hugetlb=1 python -m bench.neuron_layer   # huge pages
+  python -m bench.neuron_layer                       # glif-jax, XLA:CPU
+  python -m bench.neuron_layer --device gpu          # the same on a GPU
+  python -m bench.neuron_layer --rounds 3 --peers spikingjelly authors \
+      --authors-layers PATH/TO/Gated-LIF/layers.py   # with the PyTorch peers
+
+Each round times glif-jax, a plain `jax.lax.scan` GLIF and XLA's per-pass bound in
+this process, and each PyTorch peer in a process of its own (JAX's and PyTorch's thread
+pools in one process slow each other down); the last line gives every ratio's
+median, min and max over the rounds. Peers: SpikingJelly 2.0's ``GatedLIFNode``,
+``KLIFNode`` and ``ParametricLIFNode`` (``pip install spikingjelly``) and the GLIF
+authors' ``LIFSpike_CW`` (their ``layers.py``, MIT licence, read from
+``--authors-layers``).
 
 glibc serves XLA:CPU's large output buffers with fresh mmap'd pages, one page fault per
-4 KiB on first touch; with transparent huge pages for malloc (glibc >= 2.35) the same
-elementwise pass runs several times faster, which ``xla_elementwise_GBps`` shows.
+4 KiB on first touch; with transparent huge pages for malloc (glibc >= 2.35,
+``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``) the same elementwise pass runs several times
+faster, which ``xla_elementwise_GBps`` shows.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib.util
+import json
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -28,19 +45,36 @@ from glif_jax import neurons, surrogates
 ARRAYS_MOVED = 5
 
 
-def xla_elementwise_bandwidth(shape) -> float:
-  """Bytes/s of one jitted elementwise pass ``a·x + b`` (read x, write y) over ``shape``.
+def xla_elementwise_bandwidth(x: jax.Array) -> float:
+  """Bytes/s of one jitted elementwise pass ``a·x + b`` (read x, write y) over ``x``.
 
-  XLA:CPU runs such a fusion on one thread, so this, not the copy bandwidth, is the rate
-  at which any XLA neuron loop can stream its arrays.
+  On XLA:CPU such a fusion runs on one thread, so this, not the copy bandwidth, is the
+  rate at which any XLA neuron loop can stream its arrays.
   """
-  x = jnp.ones(shape, jnp.float32)
   axpy = jax.jit(lambda x: 1.5 * x + 0.5)
   return 2 * x.nbytes / median_seconds(lambda: axpy(x))
 
 
-def jax_cases(shape, key):
-  """name -> (loss-gradient function, arguments) for the glif-jax neurons."""
+def plain_scan_glif(p: neurons.GLIFParams, x: jax.Array) -> jax.Array:
+  """GLIF as a user would first write it: the paper's update in a `jax.lax.scan`, autodiff."""
+  alpha, beta, gamma, tau, v_th, leak, v_reset = map(jax.nn.sigmoid, p[:7])
+  spike = surrogates.rectangle()
+
+  def step(state, inputs):
+    u, o = state
+    x_t, conduct_t = inputs
+    i_t = x_t * (1 - beta * (1 - conduct_t))
+    u = (1 - alpha * (1 - tau)) * u * (1 - gamma * o) - (1 - alpha) * leak + i_t
+    u = u - (1 - gamma) * v_reset * o
+    o = spike(u - v_th)
+    return (u, o), o
+
+  zeros = jnp.zeros(x.shape[1:], x.dtype)
+  return jax.lax.scan(step, (zeros, zeros), (x, jax.nn.sigmoid(p.conduct)))[1]
+
+
+def jax_cases(shape, key, device) -> dict[str, tuple[Callable, tuple]]:
+  """name -> (jitted loss-gradient function, its arguments on ``device``)."""
   t, *_, c = shape
   x = jax.random.uniform(key, shape, maxval=1.5)
   cotangent = jax.random.normal(jax.random.fold_in(key, 1), shape)
@@ -53,33 +87,46 @@ def jax_cases(shape, key):
     return jax.jit(fn)
 
   glif_p = neurons.glif_params(c, t, key=jax.random.fold_in(key, 2))
-  return {
+  cases = {
     "glif": (grads(lambda p, x: neurons.glif(p, x)[0]), (glif_p, x, cotangent)),
+    "glif_plain_scan": (grads(plain_scan_glif), (glif_p, x, cotangent)),
     "klif": (grads(lambda p, x: neurons.klif(p, x)[0]), (neurons.klif_params(), x, cotangent)),
     "lif": (grads(lambda p, x: neurons.plif(p, x)[0]), (neurons.plif_params(), x, cotangent)),
   }
+  return {k: (fn, jax.device_put(args, device)) for k, (fn, args) in cases.items()}
 
 
-def torch_cases(shape, seed):
-  """name -> zero-argument callables running SpikingJelly forward + backward, or {}."""
-  try:
-    import torch
-    from spikingjelly.activation_based import functional, neuron
-  except ImportError:
-    return {}
-  torch.manual_seed(seed)
+def torch_cases(peer: str, shape, authors_layers: str | None) -> dict[str, Callable[[], None]]:
+  """name -> zero-argument callables running a PyTorch peer forward + backward."""
+  import torch
+
+  torch.manual_seed(0)
   t, b, h, w, c = shape
-  x = (torch.rand(t, b, c, h, w) * 1.5).requires_grad_()  # SpikingJelly is channel-first
+  x = (torch.rand(t, b, c, h, w) * 1.5).requires_grad_()  # the peers are channel-first
   cotangent = torch.randn(t, b, c, h, w)
-  nodes = {
-    "glif": neuron.GatedLIFNode(T=t, inplane=c),
-    "klif": neuron.KLIFNode(step_mode="m"),
-    "lif": neuron.ParametricLIFNode(step_mode="m"),
-  }
+  reset: Callable = lambda node: None
+  if peer == "spikingjelly":
+    from spikingjelly.activation_based import functional, neuron
+
+    reset = functional.reset_net
+    nodes = {
+      "glif": neuron.GatedLIFNode(T=t, inplane=c),
+      "klif": neuron.KLIFNode(step_mode="m"),
+      "lif": neuron.ParametricLIFNode(step_mode="m"),
+    }
+  else:
+    if authors_layers is None:
+      raise SystemExit("--peers authors needs --authors-layers PATH (their layers.py)")
+    spec = importlib.util.spec_from_file_location("gated_lif_layers", authors_layers)
+    layers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(layers)
+    options = {"soft_mode": True, "static_gate": False, "static_param": False, "time_wise": False}
+    gates, values = [0.6, 0.8, 0.6], [0.25, 0.5, 0.5 / 8, 0.5]  # their defaults, our leak
+    nodes = {"glif": layers.LIFSpike_CW(c, t=t, gate=gates, param=values, **options)}
 
   def run(node):
     def fn():
-      functional.reset_net(node)
+      reset(node)
       x.grad = None
       node.zero_grad()
       node(x).backward(cotangent)
@@ -127,43 +174,71 @@ def spikingjelly_glif_parity(seed: int = 0) -> dict | None:
   }
 
 
+def time_peer(peer: str, args) -> dict[str, float]:
+  """Milliseconds per neuron of ``peer``, timed in a fresh Python process."""
+  command = [sys.executable, "-m", "bench.neuron_layer", "--peer-only", peer]
+  command += ["--shape", *map(str, args.shape), "--repeats", str(args.repeats)]
+  if args.authors_layers:
+    command += ["--authors-layers", args.authors_layers]
+  out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+  return json.loads(out.strip().splitlines()[-1])
+
+
+def one_round(args, device) -> dict[str, float]:
+  """``{case: ms}`` and ratios of one round: the bound and glif-jax here, each peer apart."""
+  x = jax.device_put(jnp.ones(args.shape, jnp.float32), device)
+  bound_ms = ARRAYS_MOVED * x.nbytes / xla_elementwise_bandwidth(x) * 1e3
+  ms = {}
+  for name, (fn, fn_args) in jax_cases(tuple(args.shape), jax.random.key(0), device).items():
+    ms[name] = median_seconds(functools.partial(fn, *fn_args), repeats=args.repeats) * 1e3
+  for peer in args.peers:
+    ms.update({f"{peer}_{k}": v for k, v in time_peer(peer, args).items()})
+  ratios = {f"{name}_x_xla_pass_bound": ms[name] / bound_ms for name in ("glif", "klif", "lif")}
+  ratios["glif_x_plain_scan"] = ms["glif"] / ms["glif_plain_scan"]
+  for name in [k for k in ms if k.startswith(tuple(args.peers))]:
+    ratios[f"speedup_vs_{name}"] = ms[name] / ms[name.split("_", 1)[1]]
+  return {"xla_pass_bound_ms": bound_ms, **ms, **ratios}
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--shape", type=int, nargs=5, default=[6, 16, 32, 32, 128])
   parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--rounds", type=int, default=1)
+  parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+  parser.add_argument("--peers", nargs="*", default=[], choices=["spikingjelly", "authors"])
+  parser.add_argument("--authors-layers", help="the GLIF authors' layers.py (LIFSpike_CW)")
+  parser.add_argument("--peer-only", choices=["spikingjelly", "authors"], help=argparse.SUPPRESS)
   args = parser.parse_args()
   shape = tuple(args.shape)
-  bandwidth = copy_bandwidth()
-  xla_bandwidth = xla_elementwise_bandwidth(shape)
-  bound_ms = ARRAYS_MOVED * np.prod(shape) * 4 / bandwidth * 1e3
-  xla_bound_ms = ARRAYS_MOVED * np.prod(shape) * 4 / xla_bandwidth * 1e3
-  emit(
-    {
-      "bench": "neuron_layer",
-      "shape": shape,
-      "copy_bandwidth_GBps": bandwidth / 1e9,
-      "memory_bound_ms": bound_ms,
-      "xla_elementwise_GBps": xla_bandwidth / 1e9,
-      "xla_pass_bound_ms": xla_bound_ms,
-      **machine(),
-    }
-  )
-  parity = spikingjelly_glif_parity()
+  if args.peer_only:  # a child process of `time_peer`
+    cases = torch_cases(args.peer_only, shape, args.authors_layers)
+    emit({k: median_seconds(fn, repeats=args.repeats) * 1e3 for k, fn in cases.items()})
+    return
+  try:
+    device = jax.devices(args.device)[0]
+  except RuntimeError as e:
+    raise SystemExit(f"--device {args.device}: no such JAX backend here ({e})") from e
+  header = {"bench": "neuron_layer", "shape": shape, "device": str(device)}
+  if args.device == "cpu":
+    bytes_moved = ARRAYS_MOVED * np.prod(shape) * 4
+    header["memory_bound_ms"] = bytes_moved / copy_bandwidth() * 1e3
+  emit({**header, **machine()})
+  parity = spikingjelly_glif_parity() if "spikingjelly" in args.peers else None
   if parity:
     emit(parity)
-  peers = torch_cases(shape, seed=0)
-  for name, (fn, fn_args) in jax_cases(shape, jax.random.key(0)).items():
-    ms = median_seconds(lambda: fn(*fn_args), repeats=args.repeats) * 1e3
-    record = {
-      "neuron": name,
-      "glif_jax_ms": ms,
-      "x_memory_bound": ms / bound_ms,
-      "x_xla_pass_bound": ms / xla_bound_ms,
+  rounds = []
+  for i in range(args.rounds):
+    rounds.append(one_round(args, device))
+    emit({"round": i, **rounds[-1]})
+  spread = {
+    k: {
+      f: round(g([r[k] for r in rounds]), 3)
+      for f, g in (("median", statistics.median), ("min", min), ("max", max))
     }
-    if name in peers:
-      peer_ms = median_seconds(peers[name], repeats=args.repeats) * 1e3
-      record.update(spikingjelly_ms=peer_ms, speedup_vs_spikingjelly=peer_ms / ms)
-    emit(record)
+    for k in rounds[0]
+  }
+  emit({"summary_over_rounds": args.rounds, **spread})
 
 
 if __name__ == "__main__":
