@@ -3,6 +3,7 @@
 Entry point: `train_and_evaluate(config, workdir)` (``python -m train.main``).
 """
 
+from glif_jax.training.actions import NonFiniteError, TrainingInterrupted, gate_means
 from glif_jax.training.checkpoints import (
   CheckpointMismatchError,
   CorruptCheckpointError,
@@ -21,11 +22,8 @@ from glif_jax.training.parallel import Layout
 from glif_jax.training.steps import GraphDefs, TrainState, create_train_state, eval_step, train_step
 from glif_jax.training.synthetic import SyntheticSource
 from glif_jax.training.train import (
-  NonFiniteError,
-  TrainingInterrupted,
   create_model,
   evaluate,
-  gate_means,
   make_loss,
   make_tx,
   train_and_evaluate,

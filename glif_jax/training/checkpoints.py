@@ -260,6 +260,7 @@ def restore_latest(
     CorruptCheckpointError: there are checkpoints but none is intact (nothing is moved;
       the message lists each step's problem).
   """
+  manager.wait_until_finished()  # a save in flight is complete first
   failures: list[tuple[int, Exception]] = []
   for step in sorted(manager.all_steps(), reverse=True):
     try:

@@ -108,6 +108,12 @@ class Layout:
       return host(tree)
     return jax.tree.map(lambda x: host(x)[0], tree)  # this process's first device's copy
 
+  def abstract(self, tree: Any) -> Any:
+    """Shapes and dtypes of ``tree``, replicated: the target a checkpoint restores to."""
+    return jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.replicated), tree
+    )
+
   def checkpointable(self, state: Any) -> Any:
     """``state`` as global replicated arrays, which orbax saves once for all processes."""
     return state if self.mode == "jit" else self._replicate(self.host(state))

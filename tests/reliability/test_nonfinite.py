@@ -12,12 +12,12 @@ from configs import smoke
 from glif_jax.training import (
   DataPosition,
   NonFiniteError,
+  actions,
   create_model,
   create_train_state,
   input_pipeline,
   make_loss,
   make_tx,
-  train,
   train_and_evaluate,
   train_step,
 )
@@ -84,7 +84,7 @@ def test_one_nan_pixel_leaves_the_state_unchanged_and_names_the_layer(setup, jit
   for a, b in zip(_leaves(new._replace(step=state.step)), _leaves(state), strict=True):
     np.testing.assert_array_equal(a, b)  # params, tdBN statistics and optimiser state
   guard = [(7, metrics[FINITE], metrics[FINITE_LEAVES], metrics["loss"])]
-  ((at, what),) = train.nonfinite_steps(guard, guarded_leaf_names(state))
+  ((at, what),) = actions.nonfinite_steps(guard, guarded_leaf_names(state))
   assert at == 7 and "non-finite values in: params.stem.layer.conv.kernel.value, " in what
   assert "classifier" not in what and "conv.conv_bn" not in what
 
@@ -106,7 +106,7 @@ def test_nonfinite_steps_names_the_leaves_in_order():
     (4, np.array([False, False]), flags, np.array([0.5, 0.5])),
   ]
   listed = ", ".join(f"params.layer{i}.kernel" for i in range(2, 7))
-  assert train.nonfinite_steps(guards, names) == [
+  assert actions.nonfinite_steps(guards, names) == [
     (4, f"loss 0.5; non-finite values in: {listed} and 1 more")
   ]
 

@@ -1,0 +1,339 @@
+"""The periodic actions of the training loop: stop, guard, log, evaluate, checkpoint, halt.
+
+Each action is a callable ``action(step, state)`` that the loop runs after every train
+step, in this order; it asks the `Schedule` whether its time has come. They share a
+`Record` of what the loop accumulates: the steps' metrics and NaN/inf flags (left on the
+devices until an action reads them), the latest evaluation and the agreed stop signal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import threading
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import jax
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+import tqdm
+from absl import logging
+from flax import nnx
+from tensorboardX import SummaryWriter
+
+from glif_jax.training import checkpoints, parallel
+from glif_jax.training.checkpoints import DataPosition
+from glif_jax.training.steps import FINITE, FINITE_LEAVES, TrainState, leaf_names
+
+GATE_NAMES = ("alpha", "beta", "gamma")
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_MAX_LISTED = 5  # non-finite leaves named in a message
+
+
+class NonFiniteError(FloatingPointError):
+  """Training stopped on non-finite values (``config.nonfinite``)."""
+
+
+class TrainingInterrupted(Exception):
+  """SIGTERM stopped training after a checkpoint of step ``step`` was saved.
+
+  ``python -m train.main`` exits with the conventional status ``128 + signum`` (143),
+  so a scheduler sees an unfinished run and can requeue it; the rerun resumes.
+  """
+
+  def __init__(self, signum: int, step: int, directory: str):
+    self.signum = signum
+    self.step = step
+    super().__init__(
+      f"stopped by {signal.Signals(signum).name} at step {step}; checkpoint saved in "
+      f"{directory}; rerun with the same --workdir to resume"
+    )
+
+
+class RollBack(Exception):
+  """Raised by `Guard` under ``config.nonfinite == "rollback"``: resume from the latest
+  checkpoint."""
+
+
+def say(message: str) -> None:
+  """Prints ``message`` from process 0 (above the progress bar)."""
+  if jax.process_index() == 0:
+    tqdm.tqdm.write(message)
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+  """When the actions run; steps are 1-based and the last step triggers every action."""
+
+  total_steps: int
+  log_every: int
+  steps_per_epoch: int
+  checkpoint_every: int  # 0: at epoch ends only
+
+  def _every(self, step: int, n: int) -> bool:
+    return (n > 0 and step % n == 0) or step == self.total_steps
+
+  def log(self, step: int) -> bool:
+    return self._every(step, self.log_every)
+
+  def eval(self, step: int) -> bool:
+    return self._every(step, self.steps_per_epoch)
+
+  def save(self, step: int) -> bool:
+    return self.eval(step) or self._every(step, self.checkpoint_every)
+
+
+@dataclasses.dataclass
+class Record:
+  """What the loop accumulates between actions."""
+
+  metrics: list = dataclasses.field(default_factory=list)  # train metrics since the last log
+  guards: list = dataclasses.field(default_factory=list)  # (step, NaN/inf flags) not yet read
+  eval: dict = dataclasses.field(default_factory=dict)  # the latest evaluation
+  nonfinite: int = 0  # non-finite steps in this run
+  replayed: set = dataclasses.field(default_factory=set)  # non-finite steps rolled back over
+  stopping: int | None = None  # the signal every process agreed to stop on
+  input_wait_s: float = 0.0  # time the loop waited for its next batch
+
+  def add(self, step: int, metrics: dict[str, Any]) -> None:
+    """Keeps a train step's (device) metrics; its guard flags go to ``guards``."""
+    flags = (metrics.pop(FINITE), metrics.pop(FINITE_LEAVES), metrics["loss"])
+    self.guards.append((step, flags))
+    self.metrics.append(metrics)
+
+
+class Writer:
+  """TensorBoard scalars, written by process 0 only."""
+
+  def __init__(self, workdir: str | Path):
+    self._writer = SummaryWriter(str(workdir)) if jax.process_index() == 0 else None
+
+  def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
+    if self._writer is not None:
+      for tag, value in scalars.items():
+        self._writer.add_scalar(tag, value, step)
+      self._writer.flush()
+
+  def close(self) -> None:
+    if self._writer is not None:
+      self._writer.close()
+
+
+class StopSignals:
+  """While active, SIGTERM and SIGINT only set ``signum``; the `Stop` action reads it.
+
+  A second signal gets the previous handler's behaviour (Ctrl-C twice: KeyboardInterrupt
+  at once). Handlers can only be set in the main thread; elsewhere this does nothing.
+  """
+
+  def __init__(self):
+    self.signum: int | None = None
+    self._previous: dict[int, Any] = {}
+
+  def __enter__(self) -> StopSignals:
+    if threading.current_thread() is threading.main_thread():
+      self._previous = {s: signal.signal(s, self._handle) for s in _STOP_SIGNALS}
+    return self
+
+  def _handle(self, signum: int, frame: Any) -> None:
+    self.signum = signum
+    self._restore()
+
+  def _restore(self) -> None:
+    for s, handler in self._previous.items():
+      signal.signal(s, signal.SIG_DFL if handler is None else handler)
+
+  def __exit__(self, *exc: object) -> None:
+    self._restore()
+
+
+def gate_means(
+  params: nnx.State, to_host: Callable[[Any], Any] = parallel.host
+) -> dict[str, float]:
+  """``{"gate/<GLIF layer>/<alpha|beta|gamma>": mean over channels of σ(raw gate)}``.
+
+  GLIF layers are found by their parameters (``alpha``, ``beta``, ``gamma``, ``conduct``);
+  GLIF_f layers (fixed gates) have none. Only these small leaves go through ``to_host``.
+  """
+  flat = {
+    tuple(str(k.key) for k in path): x
+    for path, x in jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(params))[0]
+  }
+  layers = sorted(path[:-1] for path in flat if path[-1] == "conduct")
+  gates = {
+    f"gate/{'/'.join(layer)}/{g}": flat[(*layer, g)]
+    for layer in layers
+    for g in GATE_NAMES
+    if (*layer, g) in flat
+  }
+  return {k: float(np.mean(1 / (1 + np.exp(-raw)))) for k, raw in to_host(gates).items()}
+
+
+def nonfinite_steps(
+  guards: list[tuple[int, Any, Any, Any]], names: Sequence[str]
+) -> list[tuple[int, str]]:
+  """``(step, what was not finite)`` for each step in ``guards`` that was not applied.
+
+  Args:
+    guards: ``(step, FINITE, FINITE_LEAVES, loss)`` per step, host values of the train
+      step's metrics (a leading device axis, as pmap returns, is read at index 0).
+    names: the names of the guarded leaves (`steps.guarded_leaf_names`).
+  """
+  found = []
+  for step, finite, leaves, loss in guards:
+    if np.asarray(finite).reshape(-1)[0]:
+      continue
+    flags = np.asarray(leaves).reshape(-1, len(names))[0]
+    bad = [name for name, ok in zip(names, flags, strict=True) if not ok]
+    loss = float(np.asarray(loss).reshape(-1)[0])
+    found.append((step, f"loss {loss}; non-finite values in: {_listed(bad) or 'none'}"))
+  return found
+
+
+def _listed(names: Sequence[str]) -> str:
+  more = f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else ""
+  return ", ".join(names[:_MAX_LISTED]) + more
+
+
+def nonfinite_leaves(state: TrainState) -> list[str]:
+  """Names of the leaves of a host ``state`` that hold a NaN or an infinity."""
+  leaves = jax.tree.leaves(state)
+  return [n for n, x in zip(leaf_names(state), leaves, strict=True) if not np.isfinite(x).all()]
+
+
+@dataclasses.dataclass
+class Stop:
+  """Every step: whether a stop signal reached any process (so all stop at one step)."""
+
+  signals: StopSignals
+  record: Record
+
+  def __call__(self, step: int, state: Any) -> None:
+    if parallel.any_process(self.signals.signum is not None):
+      self.record.stopping = self.signals.signum or signal.SIGTERM
+
+
+@dataclasses.dataclass
+class Guard:
+  """At log and save steps: reads the NaN/inf flags; skips, rolls back or aborts.
+
+  Raises `NonFiniteError` under ``config.nonfinite == "abort"`` and once more than
+  ``config.max_nonfinite_steps`` steps were not applied; `RollBack` under
+  ``"rollback"``, unless every non-finite step was one rolled back over before.
+  """
+
+  config: ml_collections.ConfigDict
+  layout: parallel.Layout
+  schedule: Schedule
+  record: Record
+  names: Sequence[str]  # of the guarded leaves (`steps.guarded_leaf_names`)
+
+  def __call__(self, step: int, state: Any) -> None:
+    record = self.record
+    if not (self.schedule.log(step) or self.schedule.save(step) or record.stopping):
+      return
+    flags = self.layout.host([flags for _, flags in record.guards])
+    found = nonfinite_steps([(s, *f) for (s, _), f in zip(record.guards, flags)], self.names)
+    record.guards.clear()
+    if not found:
+      return
+    record.nonfinite += len(found)
+    listed = "; ".join(f"step {s}: {what}" for s, what in found)
+    mode, limit = self.config.nonfinite, self.config.max_nonfinite_steps
+    if mode == "abort" or record.nonfinite > limit:
+      why = "" if mode == "abort" else f"; {record.nonfinite} steps > max_nonfinite_steps={limit}"
+      raise NonFiniteError(
+        f"non-finite values ({listed}); these steps were not applied; stopping "
+        f"(config.nonfinite={mode!r}{why})"
+      )
+    rollback = mode == "rollback" and any(s not in record.replayed for s, _ in found)
+    then = "rolling back to the latest checkpoint" if rollback else "steps skipped"
+    logging.warning("non-finite values (%s); %s (config.nonfinite=%r)", listed, then, mode)
+    if rollback:
+      record.replayed.update(s for s, _ in found)
+      raise RollBack
+
+
+@dataclasses.dataclass
+class Log:
+  """Every step: the progress bar; at log steps: mean train metrics and the GLIF gates."""
+
+  layout: parallel.Layout
+  schedule: Schedule
+  record: Record
+  writer: Writer
+  bar: tqdm.tqdm
+
+  def __call__(self, step: int, state: Any) -> None:
+    self.bar.update()
+    if not self.schedule.log(step):
+      return
+    history = self.layout.host(self.record.metrics)
+    self.record.metrics.clear()
+    train = {k: float(np.mean([m[k] for m in history])) for k in history[0]}
+    self.writer.write_scalars(step, {f"train_{k}": v for k, v in train.items()})
+    self.writer.write_scalars(step, gate_means(state.params, self.layout.host))
+    self.bar.set_postfix(loss=train["loss"], acc=train["accuracy"])
+    say(f"step {step}: " + format_metrics("train", train))
+
+
+@dataclasses.dataclass
+class Evaluate:
+  """At each epoch's end: the eval metrics of ``evaluate(state)``."""
+
+  evaluate: Callable[[Any], dict[str, float]]
+  schedule: Schedule
+  record: Record
+  writer: Writer
+
+  def __call__(self, step: int, state: Any) -> None:
+    if self.schedule.eval(step):
+      self.record.eval = self.evaluate(state)
+      self.writer.write_scalars(step, {f"eval_{k}": v for k, v in self.record.eval.items()})
+      say(f"step {step}: " + format_metrics("eval", self.record.eval))
+
+
+@dataclasses.dataclass
+class Checkpoint:
+  """At save steps and on a stop: checks the state is finite, then saves it (orbax)."""
+
+  manager: ocp.CheckpointManager
+  layout: parallel.Layout
+  schedule: Schedule
+  record: Record
+
+  def __call__(self, step: int, state: Any) -> None:
+    if not (self.schedule.save(step) or self.record.stopping):
+      return
+    if bad := nonfinite_leaves(self.layout.host(state)):  # finite gradients, overflowing update
+      raise NonFiniteError(
+        f"the state after step {step} holds non-finite values ({_listed(bad)}) though "
+        "every applied step had a finite loss and gradients: an update overflowed (is "
+        "the learning rate too large?); it was not saved; stopping"
+      )
+    accuracy = self.record.eval.get("accuracy") if self.schedule.eval(step) else None
+    position = DataPosition(*divmod(step, self.schedule.steps_per_epoch))
+    state = self.layout.checkpointable(state)
+    checkpoints.save(self.manager, state, position, eval_accuracy=accuracy)
+
+
+@dataclasses.dataclass
+class Halt:
+  """After the checkpoint of a stop: raises `KeyboardInterrupt` (SIGINT) or
+  `TrainingInterrupted` (SIGTERM)."""
+
+  record: Record
+  directory: str
+
+  def __call__(self, step: int, state: Any) -> None:
+    if self.record.stopping == signal.SIGINT:
+      raise KeyboardInterrupt(f"interrupted at step {step}; checkpoint saved")
+    if self.record.stopping is not None:
+      raise TrainingInterrupted(self.record.stopping, step, self.directory)
+
+
+def format_metrics(prefix: str, metrics: dict[str, float]) -> str:
+  """``"<prefix>_<name>=<value>, ..."`` of the scalar metrics (per-layer ones left out)."""
+  return ", ".join(f"{prefix}_{k}={v:.4f}" for k, v in metrics.items() if "/" not in k)
