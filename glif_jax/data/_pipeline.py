@@ -1,7 +1,7 @@
 """Deterministic, step-indexed input pipeline on grain's ``MapDataset``.
 
 Batch ``k`` of epoch ``e`` is a pure function of ``(seed, e, k)``: the epoch's order is a
-grain global shuffle of the record indices seeded from ``(seed, e)``, batch ``k`` reads its
+permutation of the record indices drawn from ``(seed, e)``, batch ``k`` reads its
 records with one ``__getitems__`` call, and augmentation draws from a generator that grain
 seeds from ``(seed, e)`` and ``k``. A run resumed at
 ``(epoch, start_batch)`` therefore sees exactly the batches it would have seen; the
@@ -131,26 +131,34 @@ def index_batches(
 ) -> grain.MapDataset:
   """Batch ``k`` of the epoch as this process's ``rows`` of record indices (``-1``: padding).
 
-  Training batches follow a grain global shuffle seeded from ``(seed, epoch)`` and drop
-  the remainder; eval batches keep the order and pad the last batch with ``-1``.
+  Training batches follow a permutation of the records drawn from ``(seed, epoch)`` and
+  drop the remainder; eval batches keep the order and pad the last batch with ``-1``.
   """
-  ds = grain.MapDataset.range(num_records)
-  if train:
-    ds = ds.shuffle(seed=_derive_seed(seed, epoch, 0))
-  return ds.batch(batch_size, drop_remainder=train).map(_Rows(batch_size, rows))
+  order = _EpochOrder(
+    num_records, batch_size, rows, seed=_derive_seed(seed, epoch, 0) if train else None
+  )
+  num = num_records // batch_size if train else -(-num_records // batch_size)
+  return grain.MapDataset.range(num).map(order)
 
 
-class _Rows:
-  """A batch of indices padded with ``-1`` to ``batch_size``, then its ``rows``."""
+class _EpochOrder:
+  """Batch index ``k`` -> ``rows`` of the record indices of global batch ``k``.
 
-  def __init__(self, batch_size: int, rows: slice) -> None:
+  The epoch's permutation is drawn once (``seed`` None: the records in order), so a batch
+  costs one slice, not one shuffle lookup per record.
+  """
+
+  def __init__(self, num_records: int, batch_size: int, rows: slice, *, seed: int | None):
+    order = np.arange(num_records)
+    if seed is not None:
+      order = np.random.default_rng(seed).permutation(num_records)
+    padded = -(-num_records // batch_size) * batch_size
+    self._order = np.concatenate([order, np.full(padded - num_records, -1)])
     self._batch_size = batch_size
     self._rows = rows
 
-  def __call__(self, indices: np.ndarray) -> np.ndarray:
-    padded = np.full(self._batch_size, -1, np.int64)
-    padded[: len(indices)] = indices
-    return padded[self._rows]
+  def __call__(self, k: int) -> np.ndarray:
+    return self._order[k * self._batch_size : (k + 1) * self._batch_size][self._rows]
 
 
 class _Normalise:
