@@ -33,9 +33,9 @@ class SpikingNeuron(nnx.Module):
 
   def __call__(self, x: jax.Array, state=None):
     spikes, final_state = self.run(x, state)
-    # Flax 0.12 deprecates sow() outside nnx.capture, which marks the module with
-    # __captures__: record only when someone collects, so eager calls add no state.
-    if hasattr(self, "__captures__"):
+    # Only an nnx.capture that collects nnx.Intermediate gives the module Intermediate
+    # state; sowing outside one is deprecated in Flax 0.12 and would add a variable.
+    if nnx.state(self, nnx.Intermediate):
       rate = jnp.mean(spikes, axis=tuple(range(spikes.ndim - 1)), dtype=jnp.float32)
       self.sow(nnx.Intermediate, "firing_rate", rate, reduce_fn=lambda _, new: new)
     return spikes, final_state
