@@ -214,7 +214,8 @@ def _plan(
   """Checks and converts every tensor: ``(variable, value)`` pairs and the errors found."""
   rules = _rules_for(model)
   writes, errors = [], []
-  norms: dict[str, tuple[snn.TdBatchNorm, np.ndarray | None]] = {}  # their BN -> (ours, V_th)
+  norms: dict[str, snn.TdBatchNorm] = {}  # their BN's path -> ours
+  thresholds: dict[str, np.ndarray] = {}  # their tdBN's path -> its Vth
   for key, tensor in state.items():
     module_key, _, name = key.rpartition(".")
     path = _our_module_path(rules, module_key)
@@ -223,7 +224,7 @@ def _plan(
       continue
     try:
       module = _walk(model, path)
-    except (AttributeError, IndexError):
+    except (AttributeError, IndexError, TypeError):
       errors.append(f"{key}: maps to {path}, which {type(model).__name__} does not have")
       continue
     params = _module_params(module)
@@ -231,8 +232,9 @@ def _plan(
       errors.append(f"{key}: {path} is a {type(module).__name__}, which has no {name!r}")
       continue
     if isinstance(module, snn.TdBatchNorm):
-      v_th = tensor if name == "Vth" else norms.get(module_key, (module, None))[1]
-      norms[module_key] = (module, v_th)
+      norms[module_key] = module
+      if name == "Vth":
+        thresholds[module_key] = tensor
     if params[name] is None:
       continue
     variable_path, perm = params[name]
@@ -246,7 +248,7 @@ def _plan(
       )
       continue
     writes.append((variable, value))
-  errors += [_norm_factor_error(k, norm, v_th) for k, (norm, v_th) in norms.items()]
+  errors += [_norm_factor_error(k, norm, thresholds.get(k)) for k, norm in norms.items()]
   return writes, [e for e in errors if e]
 
 
