@@ -9,11 +9,12 @@ Energy follows the common convention (DESIGN.md §7): an accumulate costs
   layer), times the items it ran on per sample (T when T is folded into the batch, 1 when
   a direct-encoded first layer runs once). BatchNorm (foldable into the weights), pooling,
   residual additions and the neurons themselves are not counted.
-- The first synaptic layer called sees the real-valued input (direct encoding): its MACs
-  cost ``E_MAC``. Every later layer is driven by spikes: its synaptic operations are
-  ``SOPs = r · MACs`` with ``r`` the mean of its input (the firing rate of the neurons
-  feeding it, after any pooling), i.e. firing rate × T × FLOPs of the layer, and cost
-  ``E_AC`` each.
+- A layer whose input is binary (every value 0 or 1: spikes) performs synaptic
+  operations, ``SOPs = r · MACs`` with ``r`` the mean of its input (the firing rate
+  feeding it), i.e. firing rate × T × FLOPs of the layer, each costing ``E_AC``. A layer
+  whose input is not binary — the first layer's analogue input (direct encoding), a
+  membrane shortcut of the MS-ResNets, a classifier after average pooling — multiplies:
+  its MACs cost ``E_MAC`` (`SynapticLayer.encoding`).
 - The ANN of the same architecture runs every layer once with MACs:
   ``E_ANN = E_MAC · Σ MACs per item``.
 
@@ -31,10 +32,8 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -48,8 +47,6 @@ from glif_jax.analysis.dynamics import GATE_NAMES
 
 E_MAC_PJ = 4.6
 E_AC_PJ = 0.9
-_SYNAPSE = "analysis_synapse"
-_SPIKES = "analysis_spikes_per_sample"
 
 
 class SynapticLayer(NamedTuple):
@@ -61,8 +58,9 @@ class SynapticLayer(NamedTuple):
     macs: MACs as run (T per-step passes for a time-folded layer, one for direct encoding).
     ann_macs: MACs of one pass, the same layer in an ANN.
     input_rate: mean of the layer's input (the firing rate feeding it).
-    encoding: whether it is the first layer (real-valued input, costed as MACs).
-    sops: synaptic operations, ``input_rate · macs`` (0 for the encoding layer).
+    encoding: whether its input is not binary spikes, so that it is costed as MACs
+      (the encoding layer, membrane shortcuts, a classifier after average pooling).
+    sops: synaptic operations, ``input_rate · macs`` (0 for a layer costed as MACs).
   """
 
   name: str
@@ -82,7 +80,7 @@ class NetworkStats(NamedTuple):
     spike_counts: total spikes of all neuron layers per sample ``[B]``.
     synapses: the `SynapticLayer`\\ s in call order.
     sops: synaptic operations.
-    encoding_macs: MACs of the encoding layer.
+    encoding_macs: MACs of the layers whose input is not binary (costed as MACs).
     ann_macs: MACs of the same architecture as an ANN.
     snn_energy_pj: ``E_MAC · encoding_macs + E_AC · sops``.
     ann_energy_pj: ``E_MAC · ann_macs``.
@@ -108,58 +106,130 @@ class NetworkStats(NamedTuple):
     return self.ann_energy_pj / self.snn_energy_pj if self.snn_energy_pj else math.inf
 
 
-@contextlib.contextmanager
-def _recording() -> Iterator[None]:
-  """Temporarily makes synaptic layers and neurons sow what the statistics need.
+_SYNAPTIC = ("conv_general_dilated", "dot_general")
+_INLINED = ("jit", "pjit", "closed_call", "core_call", "remat2", "checkpoint", "custom_jvp_call")
+_KERNEL_VIEWS = ("convert_element_type", "reshape", "transpose", "copy")  # keep a kernel's name
 
-  As `nnx.capture(..., method_outputs=...)` does, this wraps class methods for the
-  duration and restores them after.
+
+class _Call(NamedTuple):
+  """A synaptic primitive met while interpreting the forward pass."""
+
+  module: str | None  # path of the module whose kernel it multiplies
+  items: int  # output items (batch entries it ran on)
+  macs_per_item: int
+  input_mean: jax.Array
+  input_binary: jax.Array  # whether every input value is 0 or 1 (spikes)
+
+
+def _subjaxpr(eqn) -> jax.extend.core.ClosedJaxpr | None:
+  """The jaxpr of a call-like equation whose body the interpreter steps into."""
+  if eqn.primitive.name not in _INLINED:
+    return None
+  jaxpr = eqn.params.get("jaxpr", eqn.params.get("call_jaxpr"))
+  if isinstance(jaxpr, jax.extend.core.Jaxpr):
+    return jax.extend.core.ClosedJaxpr(jaxpr, ())
+  return jaxpr
+
+
+def _has_synapse(jaxpr: jax.extend.core.Jaxpr) -> bool:
+  return any(
+    eqn.primitive.name in _SYNAPTIC
+    or any(_has_synapse(sub) for sub in jax.extend.core.jaxprs_in_params(eqn.params))
+    for eqn in jaxpr.eqns
+  )
+
+
+def _macs(eqn, lhs: jax.Array, out: jax.Array) -> tuple[int, int]:
+  """``(items, MACs per item)`` of a convolution or dense product."""
+  if eqn.primitive.name == "conv_general_dilated":
+    dims = eqn.params["dimension_numbers"]
+    rhs_shape = eqn.invars[1].aval.shape
+    items = out.shape[dims.out_spec[0]]
+    return items, math.prod(out.shape) // items * math.prod(rhs_shape) // rhs_shape[
+      dims.rhs_spec[0]
+    ]
+  (contracting, _), (batch, _) = eqn.params["dimension_numbers"]
+  items = math.prod(out.shape) // out.shape[-1]
+  return items, out.shape[-1] * math.prod(lhs.shape[d] for d in contracting)
+
+
+def _interpret(jaxpr, consts, args, names, calls: list[_Call]) -> list[Any]:
+  """Evaluates ``jaxpr``, appending a `_Call` for each synaptic primitive, in call order.
+
+  ``names`` labels the arguments that are module parameters (their module path); the
+  label follows a kernel through casts and reshapes to the product that uses it.
   """
-  order = itertools.count()
-  originals = {cls: cls.__call__ for cls in (nnx.Conv, nnx.Linear, snn.SpikingNeuron)}
-
-  def synapse(cls):
-    def call(self, x, *args, **kwargs):
-      y = originals[cls](self, x, *args, **kwargs)
-      per_item = math.prod(y.shape[1:]) * self.kernel[...].size // self.out_features
-      self.sow(
-        nnx.Intermediate,
-        _SYNAPSE,
-        {
-          "order": jnp.int32(next(order)),
-          "items": jnp.int32(x.shape[0]),
-          "macs_per_item": jnp.int32(per_item),
-          "input_mean": jnp.mean(x, dtype=jnp.float32),
-        },
-      )
-      return y
-
-    return call
-
-  def neuron(self, x, *args, **kwargs):
-    spikes, state = originals[snn.SpikingNeuron](self, x, *args, **kwargs)
-    axes = (0, *range(2, spikes.ndim))
-    self.sow(
-      nnx.Intermediate,
-      _SPIKES,
-      {"order": jnp.int32(next(order)), "counts": jnp.sum(spikes, axis=axes, dtype=jnp.float32)},
-    )
-    return spikes, state
-
-  try:
-    nnx.Conv.__call__, nnx.Linear.__call__ = synapse(nnx.Conv), synapse(nnx.Linear)
-    snn.SpikingNeuron.__call__ = neuron
-    yield
-  finally:
-    for cls, call in originals.items():
-      cls.__call__ = call
+  env, label = {}, {}
+  read = lambda v: v.val if isinstance(v, jax.extend.core.Literal) else env[v]
+  env.update(zip(jaxpr.constvars, consts))
+  env.update(zip(jaxpr.invars, args))
+  label.update(zip(jaxpr.invars, names))
+  for eqn in jaxpr.eqns:
+    invals = [read(v) for v in eqn.invars]
+    in_names = [label.get(v) for v in eqn.invars if not isinstance(v, jax.extend.core.Literal)]
+    sub = _subjaxpr(eqn)
+    if sub is not None:
+      outvals = _interpret(sub.jaxpr, sub.consts, invals, in_names, calls)
+    else:
+      if any(_has_synapse(j) for j in jax.extend.core.jaxprs_in_params(eqn.params)):
+        raise NotImplementedError(
+          f"a convolution or dense layer inside a {eqn.primitive.name!r}: only jit, remat "
+          "and custom_jvp bodies are stepped into"
+        )
+      outvals = eqn.primitive.bind(*invals, **eqn.primitive.get_bind_params(eqn.params))
+      outvals = outvals if eqn.primitive.multiple_results else [outvals]
+      if eqn.primitive.name in _SYNAPTIC:
+        lhs = invals[0]
+        binary = jnp.all((lhs == 0) | (lhs == 1))
+        mean = jnp.mean(lhs, dtype=jnp.float32)
+        calls.append(_Call(in_names[1], *_macs(eqn, lhs, outvals[0]), mean, binary))
+    env.update(zip(eqn.outvars, outvals))
+    if eqn.primitive.name in _KERNEL_VIEWS and in_names and in_names[0]:
+      label[eqn.outvars[0]] = in_names[0]
+  return [read(v) for v in jaxpr.outvars]
 
 
-def _by_name(intermediates: nnx.State, name: str) -> dict[str, tuple[Any, ...]]:
+def _record(model: nnx.Module, x: jax.Array):
+  """One jitted forward pass of ``model`` on ``x``, interpreted.
+
+  Returns ``(captured, calls, order)``: the pass's `nnx.capture` of `nnx.Intermediate`
+  (the neurons' firing rates and, as method outputs, their spikes), the synaptic
+  `_Call`\\ s in call order, and for each captured leaf the index of the top-level
+  equation that produced it (the neurons' call order).
+  """
+  graphdef, state = nnx.split(model)
+  paths, leaves = zip(*jax.tree_util.tree_flatten_with_path(state)[0])
+  treedef = jax.tree.structure(state)
+  names = ["/".join(str(getattr(k, "key", k)) for k in path[:-2]) for path in paths]
+
+  def forward(leaves, x):
+    m = nnx.merge(graphdef, jax.tree.unflatten(treedef, leaves))
+    capture = nnx.capture(lambda m, x: m(x), nnx.Intermediate, method_outputs=nnx.Intermediate)
+    return capture(m, x)[1]
+
+  closed, captured_shape = jax.make_jaxpr(forward, return_shape=True)(list(leaves), x)
+  produced_by = {v: i for i, e in enumerate(closed.jaxpr.eqns) for v in e.outvars}
+  order = [produced_by.get(v, -1) for v in closed.jaxpr.outvars]
+  calls: list[_Call] = []
+
+  @jax.jit
+  def run(leaves, x):
+    calls.clear()
+    out = _interpret(closed.jaxpr, closed.consts, [*leaves, x], [*names, None], calls)
+    return out, [(c.input_mean, c.input_binary) for c in calls]
+
+  out, values = jax.device_get(run(list(leaves), x))
+  calls = [c._replace(input_mean=m, input_binary=b) for c, (m, b) in zip(calls, values)]
+  captured = jax.tree.unflatten(jax.tree.structure(captured_shape), out)
+  return captured, calls, jax.tree.unflatten(jax.tree.structure(captured_shape), order)
+
+
+def _by_name(intermediates: Any, name: str) -> dict[str, Any]:
   """``{module path: sown values}`` of one sown name."""
   out = {}
+  pure = nnx.to_pure_dict(intermediates)
   for path, value in jax.tree_util.tree_flatten_with_path(
-    nnx.to_pure_dict(intermediates), is_leaf=lambda v: isinstance(v, tuple)
+    pure, is_leaf=lambda v: isinstance(v, tuple)
   )[0]:
     keys = [str(getattr(k, "key", getattr(k, "idx", k))) for k in path]
     if keys[-1] == name:
@@ -167,24 +237,33 @@ def _by_name(intermediates: nnx.State, name: str) -> dict[str, tuple[Any, ...]]:
   return out
 
 
-def _first_calls(records: Mapping[str, tuple[dict, ...]]) -> dict[str, int]:
-  """The call index of each module's first call."""
-  return {k: min(int(r["order"]) for r in rs) for k, rs in records.items()}
+def _neuron_outputs(model: nnx.Module, x: jax.Array):
+  """``(firing rates, spikes, call order)`` of the neuron layers, by module path."""
+  captured, calls, order = _record(model, x)
+  rates = _by_name(captured, "firing_rate")
+  if not rates:
+    raise ValueError("the model ran no glif_jax.nn neuron module")
+  spikes = {k: v[-1][0] for k, v in _by_name(captured, "run").items()}
+  first = {k: min(jax.tree.leaves(v)) for k, v in _by_name(order, "run").items()}
+  return rates, spikes, sorted(spikes, key=first.get), calls
 
 
-def _synapses(
-  records: Mapping[str, tuple[dict, ...]], kinds: Mapping[str, str], batch: int
-) -> list[SynapticLayer]:
-  calls = sorted((int(r["order"]), name, r) for name, rs in records.items() for r in rs)
+def _synapses(calls: list[_Call], kinds: Mapping[str, str], batch: int) -> list[SynapticLayer]:
   layers = []
-  for order, name, r in calls:
-    per_item, items = int(r["macs_per_item"]), int(r["items"])
-    macs = per_item * items // batch
-    rate = float(r["input_mean"])
-    encoding = order == calls[0][0]
+  for i, call in enumerate(calls):
+    name = call.module or f"{i}"
+    macs = call.macs_per_item * call.items // batch
+    rate = float(call.input_mean)
+    dense = not bool(call.input_binary)
     layers.append(
       SynapticLayer(
-        name, kinds[name], macs, per_item, rate, encoding, 0.0 if encoding else rate * macs
+        name,
+        kinds.get(name, "?"),
+        macs,
+        call.macs_per_item,
+        rate,
+        dense,
+        0.0 if dense else rate * macs,
       )
     )
   return layers
@@ -199,9 +278,10 @@ def network_statistics(
 ) -> NetworkStats:
   """Firing rates, spike counts, SOPs and the energy estimate of ``model`` on a batch.
 
-  Runs one forward pass (`nnx.jit`, under `nnx.capture`) with the synaptic layers and
-  neurons recording their shapes, input means and spikes; the model is left unchanged.
-  Put it in eval mode first (``model.eval()``) to use tdBN's running statistics.
+  Runs one jitted forward pass under `nnx.capture` (the neurons' firing rates and
+  spikes) and interprets its jaxpr, recording each convolution and dense product's
+  shapes and input; nothing is patched and the model is left unchanged. Put it in eval
+  mode first (``model.eval()``) to use tdBN's running statistics.
 
   Args:
     model: a network of `nnx.Conv`/`nnx.Linear` layers and `glif_jax.nn` neurons whose
@@ -212,30 +292,23 @@ def network_statistics(
   Returns:
     `NetworkStats`, counts and energies per sample.
   """
-  with _recording():
-    forward = nnx.jit(nnx.capture(lambda m, x: m(x), nnx.Intermediate))
-    _, intermediates = forward(model, x)
-  intermediates = jax.device_get(intermediates)
-  spikes = _by_name(intermediates, _SPIKES)
-  if not spikes:
-    raise ValueError("the model ran no glif_jax.nn neuron module")
-  spike_counts = sum(r["counts"] for rs in spikes.values() for r in rs)
+  rates, spikes, order, calls = _neuron_outputs(model, x)
+  spike_counts = sum(
+    jnp.sum(s, axis=(0, *range(2, s.ndim)), dtype=jnp.float32) for s in spikes.values()
+  )
   kinds = {"/".join(map(str, p)): type(m).__name__ for p, m in nnx.iter_modules(model)}
-  synapses = _synapses(_by_name(intermediates, _SYNAPSE), kinds, batch=len(spike_counts))
-  rates = _by_name(intermediates, "firing_rate")
-  first_call = _first_calls(spikes)
+  synapses = _synapses(calls, kinds, batch=len(spike_counts))
   sops = sum(s.sops for s in synapses)
-  encoding_macs = sum(s.macs for s in synapses if s.encoding)
-  ann_macs = sum(s.ann_macs for s in synapses)
+  dense_macs = sum(s.macs for s in synapses if s.encoding)
   return NetworkStats(
-    firing_rates={k: np.asarray(rates[k]) for k in sorted(rates, key=first_call.get)},
-    spike_counts=spike_counts,
+    firing_rates={k: np.asarray(rates[k]) for k in order},
+    spike_counts=np.asarray(spike_counts),
     synapses=synapses,
     sops=sops,
-    encoding_macs=encoding_macs,
-    ann_macs=ann_macs,
-    snn_energy_pj=e_mac_pj * encoding_macs + e_ac_pj * sops,
-    ann_energy_pj=e_mac_pj * ann_macs,
+    encoding_macs=dense_macs,
+    ann_macs=sum(s.ann_macs for s in synapses),
+    snn_energy_pj=e_mac_pj * dense_macs + e_ac_pj * sops,
+    ann_energy_pj=e_mac_pj * sum(s.ann_macs for s in synapses),
   )
 
 
@@ -357,10 +430,6 @@ def gate_evolution(
 
 
 def neuron_spikes(model: nnx.Module, x: jax.Array) -> dict[str, jax.Array]:
-  """``{neuron layer path: spikes [T, B, ...]}`` of one (eager) forward pass, network order."""
-  with _recording():
-    forward = nnx.capture(lambda m, x: m(x), nnx.Intermediate, method_outputs=nnx.Intermediate)
-    _, intermediates = forward(model, x)
-  runs = _by_name(intermediates, "run")
-  first_call = _first_calls(_by_name(intermediates, _SPIKES))
-  return {k: runs[k][-1][0] for k in sorted(runs, key=first_call.get)}
+  """``{neuron layer path: spikes [T, B, ...]}`` of one forward pass, network order."""
+  _, spikes, order, _ = _neuron_outputs(model, x)
+  return {k: spikes[k] for k in order}
