@@ -7,7 +7,8 @@ import os
 import platform
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -23,6 +24,26 @@ def median_seconds(fn: Callable[[], Any], *, repeats: int = 5, warmup: int = 1) 
     jax.block_until_ready(fn())
     times.append(time.perf_counter() - start)
   return statistics.median(times)
+
+
+def interleaved_median_seconds(
+  fns: dict[str, Callable[[], Any]], *, repeats: int = 5, warmup: int = 1
+) -> dict[str, float]:
+  """Median wall time in seconds of each ``fns[k]()``, the runs interleaved.
+
+  One run of every function per repeat, so that a change in the machine's load during
+  the measurement reaches every function alike and their ratios stay comparable.
+  """
+  for fn in fns.values():
+    for _ in range(warmup):
+      jax.block_until_ready(fn())
+  times = {k: [] for k in fns}
+  for _ in range(repeats):
+    for k, fn in fns.items():
+      start = time.perf_counter()
+      jax.block_until_ready(fn())
+      times[k].append(time.perf_counter() - start)
+  return {k: statistics.median(v) for k, v in times.items()}
 
 
 def copy_bandwidth(num_bytes: int = 256 * 2**20, repeats: int = 5) -> float:

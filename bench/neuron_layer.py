@@ -9,7 +9,8 @@ and every neuron parameter. Prints JSON lines.
       --authors-layers PATH/TO/Gated-LIF/layers.py   # with the PyTorch peers
 
 Each round times glif-jax, a plain `jax.lax.scan` GLIF and XLA's per-pass bound in
-this process, and each PyTorch peer in a process of its own (JAX's and PyTorch's thread
+this process, interleaved (one run of each per repeat, so a change of load reaches them
+alike), and each PyTorch peer in a process of its own (JAX's and PyTorch's thread
 pools in one process slow each other down); the last line gives every ratio's
 median, min and max over the rounds. Peers: SpikingJelly 2.0's ``GatedLIFNode``,
 ``KLIFNode`` and ``ParametricLIFNode`` (``pip install spikingjelly``) and the GLIF
@@ -37,22 +38,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bench.common import copy_bandwidth, emit, machine, median_seconds
+from bench.common import copy_bandwidth, emit, interleaved_median_seconds, machine, median_seconds
 from glif_jax import neurons, surrogates
 
 # Arrays that must cross memory at least once in forward + backward: x and spikes
 # (forward), the spikes' cotangent, x again (or a saved membrane) and dx (backward).
 ARRAYS_MOVED = 5
-
-
-def xla_elementwise_bandwidth(x: jax.Array) -> float:
-  """Bytes/s of one jitted elementwise pass ``a·x + b`` (read x, write y) over ``x``.
-
-  On XLA:CPU such a fusion runs on one thread, so this, not the copy bandwidth, is the
-  rate at which any XLA neuron loop can stream its arrays.
-  """
-  axpy = jax.jit(lambda x: 1.5 * x + 0.5)
-  return 2 * x.nbytes / median_seconds(lambda: axpy(x))
 
 
 def plain_scan_glif(p: neurons.GLIFParams, x: jax.Array) -> jax.Array:
@@ -187,17 +178,23 @@ def time_peer(peer: str, args) -> dict[str, float]:
 def one_round(args, device) -> dict[str, float]:
   """``{case: ms}`` and ratios of one round: the bound and glif-jax here, each peer apart."""
   x = jax.device_put(jnp.ones(args.shape, jnp.float32), device)
-  bound_ms = ARRAYS_MOVED * x.nbytes / xla_elementwise_bandwidth(x) * 1e3
-  ms = {}
+  axpy = jax.jit(lambda x: 1.5 * x + 0.5)
+  fns = {"xla_pass": functools.partial(axpy, x)}
   for name, (fn, fn_args) in jax_cases(tuple(args.shape), jax.random.key(0), device).items():
-    ms[name] = median_seconds(functools.partial(fn, *fn_args), repeats=args.repeats) * 1e3
+    fns[name] = functools.partial(fn, *fn_args)
+  ms = {k: v * 1e3 for k, v in interleaved_median_seconds(fns, repeats=args.repeats).items()}
+  # XLA:CPU runs an elementwise fusion such as a·x + b on one thread, so its rate (read x,
+  # write y: 2 arrays), not the copy bandwidth, is what an XLA neuron loop can stream at.
+  pass_ms = ms.pop("xla_pass")
+  bound_ms = pass_ms * ARRAYS_MOVED / 2
   for peer in args.peers:
     ms.update({f"{peer}_{k}": v for k, v in time_peer(peer, args).items()})
   ratios = {f"{name}_x_xla_pass_bound": ms[name] / bound_ms for name in ("glif", "klif", "lif")}
   ratios["glif_x_plain_scan"] = ms["glif"] / ms["glif_plain_scan"]
   for name in [k for k in ms if k.startswith(tuple(args.peers))]:
     ratios[f"speedup_vs_{name}"] = ms[name] / ms[name.split("_", 1)[1]]
-  return {"xla_pass_bound_ms": bound_ms, **ms, **ratios}
+  gbps = 2 * x.nbytes / pass_ms / 1e6
+  return {"xla_elementwise_GBps": gbps, "xla_pass_bound_ms": bound_ms, **ms, **ratios}
 
 
 def main():
