@@ -3,8 +3,8 @@
 Batches come from `glif_jax.data`'s deterministic, step-indexed pipeline, so the batch
 after a given (epoch, batch index) is the same in a resumed run as in an uninterrupted
 one, whatever the number of processes. Each process reads only ``rows`` of every global
-batch (its devices' block, `parallel.Layout.rows`), with ``config.input_threads`` grain
-threads reading ahead.
+batch (its devices' block, `parallel.Layout.rows`), with grain threads reading ahead
+(``config.input_threads`` in the training loop).
 """
 
 from __future__ import annotations
@@ -62,12 +62,14 @@ def batches(
   epoch: int = 0,
   start_batch: int = 0,
   rows: slice | None = None,
+  num_threads: int = 0,
 ) -> Iterator[Batch]:
   """This process's ``rows`` (default: all) of the batches of one epoch, from ``start_batch``.
 
   Training batches (``config.batch_size``) are shuffled by (``config.seed``, ``epoch``) and
   drop the remainder; eval batches (``config.eval_batch_size``) keep the order and pad
-  the last batch, marking real examples in ``"mask"``.
+  the last batch, marking real examples in ``"mask"``. ``num_threads > 0`` grain threads
+  read ahead (the same batches).
   """
   options = dict(
     batch_size=config.batch_size if train else config.eval_batch_size,
@@ -76,7 +78,7 @@ def batches(
     train=train,
     start_batch=start_batch,
     rows=rows,
-    num_threads=config.input_threads,
+    num_threads=num_threads,
   )
   if config.dataset == SYNTHETIC:
     return synthetic.make_batches(source, **options)
@@ -87,13 +89,12 @@ def train_stream(
   source: Sequence[Any],
   config: ml_collections.ConfigDict,
   start: DataPosition,
-  *,
-  rows: slice | None = None,
+  **options: Any,
 ) -> Iterator[Batch]:
-  """Training batches from ``start`` on, epoch after epoch (see `batches`)."""
+  """Training batches from ``start`` on, epoch after epoch (``options``: see `batches`)."""
   epoch, first = start
   while True:
-    yield from batches(source, config, train=True, epoch=epoch, start_batch=first, rows=rows)
+    yield from batches(source, config, train=True, epoch=epoch, start_batch=first, **options)
     epoch, first = epoch + 1, 0
 
 

@@ -120,7 +120,10 @@ def evaluate(
   """Mean eval metrics over ``source``: ``loss``, ``accuracy``, ``firing_rate/<layer>``."""
   rows = layout.rows(config.eval_batch_size)
   totals: dict[str, float] = collections.defaultdict(float)
-  for local in input_pipeline.batches(source, config, train=False, rows=rows):
+  local_batches = input_pipeline.batches(
+    source, config, train=False, rows=rows, num_threads=config.input_threads
+  )
+  for local in local_batches:
     sums = layout.host(p_eval_step(state, layout.batch(local, config.eval_batch_size)))
     for k, v in sums.items():
       totals[k] += float(np.sum(v))
@@ -231,6 +234,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         config,
         DataPosition(*divmod(first, per_epoch)),
         rows=layout.rows(config.batch_size),
+        num_threads=config.input_threads,
       )
       batches = _on_devices(local, layout, config.batch_size)
       try:
