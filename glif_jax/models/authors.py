@@ -28,7 +28,14 @@ from flax import nnx
 
 from glif_jax import nn as snn
 from glif_jax.models import resnet, sew
-from glif_jax.models._torch_zip import load_torch_zip
+from glif_jax.models._torch_zip import TorchCheckpointError, load_torch_zip
+
+__all__ = [
+  "AuthorsCheckpointError",
+  "TorchCheckpointError",
+  "load_authors_checkpoint",
+  "load_authors_state_dict",
+]
 
 
 class AuthorsCheckpointError(ValueError):
@@ -38,10 +45,10 @@ class AuthorsCheckpointError(ValueError):
 # A rule maps their module path (a regex, full match) to ours: a template formatted with
 # the integer groups of the match, each plus its shift (their Sequential indices count
 # layers we hold elsewhere, e.g. the stem).
-Rule = tuple[str, str] | tuple[str, str, tuple[int, ...]]
+_Rule = tuple[str, str] | tuple[str, str, tuple[int, ...]]
 
 
-def _resnet_rules(body: tuple[tuple[str, str], ...]) -> tuple[Rule, ...]:
+def _resnet_rules(body: tuple[tuple[str, str], ...]) -> tuple[_Rule, ...]:
   """Stem, blocks (their ``features.i`` is our ``blocks.i``; ``body`` as given), head."""
   block = r"features\.(\d+)\."
   return (
@@ -60,7 +67,7 @@ def _resnet_rules(body: tuple[tuple[str, str], ...]) -> tuple[Rule, ...]:
 # Their conv.i (i >= 1, after the stem conv.0) is our layers.(i-1); a SEW block's conv.j is
 # our conv(j+1). Pooling and flatten have no parameters.
 _SEW_LAYER = r"conv\.([1-9]\d*)\."
-_SEW_RULES: tuple[Rule, ...] = (  # cifar10dvs/smodels.py ResNetN_GLIF
+_SEW_RULES: tuple[_Rule, ...] = (  # cifar10dvs/smodels.py ResNetN_GLIF
   (r"conv\.0\.0\.0", "stem.layer.conv"),
   (r"conv\.0\.0\.1", "stem.layer.norm"),
   (r"conv\.0\.1", "stem_neuron"),
@@ -75,7 +82,7 @@ _SEW_RULES: tuple[Rule, ...] = (  # cifar10dvs/smodels.py ResNetN_GLIF
 
 # Per model class, in network order. Keys are those of their `state_dict()` without DDP's
 # "module." prefix.
-_RULES: tuple[tuple[type[nnx.Module], tuple[Rule, ...]], ...] = (
+_RULES: tuple[tuple[type[nnx.Module], tuple[_Rule, ...]], ...] = (
   (  # blocks.py BasicBlock_CW: conv-BN, neuron, conv-BN; then shortcut and neuron (`lif`)
     resnet.SpikingResNet,
     _resnet_rules(
@@ -126,21 +133,21 @@ _GLIF = {
 }
 _PARAMS = ((nnx.Conv, _CONV), (nnx.Linear, _LINEAR), (snn.TdBatchNorm, _NORM), (snn.GLIF, _GLIF))
 
-Permutation = tuple[int, ...] | None
+_Permutation = tuple[int, ...] | None
 
 
-def _module_params(module: nnx.Module) -> dict[str, tuple[str, Permutation] | None]:
+def _module_params(module: nnx.Module) -> dict[str, tuple[str, _Permutation] | None]:
   for cls, params in _PARAMS:
     if isinstance(module, cls):
       return params
   return {}
 
 
-def _to_ours(x: np.ndarray, perm: Permutation) -> np.ndarray:
+def _to_ours(x: np.ndarray, perm: _Permutation) -> np.ndarray:
   return x.transpose(perm) if perm is not None and x.ndim == len(perm) else x
 
 
-def _theirs(shape: tuple[int, ...], perm: Permutation) -> tuple[int, ...]:
+def _theirs(shape: tuple[int, ...], perm: _Permutation) -> tuple[int, ...]:
   """The checkpoint-layout shape that `_to_ours` maps to ``shape``."""
   return shape if perm is None else tuple(shape[i] for i in np.argsort(perm))
 
@@ -189,7 +196,7 @@ def _state_dict(ckpt: Any, path: str) -> tuple[dict[str, np.ndarray], dict[str, 
   return state, rest
 
 
-def _rules_for(model: nnx.Module) -> tuple[Rule, ...]:
+def _rules_for(model: nnx.Module) -> tuple[_Rule, ...]:
   for cls, rules in _RULES:
     if isinstance(model, cls):
       return rules
@@ -199,7 +206,7 @@ def _rules_for(model: nnx.Module) -> tuple[Rule, ...]:
   )
 
 
-def _our_module_path(rules: tuple[Rule, ...], module_key: str) -> str | None:
+def _our_module_path(rules: tuple[_Rule, ...], module_key: str) -> str | None:
   for pattern, template, *shifts in rules:
     match = re.fullmatch(pattern, module_key)
     if match:
@@ -272,8 +279,8 @@ def load_authors_checkpoint(model: nnx.Module, path: str | os.PathLike[str]) -> 
 
   Raises:
     AuthorsCheckpointError: as `load_authors_state_dict`; the model is left unchanged.
-    glif_jax.models._torch_zip.TorchCheckpointError: the file is not a safe, readable
-      PyTorch zip checkpoint.
+    TorchCheckpointError: the file is not a safe, readable PyTorch zip checkpoint (both
+      errors are ValueErrors).
   """
   path = os.fspath(path)
   state, rest = _state_dict(load_torch_zip(path), path)
