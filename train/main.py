@@ -70,24 +70,34 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 
 def initialize_distributed() -> None:
-  """`jax.distributed.initialize`, from ``JAX_NUM_PROCESSES``/``JAX_PROCESS_ID`` if set."""
+  """`jax.distributed.initialize`, from ``JAX_NUM_PROCESSES``/``JAX_PROCESS_ID`` if set.
+
+  Raises:
+    ConfigError: no cluster was detected and the environment does not name one.
+  """
   if "JAX_NUM_PROCESSES" in os.environ and "JAX_PROCESS_ID" in os.environ:
     jax.distributed.initialize(
       coordinator_address=os.environ.get("JAX_COORDINATOR_ADDRESS"),
       num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
       process_id=int(os.environ["JAX_PROCESS_ID"]),
     )
-  else:
+    return
+  try:
     jax.distributed.initialize()  # cluster auto-detection
+  except ValueError as err:  # nothing detected: "coordinator_address should be defined"
+    raise ConfigError(
+      f"--config.distributed=True but no cluster was detected ({err}); set "
+      "JAX_COORDINATOR_ADDRESS=<host:port>, JAX_NUM_PROCESSES and JAX_PROCESS_ID"
+    ) from None
 
 
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
-  if FLAGS.config.distributed:
-    initialize_distributed()
   try:
+    if FLAGS.config.distributed:
+      initialize_distributed()
     train_and_evaluate(FLAGS.config, FLAGS.workdir)
   except USER_ERRORS as err:
     _fail(str(err))

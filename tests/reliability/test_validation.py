@@ -376,11 +376,15 @@ def test_a_misspelt_key_fails_where_it_is_set_naming_the_right_one():
   config.neuron_options.v_th = 0.4  # free-form keyword arguments stay open
 
 
+_CLUSTER_VARIABLES = ("SLURM_", "OMPI_", "PMI_", "JAX_COORDINATOR", "JAX_NUM_PROCESSES")
+
+
 def _main(*args):
+  env = {k: v for k, v in launch.cpu_env(1).items() if not k.startswith(_CLUSTER_VARIABLES)}
   return subprocess.run(
     [sys.executable, "-m", "train.main", "--config", "configs/smoke.py", *args],
     cwd=Path(__file__).parents[2],
-    env=launch.cpu_env(1),
+    env=env,
     capture_output=True,
     text=True,
     timeout=120,
@@ -410,8 +414,9 @@ def test_command_line_refuses_an_unknown_key_with_status_2(tmp_path):
       ["--config.learning_rate=0.5", "--config.seed=3"],
       r"^error: workdir .* holds a run with a different config .*\['learning_rate', 'seed'\]",
     ),
+    (False, ["--config.distributed=True"], r"^error: .*no cluster was detected.*JAX_PROCESS_ID$"),
   ],
-  ids=["bad value", "missing data", "workdir of another config"],
+  ids=["bad value", "missing data", "workdir of another config", "no cluster"],
 )
 def test_user_mistakes_end_with_one_message_and_status_2(tmp_path, recorded, args, message):
   workdir = tmp_path / "run"
