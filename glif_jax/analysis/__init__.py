@@ -5,6 +5,8 @@
   gate values (and their evolution over saved checkpoints).
 - `plots`: matplotlib figures (headless), each returned and optionally saved (needs
   matplotlib; imported on first use).
+- `figures`: the library's figures of neuron dynamics and of a network's statistics, each
+  simulated from the parameters it plots and labelled from them (needs matplotlib).
 - `nir_export`: export of LIF/PLIF (and the exact GLIF cases) networks to NIR, and a JAX
   interpreter of the graphs (needs ``pip install nir``; imported on first use).
 """
@@ -50,6 +52,7 @@ __all__ = [
   "lif_closed_form_rate",
   "network",
   "network_statistics",
+  "figures",
   "nir_export",
   "plif_logits",
   "plots",
@@ -59,7 +62,7 @@ __all__ = [
 ]
 
 
-_OPTIONAL = ("nir_export", "plots")  # need nir / matplotlib: imported on first use
+_OPTIONAL = ("figures", "nir_export", "plots")  # need nir / matplotlib: imported on first use
 
 
 def __getattr__(name: str):

@@ -48,11 +48,11 @@ def glif_logits(
   beta: Any,
   gamma: Any,
   timesteps: int,
-  tau: Any = 0.25,
-  v_th: Any = 0.5,
-  leak: Any = 0.0625,
-  v_reset: Any = 0.5,
-  conduct: Any = 0.5,
+  tau: Any = None,
+  v_th: Any = None,
+  leak: Any = None,
+  v_reset: Any = None,
+  conduct: Any = None,
 ) -> neurons.GLIFParams:
   """Layer-wise GLIF parameters (raw logits) from values in [0, 1], for a grid of G points.
 
@@ -62,30 +62,30 @@ def glif_logits(
   Args:
     alpha, beta, gamma: the gates, scalars or ``(G,)``.
     timesteps: T, the rows of the conductance.
-    tau, v_th, leak, v_reset: as in DESIGN.md §2 (defaults: the paper's).
-    conduct: G_t: a scalar (constant), ``(T,)`` (shared by the grid) or ``(G, T)``.
+    tau, v_th, leak, v_reset: as in DESIGN.md §2; None: `neurons.glif_params`'s.
+    conduct: G_t: a scalar (constant), ``(T,)`` (shared by the grid) or ``(G, T)``;
+      None: `neurons.glif_params`'s.
 
   Returns:
     `GLIFParams` with leaves ``(G,)`` and ``conduct`` ``(G, T)`` (G = 1 if all scalar).
   """
-  per_channel = {
-    "alpha": alpha,
-    "beta": beta,
-    "gamma": gamma,
-    "tau": tau,
-    "v_th": v_th,
-    "leak": leak,
-    "v_reset": v_reset,
-  }
-  values = {k: jnp.atleast_1d(jnp.asarray(v, jnp.float32)) for k, v in per_channel.items()}
-  conduct = jnp.asarray(conduct, jnp.float32)
-  if conduct.ndim and conduct.shape[-1] != timesteps or conduct.ndim > 2:
+  default = neurons.glif_params(None, timesteps, gate_init="fixed")
+  given = {"tau": tau, "v_th": v_th, "leak": leak, "v_reset": v_reset}
+  per_channel = {"alpha": _logit(alpha), "beta": _logit(beta), "gamma": _logit(gamma)}
+  per_channel |= {k: getattr(default, k) if v is None else _logit(v) for k, v in given.items()}
+  per_channel = {k: jnp.atleast_1d(v) for k, v in per_channel.items()}
+  if conduct is not None and (
+    jnp.ndim(conduct) > 2 or jnp.ndim(conduct) and jnp.shape(conduct)[-1] != timesteps
+  ):
     raise ValueError(
-      f"conduct must be a scalar, (T,) or (G, T) with T = {timesteps}, got shape {conduct.shape}"
+      f"conduct must be a scalar, (T,) or (G, T) with T = {timesteps}, got shape {jnp.shape(conduct)}"
     )
-  (grid,) = np.broadcast_shapes(*(v.shape for v in values.values()), conduct.shape[:-1] or (1,))
-  leaves = {k: jnp.broadcast_to(_logit(v), (grid,)) for k, v in values.items()}
-  leaves["conduct"] = jnp.broadcast_to(_logit(conduct), (grid, timesteps))
+  conduct = default.conduct if conduct is None else _logit(conduct)
+  (grid,) = np.broadcast_shapes(
+    *(v.shape for v in per_channel.values()), conduct.shape[:-1] or (1,)
+  )
+  leaves = {k: jnp.broadcast_to(v, (grid,)) for k, v in per_channel.items()}
+  leaves["conduct"] = jnp.broadcast_to(conduct, (grid, timesteps))
   return neurons.GLIFParams(**leaves)
 
 

@@ -105,6 +105,39 @@ class NetworkStats(NamedTuple):
     """ANN energy / SNN energy (> 1: the SNN is cheaper)."""
     return self.ann_energy_pj / self.snn_energy_pj if self.snn_energy_pj else math.inf
 
+  def markdown(self, e_mac_pj: float = E_MAC_PJ, e_ac_pj: float = E_AC_PJ) -> str:
+    """Totals, then a table of the neuron layers and one of the synaptic layers (Markdown).
+
+    ``e_mac_pj`` and ``e_ac_pj`` are only quoted: pass those the statistics used.
+    """
+    counts = self.spike_counts
+    return "\n".join(
+      [
+        f"- spikes per sample: {counts.mean():.1f} (min {counts.min():.0f}, max {counts.max():.0f})",
+        f"- synaptic operations (SOPs) per sample: {self.sops:.4g}",
+        f"- MACs per sample: {self.encoding_macs:.4g} in layers whose input is not binary "
+        f"(the encoding layer among them); the ANN of the same architecture: {self.ann_macs:.4g}",
+        f"- energy per sample (E_MAC = {e_mac_pj} pJ, E_AC = {e_ac_pj} pJ): SNN "
+        f"{self.snn_energy_pj / 1e6:.4g} µJ, ANN {self.ann_energy_pj / 1e6:.4g} µJ "
+        f"(ratio {self.energy_ratio:.2f}×)",
+        "",
+        "| neuron layer | firing rate | min channel | max channel |",
+        "|---|---|---|---|",
+        *(
+          f"| `{k}` | {v.mean():.4f} | {v.min():.4f} | {v.max():.4f} |"
+          for k, v in self.firing_rates.items()
+        ),
+        "",
+        "| synaptic layer | kind | input rate | MACs (as run) | ANN MACs | SOPs |",
+        "|---|---|---|---|---|---|",
+        *(
+          f"| `{s.name}` | {s.kind}{' (encoding)' if s.encoding else ''} | {s.input_rate:.4f} | "
+          f"{s.macs:,} | {s.ann_macs:,} | {s.sops:.4g} |"
+          for s in self.synapses
+        ),
+      ]
+    )
+
 
 _SYNAPTIC = ("conv_general_dilated", "dot_general")
 _INLINED = ("jit", "pjit", "closed_call", "core_call", "remat2", "checkpoint", "custom_jvp_call")
