@@ -21,17 +21,20 @@ def sigmoid_grad(z, alpha=4.0):
   return alpha * s * (1 - s)
 
 
-def glif_values(raw):
-  """Maps a dict of raw logits to values (all through the sigmoid)."""
-  return {name: sigmoid(np.asarray(v, np.float64)) for name, v in raw.items()}
+def glif_values(raw, gating="soft"):
+  """Maps a dict of raw logits to values: sigmoids, gates 1[σ > 0.5] if ``gating="hard"``."""
+  v = {name: sigmoid(np.asarray(value, np.float64)) for name, value in raw.items()}
+  if gating == "hard":
+    v.update({g: (v[g] > 0.5).astype(np.float64) for g in ("alpha", "beta", "gamma")})
+  return v
 
 
-def glif_forward(raw, x):
-  """GLIF with soft gates. x: [T, B, C]; raw: dict of (C,) logits, conduct (T, C).
+def glif_forward(raw, x, gating="soft"):
+  """GLIF. x: [T, B, C]; raw: dict of (C,) logits, conduct (T, C).
 
   Returns (u [T,B,C], o [T,B,C]).
   """
-  v = glif_values(raw)
+  v = glif_values(raw, gating)
   a = 1 - v["alpha"] * (1 - v["tau"])
   u_prev = np.zeros(x.shape[1:])
   o_prev = np.zeros(x.shape[1:])
@@ -51,13 +54,16 @@ def glif_forward(raw, x):
   return np.stack(us), np.stack(os_)
 
 
-def glif_backward(raw, x, grad_spikes):
-  """Hand-derived BPTT of sum(grad_spikes · o) for GLIF (soft gates, rectangle surrogate).
+def glif_backward(raw, x, grad_spikes, gating="soft"):
+  """Hand-derived BPTT of sum(grad_spikes · o) for GLIF (rectangle surrogate).
+
+  ``gating="hard"`` runs binary gates whose gradient passes straight through to the
+  sigmoid; ``"static"`` gives the gates no gradient.
 
   Returns (dx [T,B,C], dict of d raw logit, same shapes as raw).
   """
-  v = glif_values(raw)
-  u, o = glif_forward(raw, x)
+  v = glif_values(raw, gating)
+  u, o = glif_forward(raw, x, gating)
   num_t = x.shape[0]
   zeros = np.zeros(x.shape[1:])
   a = 1 - v["alpha"] * (1 - v["tau"])
@@ -96,7 +102,10 @@ def glif_backward(raw, x, grad_spikes):
     "beta": -(dgain * (1 - v["conduct"])).sum(0),
     "conduct": dgain * v["beta"],
   }
-  d_raw = {name: d_value[name] * v[name] * (1 - v[name]) for name in raw}
+  sig = glif_values(raw)
+  d_raw = {name: d_value[name] * sig[name] * (1 - sig[name]) for name in raw}
+  if gating == "static":
+    d_raw.update({g: np.zeros_like(d_raw[g]) for g in ("alpha", "beta", "gamma")})
   return dx, d_raw
 
 
@@ -159,5 +168,39 @@ def klif_backward(k, x, grad_spikes, tau=2.0, v_th=1.0, v_reset=0.0, alpha=4.0):
     dh = df * k * relu_on
     dk += (df * h[t] * relu_on).sum()
     dx[t] = dh / tau
+    dv = dh * (1 - 1 / tau)
+  return dx, dk
+
+
+def klif_backward_general(
+  k, x, grad_spikes, tau=2.0, v_th=1.0, v_reset=0.0, decay_input=True, scale_reset=False, alpha=4.0
+):
+  """Hand-derived BPTT of sum(grad_spikes · S) for KLIF with any reset and input option.
+
+  Sigmoid surrogate, reset not detached. Returns (dx [T, ...], dk scalar).
+  """
+  v, s, h = klif_forward(k, x, tau, v_th, v_reset, decay_input, scale_reset)
+  f = np.maximum(k * h, 0.0)
+  dx = np.zeros_like(x)
+  dk = 0.0
+  dv = np.zeros(x.shape[1:])  # dL/dV_t from the future
+  for t in reversed(range(x.shape[0])):
+    if v_reset is None:  # V = W / k (scale_reset) or W, W = F − V_th·S
+      w = f[t] - v_th * s[t]
+      dw = dv / k if scale_reset else dv
+      dk += (-dv * w / k**2).sum() if scale_reset else 0.0
+      ds = grad_spikes[t] - v_th * dw
+      df = dw
+    else:  # V = K·(1 − S) + V_reset·S, K = F / k (scale_reset) or F
+      kept = f[t] / k if scale_reset else f[t]
+      d_kept = dv * (1 - s[t])
+      dk += (-d_kept * f[t] / k**2).sum() if scale_reset else 0.0
+      ds = grad_spikes[t] + dv * (v_reset - kept)
+      df = d_kept / k if scale_reset else d_kept
+    df = df + ds * sigmoid_grad(f[t] - v_th, alpha)
+    relu_on = (k * h[t] > 0).astype(np.float64)
+    dh = df * k * relu_on
+    dk += (df * h[t] * relu_on).sum()
+    dx[t] = dh / tau if decay_input else dh
     dv = dh * (1 - 1 / tau)
   return dx, dk
