@@ -182,8 +182,9 @@ def _write_workdir(
 def report(summary: dict[str, Any]) -> str:
   """The summary as text: accuracy, firing rate per layer, energy."""
   energy = summary["energy"]
+  entries = ", ".join(f"{k} {v}" for k, v in summary["authors_entries"].items())
   lines = [
-    f"authors' checkpoint: {summary['authors_checkpoint']}",
+    f"authors' checkpoint: {summary['authors_checkpoint']}" + (f" ({entries})" if entries else ""),
     f"test accuracy {summary['test_accuracy']:.4f}, test loss {summary['test_loss']:.4f}",
     "firing rate per neuron layer (test split):",
     *(f"  {layer}: {rate:.4f}" for layer, rate in summary["firing_rate"].items()),
