@@ -110,3 +110,64 @@ def test_bfloat16_glif_gradients_match_float32():
   dx16, dx32 = dx16[:, same], dx32[:, same]
   # a few bf16 roundings per step, compounded over 6 steps: 5 % of the largest gradient
   np.testing.assert_allclose(dx16, dx32, atol=0.05 * np.abs(dx32).max())
+
+
+def test_glif_coefficients_are_the_papers_terms():
+  p = neurons.glif_params(None, 2, gate_init="fixed", tau=0.3, v_th=0.6, leak=0.1, v_reset=0.4)
+  c = neurons.glif_coefficients(p)
+  alpha, beta, gamma = 0.55, 0.65, 0.55  # the fixed gates
+  expected = (1 - alpha * (1 - 0.3), gamma, (1 - alpha) * 0.1, (1 - gamma) * 0.4)
+  np.testing.assert_allclose([c.decay, c.hard_reset, c.leak, c.soft_reset], expected, rtol=1e-5)
+  np.testing.assert_allclose(c.gain, [1 - beta * 0.5] * 2, rtol=1e-5)
+  f = neurons.glif_coefficients(p, simplified=True)
+  np.testing.assert_allclose(
+    [f.decay, f.hard_reset, f.leak, f.soft_reset], [0.3, 1, 0.1, 0.4], rtol=1e-5
+  )
+
+
+def _loop_loss(p, x, state, cotangent, **options):
+  """The loss of `test_glif_backward_equals_autodiff_of_the_step_loop`, by `glif_step`."""
+  spikes = []
+  for t in range(x.shape[0]):
+    spike, state = neurons.glif_step(p, state, x[t], p.conduct[t], **options)
+    spikes.append(spike)
+  return jnp.sum(jnp.stack(spikes) * cotangent) + jnp.sum(state.u**2) + jnp.sum(state.o)
+
+
+@pytest.mark.parametrize(
+  "options",
+  [{}, {"detach_reset": True}, {"gating": "hard"}, {"unroll": 1}, {"remat": True}],
+  ids=["default", "detach", "hard", "rolled", "remat"],
+)
+def test_glif_backward_equals_autodiff_of_the_step_loop(options):
+  """The hand-written backward pass against autodiff of `glif_step`, from a given state.
+
+  The loss also uses the final state, so the cotangents of the membrane and of the
+  initial state are checked too.
+  """
+  keys = jax.random.split(jax.random.key(27), 4)
+  p = random_params(keys[0])
+  x = jax.random.uniform(keys[1], (T, B, C), minval=-0.5, maxval=1.5)
+  state = neurons.GLIFState(
+    jax.random.uniform(keys[2], (B, C)), jax.random.bernoulli(keys[3], 0.5, (B, C)).astype(float)
+  )
+  cotangent = jax.random.normal(keys[3], (T, B, C))
+
+  def loss(p, x, state):
+    spikes, final = neurons.glif(p, x, state, **options)
+    return jnp.sum(spikes * cotangent) + jnp.sum(final.u**2) + jnp.sum(final.o)
+
+  step_options = {k: v for k, v in options.items() if k in ("detach_reset", "gating")}
+  expected = jax.grad(_loop_loss, argnums=(0, 1, 2))(p, x, state, cotangent, **step_options)
+  actual = jax.grad(loss, argnums=(0, 1, 2))(p, x, state)
+  for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected)):
+    np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
+
+
+def test_glif_long_sequences_take_the_rolled_loop_with_the_same_gradients():
+  T_long = 40  # > MAX_FULL_UNROLL: a rolled loop that recomputes the membrane
+  p = random_params(jax.random.key(28), timesteps=T_long)
+  x = jax.random.uniform(jax.random.key(29), (T_long, 2, C), maxval=1.5)
+  grad = lambda **kw: jax.grad(lambda p, x: neurons.glif(p, x, **kw)[0].sum(), argnums=(0, 1))(p, x)
+  for a, e in zip(jax.tree.leaves(grad()), jax.tree.leaves(grad(unroll=True, remat=False))):
+    np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
