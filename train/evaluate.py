@@ -10,7 +10,7 @@ The config names the network, T and the data (read from the user's files through
 `glif_jax.data`); the checkpoint is read without PyTorch and without running anything
 from the file (`glif_jax.models.load_authors_checkpoint`). Prints the test accuracy and
 loss, the mean firing rate of every neuron layer over the test split, and the energy
-estimate (SOPs, SNN against ANN energy) on the first test batch.
+estimate (SOPs, SNN against ANN energy) on the first ``--energy_examples`` test examples.
 
 ``--workdir`` writes what a training run leaves: ``config.json``, ``summary.json`` (the
 training summary's keys, ``steps`` 0, plus ``authors_checkpoint`` and ``energy``) and an
@@ -44,6 +44,7 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config of the paper run.", lock_config=True)
 flags.DEFINE_string("authors-checkpoint", None, "A .pth/.pth.tar file of the GLIF authors.")
 flags.DEFINE_string("workdir", None, "Write config.json, summary.json and a checkpoint here.")
+flags.DEFINE_integer("energy_examples", 64, "Test examples of the energy estimate (at most).")
 flags.mark_flags_as_required(["config", "authors-checkpoint"])
 
 SUMMARY_FILE = "summary.json"
@@ -102,7 +103,11 @@ def _energy(stats: analysis.NetworkStats) -> dict[str, float]:
 
 
 def evaluate_authors_checkpoint(
-  config: ml_collections.ConfigDict, checkpoint: str | Path, workdir: str | Path | None = None
+  config: ml_collections.ConfigDict,
+  checkpoint: str | Path,
+  workdir: str | Path | None = None,
+  *,
+  energy_examples: int = 64,
 ) -> dict[str, Any]:
   """Loads the authors' ``checkpoint`` into ``config``'s model and evaluates it.
 
@@ -110,10 +115,12 @@ def evaluate_authors_checkpoint(
     config: a training config (e.g. ``configs/cifar10_resnet19_t4.py``'s).
     checkpoint: the authors' ``.pth``/``.pth.tar`` file.
     workdir: if given, written like a training run's (see the module docstring).
+    energy_examples: the energy estimate runs on at most this many examples of the first
+      test batch.
 
   Returns:
     The summary: ``test_accuracy``, ``test_loss``, ``firing_rate`` ``{layer: rate}`` over
-    the test split, ``energy`` on the first test batch, and the training summary's other
+    the test split, ``energy`` on the first test examples, and the training summary's other
     keys.
   """
   start = time.time()
@@ -140,7 +147,7 @@ def evaluate_authors_checkpoint(
 
   metrics, first, input_wait = _run_eval(step, state, _test_batches(splits["test"], config))
   model.eval()
-  images = first["image"][first["mask"]]
+  images = first["image"][first["mask"]][:energy_examples]
   if images.ndim == 5:  # event frames [B, T, ...] -> time-major
     images = np.swapaxes(images, 0, 1)
   stats = analysis.network_statistics(model, jnp.asarray(images))
@@ -203,7 +210,10 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
   summary = evaluate_authors_checkpoint(
-    FLAGS.config, FLAGS["authors-checkpoint"].value, FLAGS.workdir
+    FLAGS.config,
+    FLAGS["authors-checkpoint"].value,
+    FLAGS.workdir,
+    energy_examples=FLAGS.energy_examples,
   )
   print(report(summary))
 
