@@ -392,6 +392,9 @@ def glif(
   Returns:
     ``(spikes, final_state)`` with spikes shaped like ``x``; with ``return_trace``,
     ``(spikes, final_state, trace)``.
+
+  The backward pass is written by hand (reverse mode: `jax.grad`, `jax.vjp`); forward
+  mode (`jax.jvp`) is not defined for it — loop `glif_step` where it is needed.
   """
   x = _common.check_input(x)
   _check_params(p, x)
