@@ -271,16 +271,14 @@ def glif_terms(
   Returns:
     `GLIFTerms`; their signed sum equals ``trace.u`` up to rounding.
   """
-  alpha, beta, gamma = neurons.glif_gates(p, gating=gating)
-  tau, leak, v_reset, conduct = (jax.nn.sigmoid(a) for a in (p.tau, p.leak, p.v_reset, p.conduct))
+  c = neurons.glif_coefficients(p, gating=gating)
   u_prev, o_prev = (jnp.concatenate([jnp.zeros_like(a[:1]), a[:-1]]) for a in trace)
-  decay = (1 - alpha * (1 - tau)) * u_prev
-  gain = 1 - beta * (1 - conduct)
-  gain = gain.reshape(gain.shape[:1] + (1,) * (x.ndim - gain.ndim) + gain.shape[1:])
+  decay = c.decay * u_prev
+  gain = c.gain.reshape(c.gain.shape[:1] + (1,) * (x.ndim - c.gain.ndim) + c.gain.shape[1:])
   return GLIFTerms(
     decay=decay,
-    hard_reset=decay * gamma * o_prev,
-    leak=jnp.broadcast_to((1 - alpha) * leak, x.shape),
+    hard_reset=decay * c.hard_reset * o_prev,
+    leak=jnp.broadcast_to(c.leak, x.shape),
     input=x * gain,
-    soft_reset=(1 - gamma) * v_reset * o_prev,
+    soft_reset=c.soft_reset * o_prev,
   )
