@@ -1,6 +1,8 @@
 """Training: the pure train/eval steps, losses, optimiser, checkpoints and the loop.
 
-Entry point: `train_and_evaluate(config, workdir)` (``python -m train.main``).
+Entry point: `train_and_evaluate(config, workdir)` (``python -m train.main``). The steps
+run on a `Layout` (``config.parallel``): sharded `jax.jit` over every device of every
+process, or `jax.pmap`; the loop's periodic actions live in `glif_jax.training.actions`.
 """
 
 from glif_jax.training.actions import NonFiniteError, TrainingInterrupted, gate_means
