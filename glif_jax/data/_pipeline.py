@@ -137,7 +137,7 @@ def index_batches(
   order = _EpochOrder(
     num_records, batch_size, rows, seed=_derive_seed(seed, epoch, 0) if train else None
   )
-  num = num_records // batch_size if train else -(-num_records // batch_size)
+  num = num_batches(range(num_records), batch_size=batch_size, train=train)
   return grain.MapDataset.range(num).map(order)
 
 
