@@ -117,7 +117,15 @@ def evaluate(
   source: Sequence[Any],
   config: ml_collections.ConfigDict,
 ) -> dict[str, float]:
-  """Mean eval metrics over ``source``: ``loss``, ``accuracy``, ``firing_rate/<layer>``."""
+  """Mean eval metrics over ``source``: ``loss``, ``accuracy``, ``firing_rate/<layer>``.
+
+  Args:
+    p_eval_step: `eval_step` compiled by ``layout.compile``.
+    layout: where the state lives and how batches are assembled.
+    state: the state as the steps take it.
+    source: the test split; this process reads its rows of every eval batch.
+    config: the run's config (``eval_batch_size``, ``input_threads``, data keys).
+  """
   rows = layout.rows(config.eval_batch_size)
   totals: dict[str, float] = collections.defaultdict(float)
   local_batches = input_pipeline.batches(
