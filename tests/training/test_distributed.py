@@ -1,8 +1,8 @@
 """Several devices and processes (CPU subprocesses): one global batch, one loss, one writer.
 
 The README's two-process command on 127.0.0.1 gives the run of one process with two
-devices; the loss trajectory is the same on 1 device, 2 devices (jit or pmap) and 2
-processes; a SIGTERM to one process stops both at the same step, and the run resumes
+devices; the loss trajectory is the same on 1 device, 2 devices and 2 processes (jit or
+pmap); a SIGTERM to one process stops both at the same step, and the run resumes
 exactly on another process count; the smoke config learns.
 """
 
@@ -69,6 +69,7 @@ def test_loss_trajectory_is_the_same_on_any_layout(tmp_path):
     ("jit", {"devices": 2}),
     ("pmap", {"devices": 2}),
     ("jit", {"processes": 2}),
+    ("pmap", {"processes": 2}),
   ]:
     losses = _trajectory(tmp_path, parallel, **options)
     np.testing.assert_allclose(losses, reference, rtol=1e-5, err_msg=f"{parallel} {options}")
