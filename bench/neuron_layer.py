@@ -8,7 +8,9 @@ and every neuron parameter. Prints JSON lines.
   python -m bench.neuron_layer --rounds 3 --peers spikingjelly authors \
       --authors-layers PATH/TO/Gated-LIF/layers.py   # with the PyTorch peers
 
-Each round times glif-jax, a plain `jax.lax.scan` GLIF and XLA's per-pass bound in
+Each round times glif-jax, a plain `jax.lax.scan` GLIF, glif-jax's GLIF update
+differentiated by autodiff (the ablation of its hand-written backward) and XLA's
+per-pass bound in
 this process, interleaved (one run of each per repeat, so a change of load reaches them
 alike), and each PyTorch peer in a process of its own (JAX's and PyTorch's thread
 pools in one process slow each other down); the last line gives every ratio's
@@ -64,6 +66,20 @@ def plain_scan_glif(p: neurons.GLIFParams, x: jax.Array) -> jax.Array:
   return jax.lax.scan(step, (zeros, zeros), (x, jax.nn.sigmoid(p.conduct)))[1]
 
 
+def autodiff_glif(p: neurons.GLIFParams, x: jax.Array) -> jax.Array:
+  """glif-jax's GLIF update (`neurons.glif_step`) in a fully unrolled scan, autodiff backward.
+
+  The implementation before the hand-written backward pass: the ablation shows what it buys.
+  """
+
+  def step(state, inputs):
+    spike, state = neurons.glif_step(p, state, *inputs)
+    return state, spike
+
+  state = neurons.GLIFState.zeros(x.shape[1:], x.dtype)
+  return jax.lax.scan(step, state, (x, p.conduct), unroll=True)[1]
+
+
 def jax_cases(shape, key, device) -> dict[str, tuple[Callable, tuple]]:
   """name -> (jitted loss-gradient function, its arguments on ``device``)."""
   t, *_, c = shape
@@ -81,6 +97,7 @@ def jax_cases(shape, key, device) -> dict[str, tuple[Callable, tuple]]:
   cases = {
     "glif": (grads(lambda p, x: neurons.glif(p, x)[0]), (glif_p, x, cotangent)),
     "glif_plain_scan": (grads(plain_scan_glif), (glif_p, x, cotangent)),
+    "glif_autodiff": (grads(autodiff_glif), (glif_p, x, cotangent)),
     "klif": (grads(lambda p, x: neurons.klif(p, x)[0]), (neurons.klif_params(), x, cotangent)),
     "lif": (grads(lambda p, x: neurons.plif(p, x)[0]), (neurons.plif_params(), x, cotangent)),
   }
@@ -191,6 +208,8 @@ def one_round(args, device) -> dict[str, float]:
     ms.update({f"{peer}_{k}": v for k, v in time_peer(peer, args).items()})
   ratios = {f"{name}_x_xla_pass_bound": ms[name] / bound_ms for name in ("glif", "klif", "lif")}
   ratios["glif_x_plain_scan"] = ms["glif"] / ms["glif_plain_scan"]
+  ratios["glif_autodiff_x_xla_pass_bound"] = ms["glif_autodiff"] / bound_ms
+  ratios["glif_autodiff_x_plain_scan"] = ms["glif_autodiff"] / ms["glif_plain_scan"]
   for name in [k for k in ms if k.startswith(tuple(args.peers))]:
     ratios[f"speedup_vs_{name}"] = ms[name] / ms[name.split("_", 1)[1]]
   gbps = 2 * x.nbytes / pass_ms / 1e6
