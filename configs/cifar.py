@@ -13,7 +13,7 @@ cosine annealing to 0 over the 200 epochs; ``--randomgate``: gate logits from
 U(−0.1, 0.1); ``--soft-mode``: soft gates; ``--tunable-lif``: no weight decay on neuron
 parameters and the gates at lr / 10 (here every neuron parameter, see the README's
 "Where we differ"); random crop (4 px padding) + flip and their per-data-set mean/std
-(the data pipeline's CIFAR default). These are also ``default.py``'s values; they are
+(the data pipeline's CIFAR defaults). These are also ``default.py``'s values; they are
 repeated here so the file says the whole recipe.
 """
 
@@ -30,6 +30,8 @@ def cifar_config(dataset: str, model: str, timesteps: int) -> config_dict.Config
   config.timesteps = timesteps
   config.neuron = "glif"
   config.neuron_options = config_dict.ConfigDict({"gate_init": "random", "gating": "soft"})
+  config.crop_padding = 4
+  config.flip = True
   config.optimizer = "sgd"
   config.learning_rate = 0.1
   config.momentum = 0.9

@@ -7,13 +7,14 @@ The authors' README command (``Ikarosy/Gated-LIF`` at ac20aa7)::
 
 with ``cifar10dvs/train.py``'s defaults: SGD momentum 0.9 over all parameters in one group
 (no weight decay, the neuron parameters at the same lr), cross-entropy. Frames: SpikingJelly's
-16 frames split by event number at 128×128, bilinearly resized to 48×48 (``--dsr_da``).
-The model brings their DVS neuron (V_th 0.99999, τ 0.5, conductance 0.9, leak V_th/32,
-random gates) and BatchNorm2d.
+16 frames split by event number at 128×128, bilinearly resized to 48×48 (``--dsr_da``);
+training crop: ``RandomCrop(48, padding=4)`` of the frame tensor (one offset for all 16
+frames), no flip. The model brings their DVS neuron (V_th 0.99999, τ 0.5, conductance 0.9,
+leak V_th/32, random gates) and BatchNorm2d.
 
 Not expressible in the config (README "Where we differ"): their cosine has ``T_max`` 64
 epochs within a 200-epoch run (it rises again after epoch 64; here it decays to 0 at the
-end), their training crop (random 48×48 crop of the 4-px padded frames), and AMP.
+end), and AMP.
 """
 
 from configs import default
@@ -28,6 +29,8 @@ def get_config():
   config.data_options.num_frames = TIMESTEPS
   config.data_options.split_by = "number"
   config.data_options.size = 48
+  config.crop_padding = 4
+  config.flip = False
   config.model = "sew_dvs"
   config.neuron = "glif"
   config.timesteps = TIMESTEPS

@@ -46,12 +46,20 @@ from glif_jax.data._errors import CorruptDatasetError, DatasetNotFoundError
 from glif_jax.data._events import resize_frames
 from glif_jax.data._imagenet import eval_image as imagenet_eval_image
 from glif_jax.data._imagenet import train_image as imagenet_train_image
-from glif_jax.data._pipeline import batch_dataset, make_batches, num_batches, random_crop_flip
+from glif_jax.data._pipeline import (
+  Augmentation,
+  batch_dataset,
+  default_augmentation,
+  make_batches,
+  num_batches,
+  random_crop_flip,
+)
 from glif_jax.data._safe import ForbiddenGlobalError, RestrictedUnpickler, safe_extract
 
 __all__ = [
   "DATA_DIR_ENV",
   "DOWNLOAD_DIR_ENV",
+  "Augmentation",
   "Cifar10Builder",
   "Cifar10DvsBuilder",
   "Cifar100Builder",
@@ -68,6 +76,7 @@ __all__ = [
   "RestrictedUnpickler",
   "batch_dataset",
   "builder",
+  "default_augmentation",
   "default_data_dir",
   "default_manual_dir",
   "imagenet_eval_image",

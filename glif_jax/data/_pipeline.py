@@ -8,18 +8,23 @@ seeds from ``(seed, e)`` and ``k``. A run resumed at
 checkpoint only needs the two integers.
 
 In a multi-process run each process reads, augments and normalises only its ``rows`` of
-every global batch; the offsets and flips are drawn for the whole global batch, so an
-example's augmentation does not depend on the number of processes. Augmentation is one
-vectorised gather per batch.
+every global batch; the random draws are made for the whole global batch and sliced, so an
+example's augmentation depends on its place in the epoch only, not on the number of
+processes. The crop and flip are one vectorised gather per batch.
 
 Batches are ``{"image": float32 [B, ...], "label": int32 [B]}``:
 
 - static images: ``[B, H, W, C]``, scaled to [0, 1] then normalised per channel with
-  :class:`~glif_jax.data.DatasetInfo` ``mean``/``std``; CIFAR training batches are
-  augmented with a random 32x32 crop of the zero-padded (4 px) image and a random
-  horizontal flip.
+  :class:`~glif_jax.data.DatasetInfo` ``mean``/``std``. ImageNet's records of any size are
+  first cropped to 224x224 one by one, as the GLIF authors do (`imagenet_train_image`:
+  random resized crop + flip; `imagenet_eval_image`: resize + centre crop).
 - event frames: ``[B, T, H, W, 2]`` event counts as float32, not normalised. Batches are
   batch-major like the images; the model moves T to the front (time-major).
+
+Training batches may be augmented with a random crop of the input zero-padded by
+``crop_padding`` pixels back to its size, and a random left-right flip; all T frames of an
+event sample share one offset and one flip. Each data set has the GLIF authors' default
+(`default_augmentation`): CIFAR 4 px + flip, CIFAR10-DVS 4 px without flip, others none.
 
 Evaluation batches cover every example: the last batch is padded with zeros to the full
 batch size and every eval batch carries ``mask`` (bool ``[B]``, false on
@@ -29,16 +34,41 @@ reshaped to ``[D, B/D, ...]`` for ``pmap``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sized
+from collections.abc import Callable, Iterator, Sized
+from typing import Any, NamedTuple
 
 import grain
 import numpy as np
 
-from glif_jax.data import _api
+from glif_jax.data import _api, _imagenet
 
 Batch = dict[str, np.ndarray]
-_AUGMENTED = ("cifar10", "cifar100")
-_CROP_PADDING = 4
+
+
+class Augmentation(NamedTuple):
+  """Training augmentation: a random crop of the input zero-padded by ``crop_padding``
+  pixels on each side back to its size (0: none), then a random left-right ``flip``."""
+
+  crop_padding: int = 0
+  flip: bool = False
+
+
+# The GLIF authors' training augmentation: CIFAR (their data_builder.py) RandomCrop(32,
+# padding=4) + RandomHorizontalFlip; CIFAR10-DVS (cifar10dvs/train.py --dsr_da)
+# RandomCrop(48, padding=4) of the frame tensor, no flip. ImageNet's crops are per record
+# (_PER_RECORD).
+_AUGMENTATION = {
+  "cifar10": Augmentation(4, True),
+  "cifar100": Augmentation(4, True),
+  "cifar10_dvs": Augmentation(4, False),
+}
+# Data sets whose records vary in size: (train, eval) crop of one record to the input shape.
+_PER_RECORD = {"imagenet2012": (_imagenet.train_image, _imagenet.eval_image)}
+
+
+def default_augmentation(dataset: str) -> Augmentation:
+  """The training augmentation the GLIF authors use on ``dataset`` (none if not listed)."""
+  return _AUGMENTATION.get(dataset, Augmentation())
 
 
 def _derive_seed(seed: int, epoch: int, stream: int) -> int:
@@ -49,27 +79,35 @@ def _derive_seed(seed: int, epoch: int, stream: int) -> int:
 def crop_flip(
   images: np.ndarray, top: np.ndarray, left: np.ndarray, flip: np.ndarray, padding: int
 ) -> np.ndarray:
-  """Crops ``images [B, H, W, C]`` zero-padded by ``padding`` at ``(top, left) [B]``, then
-  flips left-right where ``flip [B]``: one ``take`` of whole pixels for the batch."""
-  b, h, w, c = images.shape
-  padded = np.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+  """Crops ``images [B, ..., H, W, C]`` zero-padded by ``padding`` at ``(top, left) [B]``,
+  then flips left-right where ``flip [B]``: one ``take`` of whole pixels for the batch.
+
+  Every leading axis of a sample (e.g. the T frames of ``[B, T, H, W, C]``) gets the
+  sample's offset and flip.
+  """
+  b, *_, h, w, c = images.shape
+  planes = images.reshape(b, -1, h, w, c)  # [B, M, H, W, C], M: the leading axes
+  padded = np.pad(planes, ((0, 0), (0, 0), (padding, padding), (padding, padding), (0, 0)))
+  height, width = padded.shape[2:4]
   rows = top[:, None] + np.arange(h)  # [B, H]
   cols = left[:, None] + np.where(flip[:, None], np.arange(w)[::-1], np.arange(w))  # [B, W]
-  rows += np.arange(b)[:, None] * padded.shape[1]
-  pixels = rows[:, :, None] * padded.shape[2] + cols[:, None, :]  # [B, H, W] into [B*H'*W']
-  return padded.reshape(-1, c).take(pixels.reshape(-1), axis=0).reshape(b, h, w, c)
+  first_rows = np.arange(planes.shape[0] * planes.shape[1]).reshape(b, -1) * height  # [B, M]
+  rows = first_rows[:, :, None] + rows[:, None, :]  # [B, M, H] into [B*M*H']
+  pixels = rows[..., None] * width + cols[:, None, None, :]  # [B, M, H, W] into [B*M*H'*W']
+  return padded.reshape(-1, c).take(pixels.reshape(-1), axis=0).reshape(images.shape)
 
 
 def _draw_crop_flip(
-  rng: np.random.Generator, n: int, padding: int
+  rng: np.random.Generator, n: int, augmentation: Augmentation
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """``(top, left, flip)`` of ``n`` examples: offsets in ``[0, 2 padding]``, flips at p = 1/2."""
-  top, left = rng.integers(0, 2 * padding + 1, size=(2, n))
-  return top, left, rng.random(n) < 0.5
+  """``(top, left, flip)`` of ``n`` examples: offsets in ``[0, 2 padding]``, flips at p = 1/2
+  (none without ``augmentation.flip``)."""
+  top, left = rng.integers(0, 2 * augmentation.crop_padding + 1, size=(2, n))
+  return top, left, (rng.random(n) < 0.5) & augmentation.flip
 
 
 def random_crop_flip(
-  images: np.ndarray, rng: np.random.Generator, padding: int = _CROP_PADDING
+  images: np.ndarray, rng: np.random.Generator, padding: int = 4, flip: bool = True
 ) -> np.ndarray:
   """Random crop of each zero-padded image back to its size, then a random left-right flip.
 
@@ -77,17 +115,19 @@ def random_crop_flip(
       images: ``[B, H, W, C]``, or one image ``[H, W, C]``.
       rng: the generator to draw the offsets and the flips from.
       padding: pixels of zero padding on each side.
+      flip: whether to flip (at p = 1/2).
 
   Returns:
       An array of the same shape and dtype.
   """
   batch = images if images.ndim == 4 else images[None]
-  out = crop_flip(batch, *_draw_crop_flip(rng, len(batch), padding), padding)
+  drawn = _draw_crop_flip(rng, len(batch), Augmentation(padding, flip))
+  out = crop_flip(batch, *drawn, padding)
   return out if images.ndim == 4 else out[0]
 
 
 class _Fetch:
-  """Indices (``-1``: padding) -> stacked ``{"image", "label"[, "mask"]}`` (picklable).
+  """Indices (``-1``: padding) -> ``{"image": list of arrays, "label"[, "mask"]}`` (picklable).
 
   Uses the source's ``__getitems__`` when it has one: one array_record call per batch is
   several times faster than one per record. Padding rows repeat a record, false in ``mask``.
@@ -97,15 +137,48 @@ class _Fetch:
     self._source = source
     self._mask = mask
 
-  def __call__(self, indices: np.ndarray) -> Batch:
+  def __call__(self, indices: np.ndarray) -> dict[str, Any]:
     valid = indices >= 0
     keys = [int(i) for i in np.where(valid, indices, indices.max(initial=0))]
     getitems = getattr(self._source, "__getitems__", None)
     records = getitems(keys) if getitems else [self._source[i] for i in keys]
     field = "frames" if "frames" in records[0] else "image"
-    image = np.stack([r[field] for r in records])
-    batch = {"image": image, "label": np.asarray([r["label"] for r in records], np.int32) * valid}
+    labels = np.asarray([r["label"] for r in records], np.int32) * valid
+    batch = {"image": [r[field] for r in records], "label": labels}
     return {**batch, "mask": valid} if self._mask else batch
+
+
+def _stack(batch: dict[str, Any]) -> Batch:
+  """The records' inputs, all of one shape, stacked to ``[B, ...]``."""
+  return {**batch, "image": np.stack(batch["image"])}
+
+
+class _RandomPerRecord:
+  """``crop(image, rng)`` of each record of this process's ``rows`` of a global batch, stacked.
+
+  One seed per example of the whole global batch is drawn from the batch's generator and
+  sliced, so an example's crop depends on its place in the epoch only.
+  """
+
+  def __init__(self, crop: Callable[..., np.ndarray], batch_size: int, rows: slice) -> None:
+    self._crop = crop
+    self._batch_size = batch_size
+    self._rows = rows
+
+  def __call__(self, batch: dict[str, Any], rng: np.random.Generator) -> Batch:
+    seeds = rng.integers(2**63, size=self._batch_size)[self._rows]
+    crops = [self._crop(x, np.random.default_rng(s)) for x, s in zip(batch["image"], seeds)]
+    return {**batch, "image": np.stack(crops)}
+
+
+class _PerRecord:
+  """``crop(image)`` of each record, stacked."""
+
+  def __init__(self, crop: Callable[[np.ndarray], np.ndarray]) -> None:
+    self._crop = crop
+
+  def __call__(self, batch: dict[str, Any]) -> Batch:
+    return {**batch, "image": np.stack([self._crop(x) for x in batch["image"]])}
 
 
 class _Augment:
@@ -116,14 +189,16 @@ class _Augment:
   many processes share the batch.
   """
 
-  def __init__(self, batch_size: int, rows: slice) -> None:
+  def __init__(self, augmentation: Augmentation, batch_size: int, rows: slice) -> None:
+    self._augmentation = augmentation
     self._batch_size = batch_size
     self._rows = rows
 
   def __call__(self, batch: Batch, rng: np.random.Generator) -> Batch:
-    drawn = _draw_crop_flip(rng, self._batch_size, _CROP_PADDING)
+    drawn = _draw_crop_flip(rng, self._batch_size, self._augmentation)
     top, left, flip = (d[self._rows] for d in drawn)
-    return {**batch, "image": crop_flip(batch["image"], top, left, flip, _CROP_PADDING)}
+    padding = self._augmentation.crop_padding
+    return {**batch, "image": crop_flip(batch["image"], top, left, flip, padding)}
 
 
 def index_batches(
@@ -209,7 +284,7 @@ def batch_dataset(
   train: bool,
   dataset: str,
   num_devices: int = 1,
-  augment: bool | None = None,
+  augmentation: Augmentation | None = None,
   rows: slice | None = None,
 ) -> grain.MapDataset:
   """The epoch's batches as a grain ``MapDataset`` (``ds[k]`` is batch ``k``).
@@ -221,9 +296,9 @@ def batch_dataset(
       epoch: the epoch, 0-based.
       train: shuffle, augment and drop the last partial batch (``True``), or keep the
           order, pad the last batch and add ``mask`` (``False``).
-      dataset: the data set's name (for normalisation and augmentation).
+      dataset: the data set's name (for normalisation, augmentation and per-record crops).
       num_devices: D; batches are reshaped to ``[D, B/D, ...]`` when D > 1.
-      augment: override the default augmentation (CIFAR in training).
+      augmentation: the training crop and flip (None: `default_augmentation`).
       rows: the rows of each global batch to read (a process's share; default all).
           Only these records are read and augmented; the values do not depend on
           ``rows``.
@@ -240,13 +315,23 @@ def batch_dataset(
     raise ValueError(f"batch_size {batch_size} is not divisible by num_devices {num_devices}")
   if train and len(source) < batch_size:
     raise ValueError(f"{len(source)} training records cannot fill one batch of {batch_size}")
+  augmentation = default_augmentation(dataset) if augmentation is None else augmentation
+  if augmentation.crop_padding < 0:
+    raise ValueError(f"crop_padding must be >= 0, got {augmentation.crop_padding}")
   rows = slice(0, batch_size) if rows is None else rows
   ds = index_batches(
     len(source), batch_size=batch_size, seed=seed, epoch=epoch, train=train, rows=rows
   )
   ds = ds.map(_Fetch(source, mask=not train))
-  if train and dataset in _AUGMENTED if augment is None else augment:
-    ds = ds.random_map(_Augment(batch_size, rows), seed=_derive_seed(seed, epoch, 1))
+  if dataset not in _PER_RECORD:
+    ds = ds.map(_stack)
+  elif train:
+    crop = _RandomPerRecord(_PER_RECORD[dataset][0], batch_size, rows)
+    ds = ds.random_map(crop, seed=_derive_seed(seed, epoch, 2))
+  else:
+    ds = ds.map(_PerRecord(_PER_RECORD[dataset][1]))
+  if train and augmentation != Augmentation():
+    ds = ds.random_map(_Augment(augmentation, batch_size, rows), seed=_derive_seed(seed, epoch, 1))
   ds = ds.map(_Normalise(info))
   if not train:
     ds = ds.map(_clear_padding)
@@ -263,7 +348,7 @@ def make_batches(
   dataset: str,
   num_devices: int = 1,
   start_batch: int = 0,
-  augment: bool | None = None,
+  augmentation: Augmentation | None = None,
   rows: slice | None = None,
   num_threads: int = 0,
 ) -> Iterator[Batch]:
@@ -281,7 +366,7 @@ def make_batches(
       dataset: the data set's name, e.g. ``"cifar10"``.
       num_devices: D > 1 reshapes every leaf to ``[D, B/D, ...]``.
       start_batch: the first batch to yield (0 <= start_batch <= number of batches).
-      augment: override the default augmentation (CIFAR in training).
+      augmentation: the training crop and flip (None: `default_augmentation`).
       rows: the rows of each global batch to read (see `batch_dataset`).
       num_threads: 0 reads in the calling thread; n > 0 reads and transforms ahead with
           n grain threads (same batches, same order).
@@ -291,7 +376,8 @@ def make_batches(
       in eval).
 
   Raises:
-      ValueError: B not divisible by D, a bad ``start_batch``, or too few records.
+      ValueError: B not divisible by D, a bad ``start_batch``, too few records, or a
+          negative ``crop_padding``.
   """
   ds = batch_dataset(
     source,
@@ -301,7 +387,7 @@ def make_batches(
     train=train,
     dataset=dataset,
     num_devices=num_devices,
-    augment=augment,
+    augmentation=augmentation,
     rows=rows,
   )
   return iterate(ds, start_batch=start_batch, num_threads=num_threads)

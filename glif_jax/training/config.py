@@ -42,6 +42,13 @@ def default_config() -> ml_collections.ConfigDict:
   config.synthetic.image_size = 8  # H = W
   config.synthetic.channels = 1
   config.synthetic.num_classes = 4
+  # Training augmentation of the registered data sets: a random crop of the input
+  # zero-padded by crop_padding pixels back to its size (0: none; event frames: one offset
+  # for all T frames), and a random left-right flip. None: the data set's default, the
+  # GLIF authors' (glif_jax.data.default_augmentation: CIFAR 4 + flip, CIFAR10-DVS 4 and
+  # no flip, others none). ImageNet's random resized crop + flip is always applied.
+  config.crop_padding = config_dict.placeholder(int)
+  config.flip = config_dict.placeholder(bool)
 
   # Model (glif_jax.models.create).
   config.model = "resnet19"  # resnet19, resnet18, resnet18ms, resnet34ms, sew_dvs, cnn_small, mlp
@@ -174,8 +181,8 @@ def validate_config(
     "max_to_keep",
     "grad_clip_norm",
   )
-  for key in ("max_nonfinite_steps", "input_threads"):
-    if config[key] < 0:
+  for key in ("max_nonfinite_steps", "input_threads", "crop_padding"):
+    if config[key] is not None and config[key] < 0:
       raise ConfigError(f"config.{key} must be >= 0, got {config[key]}")
   for key in ("batch_size", "eval_batch_size"):
     if config[key] % num_devices:

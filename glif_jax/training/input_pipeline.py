@@ -66,10 +66,10 @@ def batches(
 ) -> Iterator[Batch]:
   """This process's ``rows`` (default: all) of the batches of one epoch, from ``start_batch``.
 
-  Training batches (``config.batch_size``) are shuffled by (``config.seed``, ``epoch``) and
-  drop the remainder; eval batches (``config.eval_batch_size``) keep the order and pad
-  the last batch, marking real examples in ``"mask"``. ``num_threads > 0`` grain threads
-  read ahead (the same batches).
+  Training batches (``config.batch_size``) are shuffled by (``config.seed``, ``epoch``),
+  augmented as `augmentation` says and drop the remainder; eval batches
+  (``config.eval_batch_size``) keep the order and pad the last batch, marking real
+  examples in ``"mask"``. ``num_threads > 0`` grain threads read ahead (the same batches).
   """
   options = dict(
     batch_size=config.batch_size if train else config.eval_batch_size,
@@ -82,7 +82,16 @@ def batches(
   )
   if config.dataset == SYNTHETIC:
     return synthetic.make_batches(source, **options)
+  if train:
+    options["augmentation"] = augmentation(config)
   return data.make_batches(source, dataset=config.dataset, **options)
+
+
+def augmentation(config: ml_collections.ConfigDict) -> data.Augmentation:
+  """``config.crop_padding`` and ``config.flip``, the data set's default where None."""
+  chosen = {"crop_padding": config.crop_padding, "flip": config.flip}
+  default = data.default_augmentation(config.dataset)
+  return default._replace(**{k: v for k, v in chosen.items() if v is not None})
 
 
 def train_stream(

@@ -67,7 +67,7 @@ def test_cifar_augmentation_keeps_shape_and_is_seeded():
     for _ in range(8)
   ]
   a = _batches(src, batch_size=8)
-  plain = _batches(src, batch_size=8, augment=False)
+  plain = _batches(src, batch_size=8, augmentation=data.Augmentation())
   assert a[0]["image"].shape == (8, 32, 32, 3)
   assert _equal(a, _batches(src, batch_size=8))
   assert not np.array_equal(a[0]["image"], plain[0]["image"])
@@ -120,9 +120,54 @@ def test_eval_covers_every_example_with_mask():
 def test_event_frames_pass_through_batch_major():
   frames = np.arange(3 * 4 * 4 * 2, dtype=np.uint16).reshape(3, 4, 4, 2)
   src = [{"frames": frames, "label": np.int64(2)} for _ in range(6)]
-  b = _batches(src, batch_size=2, dataset="cifar10_dvs")[0]
+  b = _batches(src, batch_size=2, dataset="cifar10_dvs", augmentation=data.Augmentation())[0]
   assert b["image"].shape == (2, 3, 4, 4, 2) and b["image"].dtype == np.float32
   np.testing.assert_array_equal(b["image"][1], frames.astype(np.float32))
+
+
+def test_crop_flip_of_event_frames_shares_the_offset_over_time():
+  # Two samples of T = 2 frames 3x3 (frame 1 = 10 x frame 0), padding 1. Sample 0: top 2,
+  # left 0, no flip; the padded frame 0 has rows 0 0 0 0 0 / 0 1 2 3 0 / 0 4 5 6 0 /
+  # 0 7 8 9 0 / 0 0 0 0 0, so its window at rows 2-4, cols 0-2 is 0 4 5 / 0 7 8 / 0 0 0.
+  # Sample 1: top 0, left 1, then mirrored: 0 0 0 / 1 2 3 / 4 5 6 -> 0 0 0 / 3 2 1 / 6 5 4.
+  frame = np.arange(1, 10).reshape(3, 3, 1)
+  frames = np.stack([frame, 10 * frame])[None].repeat(2, axis=0)  # [B=2, T=2, 3, 3, 1]
+  out = crop_flip(frames, np.array([2, 0]), np.array([0, 1]), np.array([False, True]), 1)
+  first = np.array([[0, 4, 5], [0, 7, 8], [0, 0, 0]])
+  second = np.array([[0, 0, 0], [3, 2, 1], [6, 5, 4]])
+  for t, scale in enumerate((1, 10)):
+    np.testing.assert_array_equal(out[0, t, ..., 0], scale * first)
+    np.testing.assert_array_equal(out[1, t, ..., 0], scale * second)
+
+
+def _window(padded, crop):
+  """``(top, left)`` of the windows of ``padded [T, H', W', C]`` equal to ``crop [T, H, W, C]``."""
+  h, w = crop.shape[1:3]
+  tops, lefts = range(padded.shape[1] - h + 1), range(padded.shape[2] - w + 1)
+  return [
+    (i, j) for i in tops for j in lefts if np.array_equal(padded[:, i : i + h, j : j + w], crop)
+  ]
+
+
+def test_cifar10_dvs_training_crop_is_the_authors():
+  # cifar10dvs/train.py --dsr_da: RandomCrop(48, padding=4) of the [T, C, H, W] tensor, no
+  # flip. Each cropped sample is one window of its 4-px padded frames, the same for all T
+  # (the frames are compared as one [T, H, W, C] block), never mirrored (values increase
+  # along W), at offsets in [0, 8] that differ between samples.
+  frames = (1 + np.arange(2 * 8 * 8 * 2).reshape(2, 8, 8, 2)).astype(np.float32)
+  src = [{"frames": frames, "label": np.int64(0)} for _ in range(16)]
+  batch = _batches(src, batch_size=16, dataset="cifar10_dvs")[0]["image"]
+  padded = np.pad(frames, ((0, 0), (4, 4), (4, 4), (0, 0)))
+  windows = [_window(padded, crop) for crop in batch]
+  assert all(len(w) == 1 for w in windows)
+  assert len({w[0] for w in windows}) > 4
+  assert data.default_augmentation("cifar10_dvs") == data.Augmentation(4, False)
+  assert data.default_augmentation("mnist") == data.Augmentation(0, False)
+
+
+def test_negative_crop_padding_is_refused():
+  with pytest.raises(ValueError, match="crop_padding must be >= 0, got -1"):
+    _batches(_images(4), augmentation=data.Augmentation(-1, False))
 
 
 def test_too_few_training_records():
@@ -160,4 +205,38 @@ def test_a_process_reads_its_rows_with_the_values_of_the_whole_batch(train):
   whole = _batches(src, batch_size=8, train=train, epoch=1)
   for rows in (slice(0, 4), slice(4, 8), slice(2, 6)):
     part = _batches(src, batch_size=8, train=train, epoch=1, rows=rows)
+    assert _equal(part, [{k: v[rows] for k, v in b.items()} for b in whole])
+
+
+def _ramps(sizes):
+  """uint8 [H, W, 3] records: row index, column index and record index in the channels."""
+  records = []
+  for i, (h, w) in enumerate(sizes):
+    rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    image = np.stack([rows % 256, cols % 256, np.full_like(rows, i)], -1).astype(np.uint8)
+    records.append({"image": image, "label": np.int64(i)})
+  return records
+
+
+def test_imagenet_eval_batches_are_each_record_resized_and_centre_cropped():
+  src = _ramps([(300, 260), (256, 400), (7, 5)])
+  batches = _batches(src, batch_size=2, train=False, dataset="imagenet2012")
+  info = data.info("imagenet2012")
+  mean, std = np.asarray(info.mean, np.float32), np.asarray(info.std, np.float32)
+  images = np.concatenate([b["image"] for b in batches])
+  assert images.shape == (4, 224, 224, 3)
+  for record, image in zip(src, images):
+    expected = (data.imagenet_eval_image(record["image"]) / 255 - mean) / std
+    np.testing.assert_allclose(image, expected, rtol=1e-5, atol=1e-5)
+  assert np.all(images[3] == 0)  # padding
+
+
+def test_imagenet_training_crops_are_per_example_and_per_process_independent():
+  src = _ramps([(60, 90)] * 8)  # identical pictures (channel 2 aside)
+  whole = _batches(src, batch_size=4, dataset="imagenet2012", seed=3)
+  assert whole[0]["image"].shape == (4, 224, 224, 3)
+  crops = {b["image"][i, ..., :2].tobytes() for b in whole for i in range(4)}
+  assert len(crops) == 8  # every example its own box
+  for rows in (slice(0, 2), slice(1, 3)):
+    part = _batches(src, batch_size=4, dataset="imagenet2012", seed=3, rows=rows)
     assert _equal(part, [{k: v[rows] for k, v in b.items()} for b in whole])

@@ -8,7 +8,7 @@ from flax import nnx
 
 from glif_jax import data
 from glif_jax.training import create_model, validate_config, validate_input_shape
-from glif_jax.training.input_pipeline import DataInfo, dataset_names
+from glif_jax.training.input_pipeline import DataInfo, augmentation, dataset_names
 
 CONFIG_DIR = Path(__file__).parents[2] / "configs"
 CONFIG_FILES = sorted(p for p in CONFIG_DIR.glob("*.py") if p.name != "__init__.py")
@@ -62,6 +62,7 @@ def test_config_builds(path):
     ("timesteps", 0, "config.timesteps must be > 0"),
     ("batch_size", 63, "config.batch_size must be divisible by the number of devices"),
     ("optimizer", "lamb", "config.optimizer must be one of"),
+    ("crop_padding", -1, "config.crop_padding must be >= 0"),
   ],
 )
 def test_bad_values_name_the_key(key, value, message):
@@ -77,3 +78,18 @@ def test_event_frames_must_match_timesteps():
   config.timesteps = 8
   with pytest.raises(ValueError, match="config.timesteps must equal"):
     validate_input_shape(config, _info(config).input_shape)
+
+
+def test_training_augmentation_is_the_configs_or_the_data_sets():
+  # cifar10dvs/train.py --dsr_da: RandomCrop(48, padding=4), no flip; CIFAR: crop 4 + flip;
+  # MNIST: none. A key set overrides the data set's default, None keeps it.
+  dvs = load_config(CONFIG_DIR / "cifar10dvs_sew_t16.py")
+  assert augmentation(dvs) == data.Augmentation(crop_padding=4, flip=False)
+  cifar = load_config(CONFIG_DIR / "cifar10_resnet19_t4.py")
+  assert augmentation(cifar) == data.Augmentation(crop_padding=4, flip=True)
+  cifar.flip = False
+  assert augmentation(cifar) == data.Augmentation(crop_padding=4, flip=False)
+  mnist = load_config(CONFIG_DIR / "mnist_glif.py")
+  assert augmentation(mnist) == data.Augmentation(crop_padding=0, flip=False)
+  mnist.crop_padding = 2
+  assert augmentation(mnist) == data.Augmentation(crop_padding=2, flip=False)
