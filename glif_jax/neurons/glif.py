@@ -285,26 +285,26 @@ def _run_bwd(surrogate, detach_reset, unroll, remat, residuals, cotangents):
 
   def step(du_next, inputs):  # δu_{t+1} -> δu_t
     u, ct_spike, ct_u_t = inputs
-    du_kept, do, sums = _update_vjp(
-      c, du_next, u, surrogates.heaviside(u - c.v_th), total, detach_reset
-    )
+    o = surrogates.heaviside(u - c.v_th)
+    du_kept, do, sums = _update_vjp(c, du_next, u, o, total, detach_reset)
     du = du_kept + ct_u_t + (ct_spike + do) * surrogate.grad(u - c.v_th)
-    return du, (du, *sums, total(du))
+    return du, (du, _Sums(*sums, total(du)))
 
   du_1, per_step = _common.time_loop(
     step, jnp.zeros_like(state.u), (us, ct_spikes, ct_u), unroll=unroll, reverse=True
   )
   du_0, do_0, sums_0 = _update_vjp(c, du_1, state.u, state.o, total, detach_reset)
-  du, *sums = _common.stack(per_step)
-  du_u, du_o_u, du_o = (jnp.sum(s, 0) + s0 for s, s0 in zip(sums, sums_0))
-  du_total = jnp.sum(sums[3], 0)
-  # Σ_t ∂L/∂o_t·H'(u_t − V_th) = Σ_t (δu_t − decay·(δu_{t+1} − hard_reset·δu_{t+1}·o_t) − ct_u_t)
-  spike_total = du_total - c.decay * (du_total - sums[3][0] - c.hard_reset * jnp.sum(sums[2], 0))
-  spike_total -= jnp.sum(total(ct_u), 0)
+  du, sums = _common.stack(per_step)
+  first_du, sums = sums.du[0], _Sums(*(jnp.sum(s, 0) for s in sums))  # over time
+  du_u, du_o_u, du_o = (s + s0 for s, s0 in zip(sums, sums_0))
+  # Σ_t ∂L/∂o_t·H'(u_t − V_th) = Σ_t δu_t − decay·Σ_t (δu_{t+1} − hard_reset·δu_{t+1}·o_t)
+  #   − Σ_t ct_u_t, with Σ_t δu_{t+1} = Σ_t δu_t − Σ δu_1 (the loop's δu_{t+1}·o_t sums)
+  spike_total = sums.du - c.decay * (sums.du - first_du - c.hard_reset * sums.du_o)
+  spike_total -= jnp.sum(ct_u, axis=tuple(range(x.ndim - per_channel)))
   grads = GLIFCoefficients(
     decay=du_u - c.hard_reset * du_o_u,
     hard_reset=-c.decay * du_o_u,
-    leak=-du_total,
+    leak=-sums.du,
     soft_reset=-du_o,
     gain=jnp.sum(du * x, axis=tuple(range(1, x.ndim - per_channel))),
     v_th=-spike_total,
