@@ -115,11 +115,16 @@ class NetworkStats(NamedTuple):
       [
         f"- spikes per sample: {counts.mean():.1f} (min {counts.min():.0f}, max {counts.max():.0f})",
         f"- synaptic operations (SOPs) per sample: {self.sops:.4g}",
-        f"- MACs per sample: {self.encoding_macs:.4g} in layers whose input is not binary "
-        f"(the encoding layer among them); the ANN of the same architecture: {self.ann_macs:.4g}",
-        f"- energy per sample (E_MAC = {e_mac_pj} pJ, E_AC = {e_ac_pj} pJ): SNN "
-        f"{self.snn_energy_pj / 1e6:.4g} µJ, ANN {self.ann_energy_pj / 1e6:.4g} µJ "
-        f"(ratio {self.energy_ratio:.2f}×)",
+        (
+          f"- MACs per sample: {self.encoding_macs:.4g} in layers whose input is not binary "
+          f"(the encoding layer among them); the ANN of the same architecture: "
+          f"{self.ann_macs:.4g}"
+        ),
+        (
+          f"- energy per sample (E_MAC = {e_mac_pj} pJ, E_AC = {e_ac_pj} pJ): SNN "
+          f"{self.snn_energy_pj / 1e6:.4g} µJ, ANN {self.ann_energy_pj / 1e6:.4g} µJ "
+          f"(ratio {self.energy_ratio:.2f}×)"
+        ),
         "",
         "| neuron layer | firing rate | min channel | max channel |",
         "|---|---|---|---|",
@@ -173,17 +178,17 @@ def _has_synapse(jaxpr: jax.extend.core.Jaxpr) -> bool:
 
 
 def _macs(eqn, lhs: jax.Array, out: jax.Array) -> tuple[int, int]:
-  """``(items, MACs per item)`` of a convolution or dense product."""
+  """``(items, MACs per item)`` of a convolution or dense product: output size × fan-in."""
   if eqn.primitive.name == "conv_general_dilated":
     dims = eqn.params["dimension_numbers"]
-    rhs_shape = eqn.invars[1].aval.shape
+    kernel = eqn.invars[1].aval.shape
+    fan_in = math.prod(kernel) // kernel[dims.rhs_spec[0]]  # k_h·k_w·C_in/groups
     items = out.shape[dims.out_spec[0]]
-    return items, math.prod(out.shape) // items * math.prod(rhs_shape) // rhs_shape[
-      dims.rhs_spec[0]
-    ]
-  (contracting, _), (batch, _) = eqn.params["dimension_numbers"]
-  items = math.prod(out.shape) // out.shape[-1]
-  return items, out.shape[-1] * math.prod(lhs.shape[d] for d in contracting)
+  else:
+    (contracting, _), _ = eqn.params["dimension_numbers"]
+    fan_in = math.prod(lhs.shape[d] for d in contracting)
+    items = math.prod(out.shape[:-1])
+  return items, math.prod(out.shape) // items * fan_in
 
 
 def _interpret(jaxpr, consts, args, names, calls: list[_Call]) -> list[Any]:
@@ -199,7 +204,9 @@ def _interpret(jaxpr, consts, args, names, calls: list[_Call]) -> list[Any]:
   label.update(zip(jaxpr.invars, names))
   for eqn in jaxpr.eqns:
     invals = [read(v) for v in eqn.invars]
-    in_names = [label.get(v) for v in eqn.invars if not isinstance(v, jax.extend.core.Literal)]
+    in_names = [
+      None if isinstance(v, jax.extend.core.Literal) else label.get(v) for v in eqn.invars
+    ]
     sub = _subjaxpr(eqn)
     if sub is not None:
       outvals = _interpret(sub.jaxpr, sub.consts, invals, in_names, calls)

@@ -117,7 +117,7 @@ def glif_params(
     raise ValueError(f"timesteps must be a positive int, got {timesteps!r}")
   if leak is None:
     leak = v_th / 8
-  values = dict(tau=tau, v_th=v_th, leak=leak, v_reset=v_reset, conduct=conduct)
+  values = {"tau": tau, "v_th": v_th, "leak": leak, "v_reset": v_reset, "conduct": conduct}
   for name, value in values.items():
     if not 0 < value < 1:
       raise ValueError(f"{name} must lie in (0, 1) (a value after the sigmoid), got {value!r}")

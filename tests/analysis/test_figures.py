@@ -1,7 +1,6 @@
 """The library's figures: they run on small grids and label what they simulated."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -38,7 +37,7 @@ def test_glif_types_draw_the_simulated_threshold_and_types():
   labels, title = _texts(fig)
   assert labels[:2] == ["α=1, γ=0: exp. decay, soft reset", "α=0, γ=1: linear leak, hard reset"]
   assert "X = 0.3 from t = 1" in title
-  threshold = [line for line in fig.axes[0].lines if line.get_linestyle() == "--"][0]
+  threshold = next(line for line in fig.axes[0].lines if line.get_linestyle() == "--")
   p = dynamics.glif_logits(alpha=1.0, beta=0.0, gamma=0.0, timesteps=8)
   np.testing.assert_allclose(threshold.get_ydata()[0], jax.nn.sigmoid(p.v_th[0]), rtol=1e-6)
 
