@@ -54,6 +54,9 @@ def default_config() -> ml_collections.ConfigDict:
   config.model = "resnet19"  # resnet19, resnet18, resnet18ms, resnet34ms, sew_dvs, cnn_small, mlp
   config.neuron = "glif"  # glif, glif_f, klif, lif, plif
   config.neuron_options = config_dict.ConfigDict()  # extra neuron keyword arguments
+  # "tdbn" or "bn"; None: the model's own (tdBN for resnet19/resnet18 and the small models,
+  # plain BN for the MS-ResNets and the SEW nets, as the GLIF authors ran them).
+  config.norm = config_dict.placeholder(str)
   config.width = config_dict.placeholder(int)  # base width (None: the paper's)
   config.timesteps = 4  # T
   config.remat = False  # recompute each residual block in the backward pass (less memory)
@@ -164,6 +167,8 @@ def validate_config(
   _one_of(config, "dataset", dataset_names)
   _one_of(config, "model", models.MODEL_NAMES)
   _one_of(config, "neuron", models.NEURON_NAMES)
+  if config.norm is not None:
+    _one_of(config, "norm", models.NORM_NAMES)
   _one_of(config, "optimizer", optim.OPTIMIZERS)
   _one_of(config, "loss", LOSSES)
   _one_of(config, "dtype", DTYPES)

@@ -101,6 +101,7 @@ def create_model(
     in_channels=info.input_shape[-1],
     neuron=config.neuron,
     neuron_options=config.neuron_options.to_dict(),
+    norm=config.get("norm"),  # get: the config.json of a run from before the key
     width=config.width,
     input_size=info.input_shape[-2],
     remat=config.remat,

@@ -1,6 +1,7 @@
 """Every config file parses, validates and builds its model (abstractly: shapes only)."""
 
 import importlib.util
+import math
 from pathlib import Path
 
 import jax
@@ -8,7 +9,7 @@ import jax.numpy as jnp
 import pytest
 from flax import nnx
 
-from glif_jax import data
+from glif_jax import data, nn
 from glif_jax.training import create_model, validate_config, validate_input_shape
 from glif_jax.training.input_pipeline import DataInfo, augmentation, dataset_names
 
@@ -67,6 +68,7 @@ def test_config_builds(path):
     ("batch_size", 63, "config.batch_size must be divisible by the number of devices"),
     ("optimizer", "lamb", "config.optimizer must be one of"),
     ("crop_padding", -1, "config.crop_padding must be >= 0"),
+    ("norm", "layernorm", "config.norm must be one of"),
   ],
 )
 def test_bad_values_name_the_key(key, value, message):
@@ -97,3 +99,24 @@ def test_training_augmentation_is_the_configs_or_the_data_sets():
   assert augmentation(mnist) == data.Augmentation(crop_padding=0, flip=False)
   mnist.crop_padding = 2
   assert augmentation(mnist) == data.Augmentation(crop_padding=2, flip=False)
+
+
+def _bn_factors(config) -> set[float]:
+  """The α·V_th of every batch norm of ``config``'s model (tdBN: 0.5 or 0.5/√2; BN: 1)."""
+  model = nnx.eval_shape(lambda: create_model(config, _info(config)))
+  return {round(m.factor, 6) for _, m in nnx.iter_modules(model) if isinstance(m, nn.TdBatchNorm)}
+
+
+def test_config_norm_overrides_the_models_own():
+  # MS-ResNet-18 runs with plain BN (their SyncBatchNorm), ResNet-19 with tdBN (V_th 0.5,
+  # α = 1/√2 on a residual block's second BN and on the shortcut's).
+  config = load_config(CONFIG_DIR / "imagenet_resnet18ms_t6.py")
+  config.width = 2
+  assert _bn_factors(config) == {1.0}
+  config.norm = "tdbn"
+  assert _bn_factors(config) == {0.5, round(0.5 / math.sqrt(2), 6)}
+  config = load_config(CONFIG_DIR / "cifar10_resnet19_t4.py")
+  config.width = 2
+  assert _bn_factors(config) == {0.5, round(0.5 / math.sqrt(2), 6)}
+  config.norm = "bn"
+  assert _bn_factors(config) == {1.0}
