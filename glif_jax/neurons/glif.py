@@ -251,8 +251,12 @@ def _update_vjp(c, du_next, u, o, total, detach_reset):
   return du, do, (total(du_next * u), total(du_o * u), total(du_o))
 
 
-def _forward(c: GLIFCoefficients, x: jax.Array, state: GLIFState, unroll) -> list | jax.Array:
+def _forward(
+  c: GLIFCoefficients, x: jax.Array, state: GLIFState | None, unroll
+) -> list | jax.Array:
   """The membrane potential after every step: ``[T, *batch, C]``, a list if unrolled."""
+  if state is None:  # rest, a constant XLA folds into the first step
+    state = GLIFState.zeros(x.shape[1:], x.dtype)
 
   def step(s, inputs):
     _, s = _update(c, s, *inputs)
@@ -263,7 +267,7 @@ def _forward(c: GLIFCoefficients, x: jax.Array, state: GLIFState, unroll) -> lis
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5, 6))
 def _run(c, x, state, surrogate, detach_reset, unroll, remat):
-  """``(spikes, u)``, each ``[T, *batch, C]``, of `_update` from ``state``."""
+  """``(spikes, u)``, each ``[T, *batch, C]``, of `_update` from ``state`` (None: rest)."""
   u = _common.stack(_forward(c, x, state, unroll))
   return surrogates.heaviside(u - c.v_th), u
 
@@ -291,12 +295,17 @@ def _run_bwd(surrogate, detach_reset, unroll, remat, residuals, cotangents):
     return du, (du, _Sums(*sums, total(du)))
 
   du_1, per_step = _common.time_loop(
-    step, jnp.zeros_like(state.u), (us, ct_spikes, ct_u), unroll=unroll, reverse=True
+    step, jnp.zeros(x.shape[1:], x.dtype), (us, ct_spikes, ct_u), unroll=unroll, reverse=True
   )
-  du_0, do_0, sums_0 = _update_vjp(c, du_1, state.u, state.o, total, detach_reset)
   du, sums = _common.stack(per_step)
   first_du, sums = sums.du[0], _Sums(*(jnp.sum(s, 0) for s in sums))  # over time
-  du_u, du_o_u, du_o = (s + s0 for s, s0 in zip(sums, sums_0))
+  if state is None:  # from rest: u_0 = o_0 = 0 add nothing
+    state_grads = None
+    du_u, du_o_u, du_o = sums[:3]
+  else:
+    du_0, do_0, sums_0 = _update_vjp(c, du_1, state.u, state.o, total, detach_reset)
+    state_grads = GLIFState(du_0, do_0)
+    du_u, du_o_u, du_o = (s + s0 for s, s0 in zip(sums, sums_0))
   # Σ_t ∂L/∂o_t·H'(u_t − V_th) = Σ_t δu_t − decay·Σ_t (δu_{t+1} − hard_reset·δu_{t+1}·o_t)
   #   − Σ_t ct_u_t, with Σ_t δu_{t+1} = Σ_t δu_t − Σ δu_1 (the loop's δu_{t+1}·o_t sums)
   spike_total = sums.du - c.decay * (sums.du - first_du - c.hard_reset * sums.du_o)
@@ -309,7 +318,7 @@ def _run_bwd(surrogate, detach_reset, unroll, remat, residuals, cotangents):
     gain=jnp.sum(du * x, axis=tuple(range(1, x.ndim - per_channel))),
     v_th=-spike_total,
   )
-  return grads, du * _common.time_expand(c.gain, x.ndim), GLIFState(du_0, do_0)
+  return grads, du * _common.time_expand(c.gain, x.ndim), state_grads
 
 
 _run.defvjp(_run_fwd, _run_bwd)
@@ -348,9 +357,7 @@ def _run_over_time(
   remat: bool | None,
   return_trace: bool,
 ) -> GLIFResult:
-  if state is None:
-    state = GLIFState.zeros(x.shape[1:], x.dtype)
-  else:
+  if state is not None:
     _common.check_state(state, x.shape[1:])
     state = _common.cast_tree(state, x.dtype)
   unroll, remat = _common.loop_defaults(x.shape[0], unroll, remat)
