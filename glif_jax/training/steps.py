@@ -114,6 +114,24 @@ def _apply(
   return logits, nnx.state(model, nnx.Not(nnx.Param)), _firing_rates(intermediates)
 
 
+def _apply_per_example(
+  graphdef: nnx.GraphDef, params: nnx.State, rest: nnx.State, images: jax.Array
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Runs the eval-mode model on each example alone: ``(logits [T, B, K], rates {name: [B]})``.
+
+  In eval mode the examples do not interact (batch norm uses its running statistics), so
+  the model is vmapped over the batch-major ``images [B, ...]``; the sown firing rates
+  then come per example and can be masked.
+  """
+
+  def one(image: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+    logits, _, rates = _apply(graphdef, params, rest, image[None])
+    return logits[:, 0], rates
+
+  logits, rates = jax.vmap(one)(images)
+  return jnp.swapaxes(logits, 0, 1), rates
+
+
 def _correct(logits: jax.Array, labels: jax.Array) -> jax.Array:
   """1.0 where the readout (mean over T of the logits) picks the label, else 0.0: ``[B]``."""
   return (jnp.argmax(jnp.mean(logits, axis=0), axis=-1) == labels).astype(jnp.float32)
@@ -201,16 +219,16 @@ def eval_step(
     axis_name: the pmap/shard_map axis to sum over (None: no summing).
 
   Returns:
-    ``count`` (valid examples), ``loss`` and ``correct`` summed over them, and
-    ``firing_rate/<layer>`` × ``count``; divide by the total count for means.
+    ``count`` (valid examples), and ``loss``, ``correct`` and ``firing_rate/<layer>`` (the
+    example's mean rate over channels, time and space) summed over them; divide by the
+    total count for means.
   """
-  logits, _, rates = _apply(graphdef, state.params, state.rest, batch["image"])
+  logits, rates = _apply_per_example(graphdef, state.params, state.rest, batch["image"])
   mask = batch.get("mask", jnp.ones_like(batch["label"])).astype(jnp.float32)
-  count = jnp.sum(mask)
   sums = {
-    "count": count,
+    "count": jnp.sum(mask),
     "loss": jnp.sum(mask * loss_fn(logits, batch["label"])),
     "correct": jnp.sum(mask * _correct(logits, batch["label"])),
-    **{name: rate * count for name, rate in rates.items()},
+    **{name: jnp.sum(mask * rate) for name, rate in rates.items()},
   }
   return sums if axis_name is None else jax.lax.psum(sums, axis_name)
