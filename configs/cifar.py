@@ -11,10 +11,10 @@ The recipe is the authors' README training command (``Ikarosy/Gated-LIF`` at ac2
 with ``train.py``'s defaults: SGD momentum 0.9, weight decay 4e-5 on the weights only,
 cosine annealing to 0 over the 200 epochs; ``--randomgate``: gate logits from
 U(−0.1, 0.1); ``--soft-mode``: soft gates; ``--tunable-lif``: no weight decay on neuron
-parameters and the gates at lr / 10 (here every neuron parameter, see the README's
-"Where we differ"); random crop (4 px padding) + flip and their per-data-set mean/std
-(the data pipeline's CIFAR defaults). These are also ``default.py``'s values; they are
-repeated here so the file says the whole recipe.
+parameters, the gates α, β, γ at lr / 10 and the other neuron parameters (τ, V_th, leak,
+V_reset, conductance) at lr; random crop (4 px padding) + flip and their per-data-set
+mean/std (the data pipeline's CIFAR defaults). Most are also ``default.py``'s values; they
+are repeated here so the file says the whole recipe.
 """
 
 from ml_collections import config_dict
@@ -36,7 +36,8 @@ def cifar_config(dataset: str, model: str, timesteps: int) -> config_dict.Config
   config.learning_rate = 0.1
   config.momentum = 0.9
   config.weight_decay = 4e-5
-  config.neuron_lr_scale = 0.1
+  config.neuron_lr_scale = 1.0
+  config.gate_lr_scale = 0.1
   config.batch_size = 64
   config.num_epochs = 200
   return config

@@ -24,10 +24,10 @@ from flax import nnx
 from tensorboardX import SummaryWriter
 
 from glif_jax.training import checkpoints, parallel
+from glif_jax.training.optim import GATE_NAMES
 from glif_jax.training.checkpoints import DataPosition
 from glif_jax.training.steps import FINITE, FINITE_LEAVES, TrainState, leaf_names
 
-GATE_NAMES = ("alpha", "beta", "gamma")
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _MAX_LISTED = 5  # non-finite leaves named in a message
 

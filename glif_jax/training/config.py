@@ -24,7 +24,8 @@ def default_config() -> ml_collections.ConfigDict:
 
   Defaults are the GLIF paper's CIFAR recipe (Yao et al., NeurIPS 2022): ResNet-19, GLIF,
   T = 4, SGD momentum 0.9, lr 0.1 cosine to 0 over 200 epochs, batch 64, weight decay
-  4e-5 on the weights only, neuron parameters at lr × 0.1, random crop + flip.
+  4e-5 on the weights only, neuron parameters at lr × 0.1 (the CIFAR configs: only the
+  gates, as the authors), random crop + flip.
   """
   config = config_dict.ConfigDict()
 
@@ -74,6 +75,9 @@ def default_config() -> ml_collections.ConfigDict:
   config.momentum = 0.9  # SGD only
   config.weight_decay = 4e-5  # L2 on weights; never on neuron parameters
   config.neuron_lr_scale = 0.1  # neuron parameters' lr / weights' lr
+  # GLIF's gate logits α, β, γ: lr / the other neuron parameters' lr (the authors'
+  # --tunable-lif on CIFAR: 0.1 with neuron_lr_scale 1).
+  config.gate_lr_scale = 1.0
   config.warmup_epochs = 0.0  # linear warm-up before the cosine decay
   config.grad_clip_norm = config_dict.placeholder(float)  # global-norm clipping (None: off)
 
@@ -186,7 +190,13 @@ def validate_config(
     "max_to_keep",
     "grad_clip_norm",
   )
-  for key in ("max_nonfinite_steps", "input_threads", "crop_padding"):
+  for key in (
+    "max_nonfinite_steps",
+    "input_threads",
+    "crop_padding",
+    "neuron_lr_scale",
+    "gate_lr_scale",
+  ):
     if config[key] is not None and config[key] < 0:
       raise ConfigError(f"config.{key} must be >= 0, got {config[key]}")
   for key in ("batch_size", "eval_batch_size"):

@@ -1,14 +1,18 @@
 """The optimiser: optax compositions for synaptic weights and neuron parameters.
 
-Following the GLIF authors' training code, the parameters split into two groups:
+Following the GLIF authors' training code (``train.py``), the parameters split into three
+groups:
 
 - ``"weights"``: every `nnx.Param` that is not a neuron parameter (convolution and
   linear kernels, biases, tdBN scale and bias): base learning rate, with weight decay
   (L2 added to the gradient before the optimiser, as PyTorch's ``weight_decay``);
-- ``"neuron"``: `glif_jax.nn.NeuronParam` (gate logits, τ, thresholds, KLIF's k):
-  learning rate × ``neuron_lr_scale`` and no weight decay.
+- ``"neuron"``: the other `glif_jax.nn.NeuronParam`s (τ, V_th, leak, V_reset,
+  conductance, KLIF's k, PLIF's w): learning rate × ``neuron_lr_scale``, no weight decay;
+- ``"gates"``: GLIF's gate logits α, β, γ: learning rate × ``neuron_lr_scale`` ×
+  ``gate_lr_scale``, no weight decay (their ``--tunable-lif``: gates at lr / 10, the
+  other neuron parameters at lr, on CIFAR).
 
-Both follow one schedule: optional linear warm-up from 0, then cosine decay to 0 at the
+All follow one schedule: optional linear warm-up from 0, then cosine decay to 0 at the
 last step.
 """
 
@@ -23,11 +27,18 @@ from flax import nnx
 from glif_jax.nn import NeuronParam
 
 OPTIMIZERS = ("sgd", "adam")
-WEIGHTS, NEURON = "weights", "neuron"
+WEIGHTS, NEURON, GATES = "weights", "neuron", "gates"
+GATE_NAMES = ("alpha", "beta", "gamma")  # GLIF's gate logits, as named in its modules
+
+
+def _name(key: Any) -> str:
+  """The name in a pytree path entry (a dict key or an attribute)."""
+  return str(getattr(key, "key", getattr(key, "name", key)))
 
 
 def param_labels(params: Any) -> Any:
-  """``"neuron"`` for each `NeuronParam` of ``params`` and ``"weights"`` for the others.
+  """``"gates"`` for each `NeuronParam` named α, β or γ, ``"neuron"`` for the other
+  `NeuronParam`s of ``params`` and ``"weights"`` for the rest.
 
   Args:
     params: a pytree of `nnx.Variable`s, e.g. ``nnx.state(model, nnx.Param)``.
@@ -35,10 +46,14 @@ def param_labels(params: Any) -> Any:
   Returns:
     The same structure with a label string in place of each variable.
   """
-  return jax.tree.map(
-    lambda v: NEURON if isinstance(v, NeuronParam) else WEIGHTS,
-    params,
-    is_leaf=lambda x: isinstance(x, nnx.Variable),
+
+  def label(path: tuple[Any, ...], variable: nnx.Variable) -> str:
+    if not isinstance(variable, NeuronParam):
+      return WEIGHTS
+    return GATES if _name(path[-1]) in GATE_NAMES else NEURON
+
+  return jax.tree_util.tree_map_with_path(
+    label, params, is_leaf=lambda x: isinstance(x, nnx.Variable)
   )
 
 
@@ -77,9 +92,10 @@ def make_optimizer(
   momentum: float,
   weight_decay: float,
   neuron_lr_scale: float,
+  gate_lr_scale: float = 1.0,
   grad_clip_norm: float | None = None,
 ) -> optax.GradientTransformation:
-  """The two-group optimiser (see the module docstring).
+  """The three-group optimiser (see the module docstring).
 
   Args:
     optimizer: ``"sgd"`` (with ``momentum``) or ``"adam"``.
@@ -87,6 +103,7 @@ def make_optimizer(
     momentum: SGD's momentum (ignored by Adam).
     weight_decay: L2 coefficient on the weights (not on neuron parameters).
     neuron_lr_scale: neuron parameters' learning rate over the weights'.
+    gate_lr_scale: the gate logits' learning rate over the other neuron parameters'.
     grad_clip_norm: clip the global gradient norm to this before the update (None: off).
 
   Returns:
@@ -104,13 +121,17 @@ def make_optimizer(
     [-1.5 -1.5] [-0.1]
   """
   schedule = learning_rate if callable(learning_rate) else optax.constant_schedule(learning_rate)
-  neuron_schedule = lambda step: neuron_lr_scale * schedule(step)  # noqa: E731
+
+  def scaled(scale: float) -> optax.Schedule:
+    return lambda step: scale * schedule(step)
+
   tx = optax.multi_transform(
     {
       WEIGHTS: optax.chain(
         optax.add_decayed_weights(weight_decay), _base(optimizer, schedule, momentum)
       ),
-      NEURON: _base(optimizer, neuron_schedule, momentum),
+      NEURON: _base(optimizer, scaled(neuron_lr_scale), momentum),
+      GATES: _base(optimizer, scaled(neuron_lr_scale * gate_lr_scale), momentum),
     },
     param_labels,
   )

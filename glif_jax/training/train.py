@@ -79,6 +79,7 @@ def make_tx(config: ml_collections.ConfigDict, steps_per_epoch: int, total_steps
     momentum=config.momentum,
     weight_decay=config.weight_decay,
     neuron_lr_scale=config.neuron_lr_scale,
+    gate_lr_scale=config.gate_lr_scale,
     grad_clip_norm=config.grad_clip_norm,
   )
 

@@ -1,4 +1,5 @@
-"""The optimiser: neuron parameters at lr × neuron_lr_scale with no weight decay."""
+"""The optimiser: neuron parameters at lr × neuron_lr_scale (gates × gate_lr_scale more)
+with no weight decay."""
 
 import jax
 import jax.numpy as jnp
@@ -6,6 +7,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from glif_jax import nn
 from glif_jax.nn import NeuronParam
 from glif_jax.training import learning_rate_schedule, make_optimizer, param_labels
 
@@ -98,3 +100,34 @@ def test_schedule_warmup_then_cosine_to_zero():
   np.testing.assert_allclose([schedule(0), schedule(10), schedule(100)], [0.0, 0.1, 0.0], atol=1e-7)
   cosine = learning_rate_schedule(0.1, total_steps=100)
   np.testing.assert_allclose([cosine(0), cosine(50), cosine(100)], [0.1, 0.05, 0.0], atol=1e-7)
+
+
+def test_gates_take_the_gate_lr_and_the_other_neuron_params_the_neuron_lr():
+  # The authors' --tunable-lif on CIFAR: α, β, γ at lr / 10, τ, V_th, leak, V_reset and
+  # conductance at lr, none of them decayed; the weights at lr with weight decay. Plain
+  # SGD at lr 0.1 with every gradient 1 and weight decay 0.01: a gate moves by
+  # -0.1 · 0.1 · 1 = -0.01, τ by -0.1, a weight w = 2 by -0.1 · (1 + 0.01 · 2) = -0.102.
+  glif = nn.GLIF(2, 3, gate_init="fixed", rngs=nnx.Rngs(0))
+  params = {"conv": {"kernel": nnx.Param(jnp.full(2, 2.0))}, "glif": nnx.state(glif, nnx.Param)}
+  labels = param_labels(params)
+  assert labels["conv"]["kernel"] == "weights"
+  assert {k: labels["glif"][k] for k in ("alpha", "beta", "gamma")} == dict.fromkeys(
+    ("alpha", "beta", "gamma"), "gates"
+  )
+  for name in ("tau", "v_th", "leak", "v_reset", "conduct"):
+    assert labels["glif"][name] == "neuron"
+  tx = make_optimizer(
+    optimizer="sgd",
+    learning_rate=0.1,
+    momentum=0.0,
+    weight_decay=0.01,
+    neuron_lr_scale=1.0,
+    gate_lr_scale=0.1,
+  )
+  grads = jax.tree.map(jnp.ones_like, params)
+  u = _values(tx.update(grads, tx.init(params), params)[0])
+  np.testing.assert_allclose(u["conv"]["kernel"], [-0.102, -0.102], rtol=1e-6)
+  for gate in ("alpha", "beta", "gamma"):
+    np.testing.assert_allclose(u["glif"][gate], np.full(2, -0.01), rtol=1e-6)
+  np.testing.assert_allclose(u["glif"]["tau"], np.full(2, -0.1), rtol=1e-6)
+  np.testing.assert_allclose(u["glif"]["conduct"], np.full((3, 2), -0.1), rtol=1e-6)
