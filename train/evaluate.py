@@ -6,9 +6,11 @@ Usage::
       --authors-checkpoint resCifar19-CIFAR10-step4-CW.pth.tar \\
       [--workdir runs/authors_resnet19_t4] [--config.manual_dir=...]
 
-The config names the network, T and the data (read from the user's files through
-`glif_jax.data`); the checkpoint is read without PyTorch and without running anything
-from the file (`glif_jax.models.load_authors_checkpoint`). Prints the test accuracy and
+The config names the network, T, the batch norm (``--config.norm``, e.g. ``tdbn`` for a
+checkpoint of the authors' ImageNet code as written, ``bn`` for one of their multi-GPU
+CIFAR runs) and the data (read from the user's files through `glif_jax.data`); the
+checkpoint is read without PyTorch and without running anything from the file
+(`glif_jax.models.load_authors_checkpoint`, which names the norm to build on a mismatch). Prints the test accuracy and
 loss, the mean firing rate of every neuron layer over the test split, and the energy
 estimate (SOPs, SNN against ANN energy) on the first ``--energy_examples`` test examples.
 

@@ -167,14 +167,14 @@ def _norm_factor_error(module_key: str, norm: snn.TdBatchNorm, v_th: np.ndarray 
     return (
       f"{module_key}: a plain BatchNorm2d (no Vth buffer; their multi-GPU runs convert tdBN "
       f"to SyncBatchNorm), but the model's BN multiplies by {norm.factor}: build the model "
-      "with norm='bn'"
+      "with norm='bn' (config.norm = 'bn')"
     )
   v = float(v_th)
   if any(math.isclose(norm.factor, v * a, rel_tol=1e-6) for a in (1.0, 1 / math.sqrt(2))):
     return ""
   return (
     f"{module_key}.Vth = {v}: a tdBN, but the model's BN multiplies by {norm.factor}, not "
-    "by α·V_th for α in (1, 1/√2): build the model with norm='tdbn'"
+    "by α·V_th for α in (1, 1/√2): build the model with norm='tdbn' (config.norm = 'tdbn')"
   )
 
 
