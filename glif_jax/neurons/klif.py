@@ -23,7 +23,7 @@ import jax.numpy as jnp
 
 from glif_jax import surrogates
 from glif_jax.neurons import _common
-from glif_jax.neurons.lif import LIFState, lif_update, run_lif
+from glif_jax.neurons.lif import LIFResult, LIFState, lif_update, run_lif
 
 KLIFState = LIFState
 
@@ -60,7 +60,7 @@ def klif(
   unroll: int | bool | None = None,
   remat: bool | None = None,
   return_trace: bool = False,
-):
+) -> LIFResult:
   """Runs a KLIF layer over time.
 
   Args:

@@ -36,13 +36,19 @@ class LIFState(NamedTuple):
     return cls(jnp.zeros(shape, dtype))
 
 
+LIFResult = tuple[jax.Array, LIFState] | tuple[jax.Array, LIFState, LIFState]
+"""``(spikes, final_state)``, or ``(spikes, final_state, trace)`` with ``return_trace``."""
+
+
 class PLIFParams(NamedTuple):
   """Raw logit ``w`` of PLIF, ``1/τ = sigmoid(w)``; shape ``()`` or ``(C,)``."""
 
   w: jax.Array
 
 
-def plif_params(init_tau: float = 2.0, channels: int | None = None, *, dtype=jnp.float32):
+def plif_params(
+  init_tau: float = 2.0, channels: int | None = None, *, dtype=jnp.float32
+) -> PLIFParams:
   """PLIF parameters with ``τ = init_tau`` (> 1); layer-wise (shape ``()``) unless ``channels``."""
   if not init_tau > 1:
     raise ValueError(f"init_tau must be > 1, got {init_tau!r}")
@@ -95,7 +101,9 @@ def lif_update(
   return spike, new_v
 
 
-def run_lif(x, state, *, inv_tau, v_reset, unroll, remat, return_trace, **update_kwargs):
+def run_lif(
+  x, state, *, inv_tau, v_reset, unroll, remat, return_trace, **update_kwargs
+) -> LIFResult:
   """Scans `lif_update` over time; shared by `lif`, `plif` and KLIF."""
   x = _common.check_input(x)
   state = _initial_state(state, x, v_reset)
@@ -121,7 +129,7 @@ def lif(
   unroll: int | bool | None = None,
   remat: bool | None = None,
   return_trace: bool = False,
-):
+) -> LIFResult:
   """Runs a LIF layer over time.
 
   Args:
@@ -195,7 +203,7 @@ def plif(
   unroll: int | bool | None = None,
   remat: bool | None = None,
   return_trace: bool = False,
-):
+) -> LIFResult:
   """Runs a PLIF layer (LIF with learnable ``1/τ = sigmoid(p.w)``) over time.
 
   Arguments and returns as in `lif`; ``p.w`` has shape ``()`` or ``(C,)``.
