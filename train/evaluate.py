@@ -10,9 +10,10 @@ The config names the network, T, the batch norm (``--config.norm``, e.g. ``tdbn`
 checkpoint of the authors' ImageNet code as written, ``bn`` for one of their multi-GPU
 CIFAR runs) and the data (read from the user's files through `glif_jax.data`); the
 checkpoint is read without PyTorch and without running anything from the file
-(`glif_jax.models.load_authors_checkpoint`, which names the norm to build on a mismatch). Prints the test accuracy and
-loss, the mean firing rate of every neuron layer over the test split, and the energy
-estimate (SOPs, SNN against ANN energy) on the first ``--energy_examples`` test examples.
+(`glif_jax.models.load_authors_checkpoint`, which names the norm to build on a mismatch).
+Prints the test accuracy and loss, the mean firing rate of every neuron layer over the test
+split, and the energy estimate (SOPs, SNN against ANN energy) on the first
+``--energy_examples`` test examples.
 
 ``--workdir`` writes what a training run leaves: ``config.json``, ``summary.json`` (the
 training summary's keys, ``steps`` 0, plus ``authors_checkpoint`` and ``energy``) and an
