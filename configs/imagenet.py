@@ -12,10 +12,11 @@ The authors' README command (``Ikarosy/Gated-LIF`` at ac20aa7), for ResNet-18MS:
 
 with ``train.py``'s defaults: SGD momentum 0.9, weight decay 4e-5 on the weights only,
 cosine to 0 over the 150 epochs; on ImageNet ``--tunable-lif`` keeps the gates at the full
-lr (``init_lr_diff = 1``), hence ``neuron_lr_scale = gate_lr_scale = 1``. ``--batch-size 50`` is per GPU
-and N is not given: the global batch here assumes 8 GPUs. Their data: RandomResizedCrop
-224 (scale 0.2–1) + flip for training, resize 256 + centre crop 224 for evaluation (the
-data pipeline's). ResNet-34MS has no command in their README; it gets the same recipe.
+lr (``init_lr_diff = 1``), hence ``neuron_lr_scale = gate_lr_scale = 1``. ``--batch-size
+50`` is per GPU and N is not given: the global batch here assumes 8 GPUs. Their data:
+RandomResizedCrop 224 (scale 0.2–1) + flip for training, resize 256 + centre crop 224 for
+evaluation (the data pipeline's). ResNet-34MS has no command in their README; it gets the
+same recipe.
 """
 
 from ml_collections import config_dict
