@@ -28,10 +28,6 @@ from glif_jax.training import create_model, input_pipeline
 from glif_jax.training.checkpoints import CHECKPOINT_DIR, CONFIG_FILE
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "A train.main workdir to analyse.")
-flags.DEFINE_string("out", None, "Output folder (default: <workdir>/analysis).")
-flags.DEFINE_integer("batch_size", 64, "Test examples to run.")
-flags.DEFINE_string("docs", None, "Write the README's dynamics figures to this folder.")
 
 
 def _test_batch(config: ml_collections.ConfigDict, batch_size: int):
@@ -82,6 +78,15 @@ def report(workdir: Path, out: Path, batch_size: int) -> Path:
   return path
 
 
+def _define_flags() -> None:
+  """The command line's flags (defined only when run, so that importing this module for its
+  functions leaves absl's global flags alone)."""
+  flags.DEFINE_string("workdir", None, "A train.main workdir to analyse.")
+  flags.DEFINE_string("out", None, "Output folder (default: <workdir>/analysis).")
+  flags.DEFINE_integer("batch_size", 64, "Test examples to run.")
+  flags.DEFINE_string("docs", None, "Write the README's dynamics figures to this folder.")
+
+
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -97,4 +102,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

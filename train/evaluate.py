@@ -42,15 +42,9 @@ from ml_collections import config_flags
 from glif_jax import analysis, data, training
 from glif_jax.models import load_authors_checkpoint
 from glif_jax.training import checkpoints
+from glif_jax.training.train import SUMMARY_FILE
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Config of the paper run.", lock_config=True)
-flags.DEFINE_string("authors-checkpoint", None, "A .pth/.pth.tar file of the GLIF authors.")
-flags.DEFINE_string("workdir", None, "Write config.json, summary.json and a checkpoint here.")
-flags.DEFINE_integer("energy_examples", 64, "Test examples of the energy estimate (at most).")
-flags.mark_flags_as_required(["config", "authors-checkpoint"])
-
-SUMMARY_FILE = "summary.json"
 
 
 def _test_batches(
@@ -208,6 +202,16 @@ def report(summary: dict[str, Any]) -> str:
   return "\n".join(lines)
 
 
+def _define_flags() -> None:
+  """The command line's flags (defined only when run, so that importing this module for its
+  functions leaves absl's global flags alone)."""
+  config_flags.DEFINE_config_file("config", None, "Config of the paper run.", lock_config=True)
+  flags.DEFINE_string("authors-checkpoint", None, "A .pth/.pth.tar file of the GLIF authors.")
+  flags.DEFINE_string("workdir", None, "Write config.json, summary.json and a checkpoint here.")
+  flags.DEFINE_integer("energy_examples", 64, "Test examples of the energy estimate (at most).")
+  flags.mark_flags_as_required(["config", "authors-checkpoint"])
+
+
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -222,4 +226,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)
