@@ -294,21 +294,3 @@ def _train(
     for action in periodic:
       action(step, state)
   return state
-
-
-def _on_devices(
-  batches: Iterator[dict[str, np.ndarray]], layout: parallel.Layout, batch_size: int
-) -> Iterator[Any]:
-  """Global batches from this process's rows, placed `_DEVICE_PREFETCH` steps ahead."""
-  ahead: collections.deque = collections.deque()
-  for local in batches:
-    ahead.append(layout.batch(local, batch_size))
-    if len(ahead) > _DEVICE_PREFETCH:
-      yield ahead.popleft()
-  yield from ahead
-
-
-def _layer_rates(metrics: dict[str, float]) -> dict[str, float]:
-  """``{layer: rate}`` from the ``firing_rate/<layer>`` metrics."""
-  prefix = "firing_rate/"
-  return {k.removeprefix(prefix): v for k, v in metrics.items() if k.startswith(prefix)}
