@@ -294,3 +294,9 @@ def _train(
     for action in periodic:
       action(step, state)
   return state
+
+
+def _layer_rates(metrics: dict[str, float]) -> dict[str, float]:
+  """``{layer: rate}`` from the ``firing_rate/<layer>`` metrics."""
+  prefix = "firing_rate/"
+  return {k.removeprefix(prefix): v for k, v in metrics.items() if k.startswith(prefix)}
