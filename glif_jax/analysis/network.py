@@ -136,7 +136,8 @@ class NetworkStats(NamedTuple):
         "| synaptic layer | kind | input rate | MACs (as run) | ANN MACs | SOPs |",
         "|---|---|---|---|---|---|",
         *(
-          f"| `{s.name}` | {s.kind}{' (encoding)' if s.encoding else ''} | {s.input_rate:.4f} | "
+          f"| `{s.name}` | {s.kind}{' (input not binary: MACs)' if s.encoding else ''} | "
+          f"{s.input_rate:.4f} | "
           f"{s.macs:,} | {s.ann_macs:,} | {s.sops:.4g} |"
           for s in self.synapses
         ),

@@ -36,7 +36,7 @@ def test_report_writes_markdown_and_figures(workdir):
   path = analyze.report(workdir, workdir / "analysis", batch_size=8)
   text = path.read_text()
   assert "Checkpoint step 2; 8 test examples" in text
-  assert "| `stem_neuron` |" in text and "(encoding)" in text and "SOPs" in text
+  assert "| `stem_neuron` |" in text and "(input not binary: MACs)" in text and "SOPs" in text
   for name in ("firing_rates", "raster", "gates", "gate_evolution"):
     figure = workdir / "analysis" / f"{name}.png"
     assert figure.stat().st_size > 1000 and f"({name}.png)" in text
