@@ -24,7 +24,7 @@ from absl import app, flags, logging
 from flax import nnx
 
 from glif_jax.analysis import figures, network
-from glif_jax.training import create_model, input_pipeline
+from glif_jax.training import GATE_PREFIX, create_model, input_pipeline, read_scalars
 from glif_jax.training.checkpoints import CHECKPOINT_DIR, CONFIG_FILE
 
 FLAGS = flags.FLAGS
@@ -41,6 +41,21 @@ def _test_batch(config: ml_collections.ConfigDict, batch_size: int):
   return info, jnp.asarray(images), np.asarray(labels)
 
 
+def _gate_history(workdir: Path) -> tuple[np.ndarray, dict[str, dict[str, np.ndarray]]]:
+  """The GLIF gates during training: the logged means at every log step (step 0 on), or,
+  for a run that logged none, the gates of each kept checkpoint."""
+  logged = read_scalars(workdir, GATE_PREFIX)
+  if not logged:
+    return network.gate_evolution(workdir / CHECKPOINT_DIR)
+  per_tag = {tag: dict(points) for tag, points in logged.items()}  # a resumed step: last
+  steps = sorted(set().union(*per_tag.values()))
+  gates: dict[str, dict[str, np.ndarray]] = {}
+  for tag, values in per_tag.items():
+    layer, gate = tag.removeprefix(GATE_PREFIX).rsplit("/", 1)
+    gates.setdefault(layer, {})[gate] = np.array([[values[s]] for s in steps])
+  return np.array(steps), gates
+
+
 def report(workdir: Path, out: Path, batch_size: int) -> Path:
   """Writes ``report.md`` and figures for the run in ``workdir`` to ``out``."""
   config = ml_collections.ConfigDict(json.loads((workdir / CONFIG_FILE).read_text()))
@@ -51,9 +66,7 @@ def report(workdir: Path, out: Path, batch_size: int) -> Path:
   stats = network.network_statistics(model, images)
   logits = nnx.jit(lambda m, x: m(x))(model, images)
   accuracy = float(np.mean(np.argmax(np.asarray(logits).mean(axis=0), -1) == labels))
-  paths = figures.network_figures(
-    model, stats, images, out, checkpoint_dir=workdir / CHECKPOINT_DIR
-  )
+  paths = figures.network_figures(model, stats, images, out, gate_history=_gate_history(workdir))
   lines = [
     f"# Analysis of `{workdir}`",
     "",

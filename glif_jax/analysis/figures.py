@@ -10,8 +10,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -148,7 +149,7 @@ def network_figures(
   x: jax.Array,
   out: str | Path,
   *,
-  checkpoint_dir: str | Path | None = None,
+  gate_history: tuple[Any, Mapping[str, Mapping[str, Any]]] | None = None,
   raster_neurons: int = 64,
 ) -> list[Path]:
   """A model's figures as PNGs in ``out``: firing rates, a raster, GLIF gates.
@@ -158,8 +159,9 @@ def network_figures(
     stats: its `network.network_statistics` on a batch.
     x: that batch; the raster shows the first neuron layer on its first example.
     out: the output folder.
-    checkpoint_dir: an orbax checkpoint directory; with GLIF layers, the gates' evolution
-      over its kept steps is plotted too.
+    gate_history: ``(steps [S], {layer: {gate: values [S, C]}})`` of the gates during
+      training (e.g. `network.gate_evolution` of the kept checkpoints, or the logged
+      per-step means with C = 1); with GLIF layers it is plotted too.
     raster_neurons: how many neurons the raster shows.
 
   Returns:
@@ -175,8 +177,7 @@ def network_figures(
   gates = network.glif_gates(model)
   if gates:
     paths.append(plots.save_figure(plots.gate_histograms(gates), out / "gates.png"))
-    if checkpoint_dir is not None:
-      steps, evolution = network.gate_evolution(checkpoint_dir)
-      figure = plots.gate_evolution(steps, evolution)
+    if gate_history is not None:
+      figure = plots.gate_evolution(*gate_history)
       paths.append(plots.save_figure(figure, out / "gate_evolution.png"))
   return paths

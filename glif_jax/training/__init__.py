@@ -5,7 +5,7 @@ run on a `Layout` (``config.parallel``): sharded `jax.jit` over every device of 
 process, or `jax.pmap`; the loop's periodic actions live in `glif_jax.training.actions`.
 """
 
-from glif_jax.training.actions import NonFiniteError, TrainingInterrupted, gate_means
+from glif_jax.training.actions import GATE_PREFIX, NonFiniteError, TrainingInterrupted, gate_means
 from glif_jax.training.checkpoints import (
   CheckpointMismatchError,
   CorruptCheckpointError,
@@ -32,6 +32,7 @@ from glif_jax.training.train import (
 )
 
 __all__ = [
+  "GATE_PREFIX",
   "CheckpointMismatchError",
   "ConfigError",
   "CorruptCheckpointError",

@@ -149,6 +149,9 @@ class StopSignals:
     self._restore()
 
 
+GATE_PREFIX = "gate/"  # tags of the logged GLIF gates: gate/<layer>/<alpha|beta|gamma>
+
+
 def gate_means(
   params: nnx.State, to_host: Callable[[Any], Any] = parallel.host
 ) -> dict[str, float]:
@@ -163,7 +166,7 @@ def gate_means(
   }
   layers = sorted(path[:-1] for path in flat if path[-1] == "conduct")
   gates = {
-    f"gate/{'/'.join(layer)}/{g}": flat[(*layer, g)]
+    f"{GATE_PREFIX}{'/'.join(layer)}/{g}": flat[(*layer, g)]
     for layer in layers
     for g in GATE_NAMES
     if (*layer, g) in flat

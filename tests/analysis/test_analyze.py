@@ -40,3 +40,21 @@ def test_report_writes_markdown_and_figures(workdir):
   for name in ("firing_rates", "raster", "gates", "gate_evolution"):
     figure = workdir / "analysis" / f"{name}.png"
     assert figure.stat().st_size > 1000 and f"({name}.png)" in text
+
+
+def test_gate_history_has_a_point_per_logged_step_and_a_resumed_step_once(tmp_path):
+  from tensorboardX import SummaryWriter  # what the training loop's log action writes with
+
+  run = [(0, 0.50), (4, 0.52)]
+  rerun = [(4, 0.53), (8, 0.55)]  # resumed from a checkpoint of step 0: step 4 again
+  for suffix, points in ((".1", run), (".2", rerun)):  # files sort by time, then suffix
+    writer = SummaryWriter(str(tmp_path), filename_suffix=suffix)
+    for step, value in points:
+      writer.add_scalar("gate/blocks/0/neuron/alpha", value, step)
+      writer.add_scalar("gate/stem_neuron/beta", 0.6, step)
+    writer.close()
+  steps, gates = analyze._gate_history(tmp_path)
+  assert steps.tolist() == [0, 4, 8]
+  assert set(gates) == {"blocks/0/neuron", "stem_neuron"}
+  assert gates["blocks/0/neuron"]["alpha"][:, 0].tolist() == pytest.approx([0.50, 0.53, 0.55])
+  assert gates["stem_neuron"]["beta"].shape == (3, 1)
