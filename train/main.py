@@ -66,7 +66,16 @@ def parse_flags(argv: list[str]) -> list[str]:
   except flags.Error as err:
     _fail(str(err))
   except (AttributeError, KeyError, TypeError, ValueError) as err:  # raised in the config file
-    _fail(f"{type(err).__name__} in the config: {err}")
+    _fail(f"{type(err).__name__} in the config: {_message(err)}")
+
+
+def _message(err: BaseException) -> str:
+  """``err``'s text on one line (a KeyError's str() is a repr, and ml_collections wraps one
+  in an AttributeError)."""
+  while err.args and isinstance(err.args[0], BaseException):
+    err = err.args[0]
+  text = err.args[0] if len(err.args) == 1 and isinstance(err.args[0], str) else str(err)
+  return " ".join(text.split("\n"))
 
 
 def initialize_distributed() -> None:
