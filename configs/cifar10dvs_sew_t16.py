@@ -12,9 +12,9 @@ training crop: ``RandomCrop(48, padding=4)`` of the frame tensor (one offset for
 frames), no flip. The model brings their DVS neuron (V_th 0.99999, τ 0.5, conductance 0.9,
 leak V_th/32, random gates) and BatchNorm2d.
 
-Not expressible in the config (README "Where we differ"): their cosine has ``T_max`` 64
-epochs within a 200-epoch run (it rises again after epoch 64; here it decays to 0 at the
-end), and AMP.
+Their ``CosineAnnealingLR(T_max=64)``, stepped once per epoch, runs for 200 epochs: it
+reaches 0 at epoch 64 and rises again (``cosine_period_epochs = 64`` does the same). Not
+expressible in the config (README "Where we differ"): AMP.
 """
 
 from configs import default
@@ -42,4 +42,5 @@ def get_config():
   config.batch_size = 32
   config.eval_batch_size = 32
   config.num_epochs = 200
+  config.cosine_period_epochs = 64.0
   return config

@@ -79,6 +79,9 @@ def default_config() -> ml_collections.ConfigDict:
   # --tunable-lif on CIFAR: 0.1 with neuron_lr_scale 1).
   config.gate_lr_scale = 1.0
   config.warmup_epochs = 0.0  # linear warm-up before the cosine decay
+  # None: cosine decay to 0 over the run. A number: PyTorch's CosineAnnealingLR(T_max=it)
+  # stepped once per epoch (rises again after T_max epochs; CIFAR10-DVS: 64).
+  config.cosine_period_epochs = config_dict.placeholder(float)
   config.grad_clip_norm = config_dict.placeholder(float)  # global-norm clipping (None: off)
 
   # Run length and batching.
@@ -189,6 +192,7 @@ def validate_config(
     "log_every_steps",
     "max_to_keep",
     "grad_clip_norm",
+    "cosine_period_epochs",
   )
   for key in (
     "max_nonfinite_steps",
@@ -209,6 +213,11 @@ def validate_config(
     raise ConfigError(f"config.label_smoothing must be in [0, 1), got {config.label_smoothing}")
   if not 0.0 <= config.tet_mse_weight <= 1.0:
     raise ConfigError(f"config.tet_mse_weight must be in [0, 1], got {config.tet_mse_weight}")
+  if config.cosine_period_epochs is not None and config.warmup_epochs > 0:
+    raise ConfigError(
+      "config.cosine_period_epochs and config.warmup_epochs cannot both be set, got "
+      f"{config.cosine_period_epochs} and {config.warmup_epochs}"
+    )
 
 
 def validate_input_shape(config: ml_collections.ConfigDict, input_shape: tuple[int, ...]) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import optax
 from flax import nnx
 
@@ -58,18 +59,43 @@ def param_labels(params: Any) -> Any:
 
 
 def learning_rate_schedule(
-  base_lr: float, *, total_steps: int, warmup_steps: int = 0
+  base_lr: float,
+  *,
+  total_steps: int,
+  warmup_steps: int = 0,
+  steps_per_epoch: int = 1,
+  cosine_period_epochs: float | None = None,
 ) -> optax.Schedule:
-  """Linear warm-up from 0 over ``warmup_steps``, then cosine decay to 0 at ``total_steps``.
+  """The learning rate per optimiser step.
+
+  By default a linear warm-up from 0 over ``warmup_steps``, then a cosine decay to 0 at
+  ``total_steps``. With ``cosine_period_epochs`` it is PyTorch's
+  ``CosineAnnealingLR(T_max=cosine_period_epochs)`` stepped once per epoch, as the GLIF
+  authors' CIFAR10-DVS script runs it: ``base_lr·(1 + cos(π·epoch/T_max))/2``, which
+  rises again after ``T_max`` epochs when the run is longer.
 
   Args:
     base_lr: the peak learning rate.
     total_steps: the number of optimiser steps of the run.
-    warmup_steps: steps of linear warm-up (0: none).
+    warmup_steps: steps of linear warm-up (0: none; not with ``cosine_period_epochs``).
+    steps_per_epoch: optimiser steps per epoch (for ``cosine_period_epochs``).
+    cosine_period_epochs: T_max of an epoch-stepped cosine annealing, or None.
 
   Returns:
     An optax schedule, step -> learning rate.
   """
+  if cosine_period_epochs is not None:
+    if warmup_steps > 0:
+      raise ValueError(
+        f"warm-up ({warmup_steps} steps) cannot be combined with cosine_period_epochs="
+        f"{cosine_period_epochs!r}; set one of them"
+      )
+
+    def annealing(step: jax.Array) -> jax.Array:
+      epoch = step // steps_per_epoch
+      return base_lr * 0.5 * (1 + jnp.cos(jnp.pi * epoch / cosine_period_epochs))
+
+    return annealing
   if warmup_steps <= 0:
     return optax.cosine_decay_schedule(base_lr, total_steps)
   return optax.warmup_cosine_decay_schedule(

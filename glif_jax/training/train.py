@@ -67,11 +67,13 @@ def make_loss(config: ml_collections.ConfigDict) -> LossFn:
 
 
 def make_tx(config: ml_collections.ConfigDict, steps_per_epoch: int, total_steps: int):
-  """The optimiser of ``config`` with its warm-up + cosine schedule over ``total_steps``."""
+  """The optimiser of ``config`` with its learning-rate schedule over ``total_steps``."""
   schedule = optim.learning_rate_schedule(
     config.learning_rate,
     total_steps=total_steps,
     warmup_steps=int(config.warmup_epochs * steps_per_epoch),
+    steps_per_epoch=steps_per_epoch,
+    cosine_period_epochs=config.cosine_period_epochs,
   )
   return optim.make_optimizer(
     optimizer=config.optimizer,

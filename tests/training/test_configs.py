@@ -69,6 +69,7 @@ def test_config_builds(path):
     ("optimizer", "lamb", "config.optimizer must be one of"),
     ("crop_padding", -1, "config.crop_padding must be >= 0"),
     ("norm", "layernorm", "config.norm must be one of"),
+    ("cosine_period_epochs", 0.0, "config.cosine_period_epochs must be > 0"),
   ],
 )
 def test_bad_values_name_the_key(key, value, message):
@@ -76,6 +77,13 @@ def test_bad_values_name_the_key(key, value, message):
   config[key] = value
   with pytest.raises(ValueError, match=message):
     validate_config(config, dataset_names=dataset_names(), num_devices=2)
+
+
+def test_cosine_period_and_warmup_are_not_combined():
+  config = load_config(CONFIG_DIR / "cifar10dvs_sew_t16.py")
+  config.warmup_epochs = 1.0
+  with pytest.raises(ValueError, match="cosine_period_epochs and config.warmup_epochs"):
+    validate_config(config, dataset_names=dataset_names(), num_devices=1)
 
 
 def test_event_frames_must_match_timesteps():

@@ -4,6 +4,7 @@ with no weight decay."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 import optax
 from flax import nnx
 
@@ -100,6 +101,17 @@ def test_schedule_warmup_then_cosine_to_zero():
   np.testing.assert_allclose([schedule(0), schedule(10), schedule(100)], [0.0, 0.1, 0.0], atol=1e-7)
   cosine = learning_rate_schedule(0.1, total_steps=100)
   np.testing.assert_allclose([cosine(0), cosine(50), cosine(100)], [0.1, 0.05, 0.0], atol=1e-7)
+
+
+def test_cosine_period_is_pytorchs_cosine_annealing_stepped_per_epoch():
+  # CosineAnnealingLR(T_max=2), stepped once per epoch of 3 steps: lr·(1 + cos(π·e/2))/2 =
+  # 0.1, 0.05, 0, then up again: 0.05 in epoch 3 and 0.1 in epoch 4 (period 2·T_max).
+  schedule = learning_rate_schedule(0.1, total_steps=15, steps_per_epoch=3, cosine_period_epochs=2)
+  lrs = [float(schedule(step)) for step in range(15)]
+  expected = [0.1] * 3 + [0.05] * 3 + [0.0] * 3 + [0.05] * 3 + [0.1] * 3
+  np.testing.assert_allclose(lrs, expected, atol=1e-7)
+  with pytest.raises(ValueError, match="warm-up"):
+    learning_rate_schedule(0.1, total_steps=15, warmup_steps=3, cosine_period_epochs=2)
 
 
 def test_gates_take_the_gate_lr_and_the_other_neuron_params_the_neuron_lr():
