@@ -24,11 +24,9 @@ from it.
 
 from __future__ import annotations
 
-import collections
 import functools
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,46 +37,12 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from glif_jax import analysis, data, training
+from glif_jax import analysis, training
 from glif_jax.models import load_authors_checkpoint
-from glif_jax.training import checkpoints
+from glif_jax.training import checkpoints, input_pipeline
 from glif_jax.training.train import SUMMARY_FILE
 
 FLAGS = flags.FLAGS
-
-
-def _test_batches(
-  source: Any, config: ml_collections.ConfigDict
-) -> Iterator[dict[str, np.ndarray]]:
-  return data.make_batches(
-    source,
-    batch_size=config.eval_batch_size,
-    seed=config.seed,
-    epoch=0,
-    train=False,
-    dataset=config.dataset,
-    num_threads=config.input_threads,
-  )
-
-
-def _run_eval(
-  step: Any, state: training.TrainState, batches: Iterator[dict[str, np.ndarray]]
-) -> tuple[dict[str, float], dict[str, np.ndarray], float]:
-  """Mean metrics over ``batches``, the first batch, and the seconds spent waiting for data."""
-  totals: dict[str, float] = collections.defaultdict(float)
-  first, input_wait = None, 0.0
-  while True:
-    start = time.time()
-    batch = next(batches, None)
-    input_wait += time.time() - start
-    if batch is None:
-      break
-    if first is None:
-      first = batch
-    for k, v in jax.device_get(step(state, batch)).items():
-      totals[k] += float(np.sum(v))
-  count = totals.pop("count")
-  return {k: v / count for k, v in totals.items()}, first, input_wait
 
 
 def _in_network_order(metrics: dict[str, float], stats: analysis.NetworkStats) -> dict[str, float]:
@@ -121,42 +85,42 @@ def evaluate_authors_checkpoint(
     keys.
   """
   start = time.time()
-  training.validate_config(config, dataset_names=data.names(), num_devices=jax.device_count())
-  options = config.data_options.to_dict()
-  info = data.info(config.dataset, **options)
-  training.validate_input_shape(config, tuple(info.input_shape))
-  splits = data.load(
-    config.dataset, data_dir=config.data_dir, manual_dir=config.manual_dir, **options
+  training.validate_config(
+    config, dataset_names=input_pipeline.dataset_names(), num_devices=jax.device_count()
   )
+  splits, info = input_pipeline.load(config)
+  training.validate_input_shape(config, info.input_shape)
   model = training.create_model(config, info)
   entries = load_authors_checkpoint(model, checkpoint)
-  steps_per_epoch = data.num_batches(splits["train"], batch_size=config.batch_size, train=True)
+  steps_per_epoch = input_pipeline.steps_per_epoch(splits["train"], config)
   total_steps = (
     config.num_train_steps if config.num_train_steps > 0 else (config.num_epochs * steps_per_epoch)
   )
   tx = training.make_tx(config, steps_per_epoch, total_steps)
   graphdefs, state = training.create_train_state(model, tx)
-  step = jax.jit(
+  layout = training.Layout(config.parallel)
+  p_eval_step = layout.compile(
     functools.partial(
       training.eval_step, graphdef=graphdefs.eval, loss_fn=training.make_loss(config)
     )
   )
+  metrics = training.evaluate(p_eval_step, layout, layout.state(state), splits["test"], config)
 
-  metrics, first, input_wait = _run_eval(step, state, _test_batches(splits["test"], config))
   model.eval()
+  first = next(input_pipeline.batches(splits["test"], config, train=False))
   images = first["image"][first["mask"]][:energy_examples]
   if images.ndim == 5:  # event frames [B, T, ...] -> time-major
     images = np.swapaxes(images, 0, 1)
   stats = analysis.network_statistics(model, jnp.asarray(images))
   summary = {
-    "test_accuracy": metrics.pop("correct"),
+    "test_accuracy": metrics.pop("accuracy"),
     "test_loss": metrics.pop("loss"),
     "best_accuracy": None,
     "firing_rate": _in_network_order(metrics, stats),
     "steps": 0,
     "epochs": 0.0,
     "nonfinite_steps": 0,
-    "input_wait_s": input_wait,
+    "input_wait_s": 0.0,  # no training step waited
     "wall_time_s": time.time() - start,
     "authors_checkpoint": str(Path(checkpoint).absolute()),
     "authors_entries": {k: v for k, v in entries.items() if isinstance(v, (int, float, str))},
