@@ -30,17 +30,6 @@ from glif_jax.training.checkpoints import CHECKPOINT_DIR, CONFIG_FILE
 FLAGS = flags.FLAGS
 
 
-def _test_batch(config: ml_collections.ConfigDict, batch_size: int):
-  splits, info = input_pipeline.load(config)
-  batch = next(input_pipeline.batches(splits["test"], config, train=False))
-  lead = batch["label"].ndim  # batch axes, (devices, per device) or one
-  labels = batch["label"].reshape(-1)[:batch_size]
-  images = batch["image"].reshape(-1, *batch["image"].shape[lead:])[:batch_size]
-  if images.ndim == 5:  # event frames [B, T, ...] -> time-major
-    images = np.swapaxes(images, 0, 1)
-  return info, jnp.asarray(images), np.asarray(labels)
-
-
 def _gate_history(workdir: Path) -> tuple[np.ndarray, dict[str, dict[str, np.ndarray]]]:
   """The GLIF gates during training: the logged means at every log step (step 0 on), or,
   for a run that logged none, the gates of each kept checkpoint."""
@@ -59,7 +48,9 @@ def _gate_history(workdir: Path) -> tuple[np.ndarray, dict[str, dict[str, np.nda
 def report(workdir: Path, out: Path, batch_size: int) -> Path:
   """Writes ``report.md`` and figures for the run in ``workdir`` to ``out``."""
   config = ml_collections.ConfigDict(json.loads((workdir / CONFIG_FILE).read_text()))
-  info, images, labels = _test_batch(config, batch_size)
+  splits, info = input_pipeline.load(config)
+  images, labels = input_pipeline.test_examples(splits["test"], config, batch_size)
+  images = jnp.asarray(images)
   model = create_model(config, info, bn_axis_name=None)
   step = network.restore_model(model, workdir / CHECKPOINT_DIR)
   model.eval()

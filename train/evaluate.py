@@ -107,10 +107,7 @@ def evaluate_authors_checkpoint(
   metrics = training.evaluate(p_eval_step, layout, layout.state(state), splits["test"], config)
 
   model.eval()
-  first = next(input_pipeline.batches(splits["test"], config, train=False))
-  images = first["image"][first["mask"]][:energy_examples]
-  if images.ndim == 5:  # event frames [B, T, ...] -> time-major
-    images = np.swapaxes(images, 0, 1)
+  images, _ = input_pipeline.test_examples(splits["test"], config, energy_examples)
   stats = analysis.network_statistics(model, jnp.asarray(images))
   summary = {
     "test_accuracy": metrics.pop("accuracy"),

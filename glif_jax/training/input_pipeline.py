@@ -87,6 +87,21 @@ def batches(
   return data.make_batches(source, dataset=config.dataset, **options)
 
 
+def test_examples(
+  source: Sequence[Any], config: ml_collections.ConfigDict, count: int
+) -> tuple[np.ndarray, np.ndarray]:
+  """The first ``count`` real examples of the test split (at most one eval batch).
+
+  Returns:
+    ``(inputs, labels)``: inputs as the model takes them (event frames time-major,
+    ``[T, B, ...]``; images ``[B, H, W, C]``) and labels ``[B]``.
+  """
+  batch = next(batches(source, config, train=False))
+  real = batch["mask"]
+  images, labels = batch["image"][real][:count], batch["label"][real][:count]
+  return (np.swapaxes(images, 0, 1) if images.ndim == 5 else images), labels
+
+
 def augmentation(config: ml_collections.ConfigDict) -> data.Augmentation:
   """``config.crop_padding`` and ``config.flip``, the data set's default where None."""
   chosen = {"crop_padding": config.crop_padding, "flip": config.flip}
