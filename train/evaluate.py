@@ -93,9 +93,7 @@ def evaluate_authors_checkpoint(
   model = training.create_model(config, info)
   entries = load_authors_checkpoint(model, checkpoint)
   steps_per_epoch = input_pipeline.steps_per_epoch(splits["train"], config)
-  total_steps = (
-    config.num_train_steps if config.num_train_steps > 0 else (config.num_epochs * steps_per_epoch)
-  )
+  total_steps = input_pipeline.total_steps(config, steps_per_epoch)
   tx = training.make_tx(config, steps_per_epoch, total_steps)
   graphdefs, state = training.create_train_state(model, tx)
   layout = training.Layout(config.parallel)

@@ -125,3 +125,10 @@ def train_stream(
 def steps_per_epoch(source: Sequence[Any], config: ml_collections.ConfigDict) -> int:
   """Training steps in one epoch (the remainder is dropped)."""
   return data.num_batches(source, batch_size=config.batch_size, train=True)
+
+
+def total_steps(config: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
+  """The run's training steps: ``config.num_train_steps`` if > 0, else whole epochs."""
+  return (
+    config.num_train_steps if config.num_train_steps > 0 else config.num_epochs * steps_per_epoch
+  )

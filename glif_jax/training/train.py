@@ -189,9 +189,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
   validate_input_shape(config, info.input_shape)
   layout = parallel.Layout(config.parallel)
   per_epoch = input_pipeline.steps_per_epoch(splits["train"], config)
-  total_steps = (
-    config.num_train_steps if config.num_train_steps > 0 else config.num_epochs * per_epoch
-  )
+  total_steps = input_pipeline.total_steps(config, per_epoch)
   schedule = actions.Schedule(
     total_steps, config.log_every_steps, per_epoch, config.checkpoint_every_steps
   )
