@@ -144,7 +144,9 @@ def frame_index(t: np.ndarray, num_frames: int, split_by: SplitBy) -> np.ndarray
   raise ValueError(f"split_by must be 'number' or 'time', got {split_by!r}")
 
 
-def events_to_frames(events: Events, *, num_frames: int, split_by: SplitBy) -> np.ndarray:
+def events_to_frames(
+  events: Events, *, num_frames: int, split_by: SplitBy, sensor_size: int = SENSOR_SIZE
+) -> np.ndarray:
   """Integrates events into per-polarity count frames at sensor resolution, as SpikingJelly.
 
   Frame ``j`` counts the events whose index falls in segment ``j`` of :func:`frame_index`
@@ -155,18 +157,20 @@ def events_to_frames(events: Events, *, num_frames: int, split_by: SplitBy) -> n
       events: the sample's events, sorted by time.
       num_frames: T, the number of frames.
       split_by: ``"number"`` (equal event counts) or ``"time"`` (equal durations).
+      sensor_size: S, the sensor's height and width (128; N-MNIST's ATIS crop: 34).
 
   Returns:
-      uint16 ``[T, 128, 128, 2]`` event counts (saturating at 65535).
+      uint16 ``[T, S, S, 2]`` event counts (saturating at 65535).
   """
+  s = sensor_size
   for axis, coords in (("x", events.x), ("y", events.y)):
-    if coords.size and (coords.min() < 0 or coords.max() >= SENSOR_SIZE):
-      raise ValueError(f"event {axis} outside [0, {SENSOR_SIZE}): {coords.min()}..{coords.max()}")
+    if coords.size and (coords.min() < 0 or coords.max() >= s):
+      raise ValueError(f"event {axis} outside [0, {s}): {coords.min()}..{coords.max()}")
   frame = frame_index(events.t, num_frames, split_by)
-  flat = ((frame * SENSOR_SIZE + events.y) * SENSOR_SIZE + events.x) * 2 + events.p
-  counts = np.bincount(flat, minlength=num_frames * SENSOR_SIZE * SENSOR_SIZE * 2)
+  flat = ((frame * s + events.y) * s + events.x) * 2 + events.p
+  counts = np.bincount(flat, minlength=num_frames * s * s * 2)
   counts = np.minimum(counts, np.iinfo(np.uint16).max).astype(np.uint16)
-  return counts.reshape(num_frames, SENSOR_SIZE, SENSOR_SIZE, 2)
+  return counts.reshape(num_frames, s, s, 2)
 
 
 def bilinear_matrix(in_size: int, out_size: int) -> np.ndarray:
