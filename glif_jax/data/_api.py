@@ -84,7 +84,7 @@ def _config(cls: type[tfds.core.GeneratorBasedBuilder], config: dict[str, Any]) 
     raise ValueError(f"{cls.name} config options are {sorted(allowed)}, got {sorted(unknown)}")
   default = cls.BUILDER_CONFIGS[0]
   options = {k: config.get(k, getattr(default, k)) for k in sorted(allowed)}
-  chosen = _builders.event_config(**options)
+  chosen = _builders.event_config(**options, sensor_size=cls.SENSOR_SIZE)
   predefined = {c.name for c in cls.BUILDER_CONFIGS}
   return chosen.name if chosen.name in predefined else chosen
 
@@ -96,7 +96,7 @@ def info(name: str, **config: Any) -> DatasetInfo:
       name: one of :func:`names`.
       **config: for event data sets, ``num_frames``, ``split_by`` and ``size``
           (defaults: the builder's first config, e.g. 16 frames by number, 48x48 for
-          ``cifar10_dvs``).
+          ``cifar10_dvs``; 10 frames by number, 34x34 for ``n_mnist``).
 
   Returns:
       The :class:`DatasetInfo`.

@@ -2,12 +2,12 @@
 
 As TFDS's own builders: one ``tfds.core.GeneratorBasedBuilder`` per data set, each
 overriding ``_info``, ``_split_generators`` and ``_generate_examples``; the code that reads
-original files is plain functions (:mod:`._images`, :mod:`._events`). Every builder reads
-a manual directory (``DownloadConfig(manual_dir=...)``), writes ``array_record`` shards
-and is read back with ``builder.as_data_source()``: random access, no TensorFlow, no
-network. Our builders are not registered with TFDS (``skip_registration``), so their
-names (``mnist``, ``cifar10``, ...) never clash with TFDS's; ImageNet is TFDS's own
-``imagenet2012`` builder (:class:`Imagenet2012Builder`).
+original files is plain functions (:mod:`._images`, :mod:`._events`, :mod:`._nmnist`).
+Every builder reads a manual directory (``DownloadConfig(manual_dir=...)``), writes
+``array_record`` shards and is read back with ``builder.as_data_source()``: random access,
+no TensorFlow, no network. Our builders are not registered with TFDS
+(``skip_registration``), so their names (``mnist``, ``cifar10``, ...) never clash with
+TFDS's; ImageNet is TFDS's own ``imagenet2012`` builder (:class:`Imagenet2012Builder`).
 
 TFDS writes into ``<name>/<config>/incomplete.XXXX_<version>`` and renames that directory
 to ``<version>`` only after every split is written, so a failed build never looks
@@ -31,7 +31,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 from tensorflow_datasets.datasets.imagenet2012 import imagenet2012_dataset_builder as tfds_imagenet
 
-from glif_jax.data import _events, _images, _safe
+from glif_jax.data import _events, _images, _nmnist, _safe
 from glif_jax.data._errors import CorruptDatasetError, DatasetNotFoundError
 
 Example = dict[str, Any]
@@ -193,10 +193,10 @@ class EventConfig(tfds.core.BuilderConfig):
       num_frames: T, frames per sample.
       split_by: ``"number"`` (equal event counts per frame, SpikingJelly's
           ``split_by='number'``) or ``"time"`` (equal durations).
-      size: frame height and width. 128 keeps the sensor's event counts (uint16);
-          any other size resizes the 128x128 count frames bilinearly
-          (:func:`glif_jax.data._events.resize_frames`, float32), as the GLIF authors'
-          ``transforms.Resize([size, size])``.
+      size: frame height and width. The sensor's size (the builder's ``SENSOR_SIZE``:
+          128, N-MNIST 34) keeps the event counts (uint16); any other size resizes the
+          count frames bilinearly (:func:`glif_jax.data._events.resize_frames`, float32),
+          as the GLIF authors' ``transforms.Resize([size, size])``.
   """
 
   num_frames: int = 16
@@ -204,15 +204,21 @@ class EventConfig(tfds.core.BuilderConfig):
   size: int = _events.SENSOR_SIZE
 
 
-def event_config(num_frames: int, split_by: str, size: int) -> EventConfig:
-  """An :class:`EventConfig` named ``t{T}_{split_by}_s{size}``, with validation."""
+def event_config(
+  num_frames: int, split_by: str, size: int, *, sensor_size: int = _events.SENSOR_SIZE
+) -> EventConfig:
+  """An :class:`EventConfig` named ``t{T}_{split_by}_s{size}``, with validation.
+
+  ``sensor_size`` (the builder's ``SENSOR_SIZE``) only says, in the description, whether
+  ``size`` keeps the counts or resizes them.
+  """
   if not (isinstance(num_frames, int) and num_frames >= 1):
     raise ValueError(f"num_frames must be a positive int, got {num_frames!r}")
   if split_by not in ("number", "time"):
     raise ValueError(f"split_by must be 'number' or 'time', got {split_by!r}")
   if not (isinstance(size, int) and size >= 1):
     raise ValueError(f"size must be a positive int, got {size!r}")
-  how = "event counts" if size == _events.SENSOR_SIZE else "bilinear resize of the counts"
+  how = "event counts" if size == sensor_size else "bilinear resize of the counts"
   return EventConfig(
     name=f"t{num_frames}_{split_by}_s{size}",
     num_frames=num_frames,
@@ -228,9 +234,9 @@ def is_event_builder(cls: type[tfds.core.DatasetBuilder]) -> bool:
 
 
 def _frames_info(builder: tfds.core.DatasetBuilder) -> tfds.core.DatasetInfo:
-  """Frames ``[T, S, S, 2]`` (uint16 counts at S = 128, else float32), labels ClassLabel."""
+  """Frames ``[T, S, S, 2]`` (uint16 counts at the sensor's size, else float32), labels."""
   c = builder.builder_config
-  dtype = np.uint16 if c.size == _events.SENSOR_SIZE else np.float32
+  dtype = np.uint16 if c.size == builder.SENSOR_SIZE else np.float32
   shape = (c.num_frames, c.size, c.size, 2)
   return tfds.core.DatasetInfo(
     builder=builder,
@@ -246,10 +252,13 @@ def _frames_info(builder: tfds.core.DatasetBuilder) -> tfds.core.DatasetInfo:
   )
 
 
-def _frames(events: _events.Events, config: EventConfig) -> np.ndarray:
-  """The frames of one sample under ``config`` (see :class:`EventConfig`)."""
-  frames = _events.events_to_frames(events, num_frames=config.num_frames, split_by=config.split_by)
-  if config.size == _events.SENSOR_SIZE:
+def _frames(builder: tfds.core.DatasetBuilder, events: _events.Events) -> np.ndarray:
+  """The frames of one sample under the builder's config (see :class:`EventConfig`)."""
+  config, sensor_size = builder.builder_config, builder.SENSOR_SIZE
+  frames = _events.events_to_frames(
+    events, num_frames=config.num_frames, split_by=config.split_by, sensor_size=sensor_size
+  )
+  if config.size == sensor_size:
     return frames
   return _events.resize_frames(frames, config.size)
 
@@ -311,6 +320,7 @@ class Cifar10DvsBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
     event_config(10, "number", 128),
     event_config(16, "number", 128),
   ]
+  SENSOR_SIZE = _events.SENSOR_SIZE
   CLASS_NAMES = CIFAR10_CLASSES
   TRAIN_FRACTION = 0.9
 
@@ -353,7 +363,7 @@ class Cifar10DvsBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
   ) -> Iterator[tuple[str, Example]]:
     for file, label in files:
       events = _events.parse_cifar10_dvs(file.read(), name=file.key)
-      yield file.key, {"frames": _frames(events, self.builder_config), "label": label}
+      yield file.key, {"frames": _frames(self, events), "label": label}
 
 
 class Dvs128GestureBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -384,6 +394,7 @@ class Dvs128GestureBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tr
     event_config(20, "number", 128),
     event_config(16, "number", 64),
   ]
+  SENSOR_SIZE = _events.SENSOR_SIZE
   CLASS_NAMES = (
         "hand_clapping", "right_hand_wave", "left_hand_wave", "right_arm_clockwise",
         "right_arm_counter_clockwise", "left_arm_clockwise", "left_arm_counter_clockwise",
@@ -424,7 +435,7 @@ class Dvs128GestureBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tr
       events = _events.parse_aedat31_polarity(aedat.read_bytes(), name=aedat.name)
       for i, (class_id, start, end) in enumerate(_gesture_labels(labels)):
         sample = events.select((events.t >= start) & (events.t < end))
-        frames = _frames(sample, self.builder_config)
+        frames = _frames(self, sample)
         yield f"{aedat.stem}_{i}", {"frames": frames, "label": class_id - 1}
 
 
@@ -440,6 +451,61 @@ def _gesture_labels(path: Path) -> list[tuple[int, int, int]]:
   if bad:
     raise CorruptDatasetError(path, f"rows are not (class 1..11, start, end): {bad[:3]}")
   return parsed
+
+
+class NMnistBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """N-MNIST (10 digits, 60k train / 10k test ATIS recordings, 34x34) as frames.
+
+  Source: the official ``Train.zip`` and ``Test.zip`` or their extracted ``Train/`` and
+  ``Test/`` folders of ``<digit>/*.bin`` files (:func:`glif_jax.data._nmnist.parse_atis_bin`);
+  the split is the official one and the label is the digit folder, as SpikingJelly's
+  ``NMNIST``. The default config: 10 frames split by number at 34x34 (event counts).
+  """
+
+  name = "n_mnist"
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES: ClassVar[dict[str, str]] = _FIRST_RELEASE
+  HOMEPAGE = _nmnist.HOMEPAGE
+  MANUAL_DOWNLOAD_INSTRUCTIONS = _nmnist.HOW
+  SENSOR_SIZE = _nmnist.SENSOR_SIZE
+  BUILDER_CONFIGS: ClassVar[list[EventConfig]] = [
+    event_config(10, "number", SENSOR_SIZE, sensor_size=SENSOR_SIZE),
+  ]
+  CLASS_NAMES = DIGITS
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return _frames_info(self)
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
+    manual = _manual_dir(dl_manager, self.name, self.MANUAL_DOWNLOAD_INSTRUCTIONS)
+    splits = {}
+    for split, folder in _nmnist.SPLIT_FOLDERS.items():
+      source = next((p for p in (manual / folder, manual / f"{folder}.zip") if p.exists()), None)
+      if source is None:
+        raise DatasetNotFoundError(
+          f"{folder}/ or {folder}.zip", manual, self.MANUAL_DOWNLOAD_INSTRUCTIONS
+        )
+      splits[split] = self._generate_examples(source, folder)
+    return splits
+
+  def _generate_examples(self, source: Path, folder: str) -> Iterator[tuple[str, Example]]:
+    count = 0
+    for count, recording in enumerate(_nmnist_recordings(source, folder), 1):
+      events = _nmnist.parse_atis_bin(recording.data, name=recording.where)
+      yield recording.key, {"frames": _frames(self, events), "label": recording.label}
+    if not count:
+      raise DatasetNotFoundError(
+        f"{folder}/<digit>/*.bin recordings", source, self.MANUAL_DOWNLOAD_INSTRUCTIONS
+      )
+
+
+def _nmnist_recordings(source: Path, folder: str) -> Iterator[_nmnist.Recording]:
+  """The recordings of one N-MNIST split, from its extracted folder or its zip."""
+  if source.is_dir():
+    yield from _nmnist.folder_recordings(source)
+    return
+  with _open_zip(source) as z:
+    yield from _nmnist.zip_recordings(z, archive=source, folder=folder)
 
 
 # --- ImageNet: TFDS's own builder -------------------------------------------------------------
@@ -523,6 +589,7 @@ BUILDERS: dict[str, type[tfds.core.GeneratorBasedBuilder]] = {
     Cifar100Builder,
     Cifar10DvsBuilder,
     Dvs128GestureBuilder,
+    NMnistBuilder,
     Imagenet2012Builder,
   )
 }
