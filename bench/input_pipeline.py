@@ -72,7 +72,7 @@ def main_job_input_wait(steps: int) -> dict[str, Any]:
   config.num_train_steps, config.progress_bar, config.log_every_steps = steps, False, steps
   real = data.builder("mnist").is_prepared()
   splits = {"train": MemorySource(MNIST_TRAIN, (28, 28, 1)), "test": MemorySource(500, (28, 28, 1))}
-  in_memory = lambda config: (splits, input_pipeline.DataInfo(10, (28, 28, 1)))  # noqa: E731
+  in_memory = lambda config: (splits, input_pipeline.DataInfo(10, (28, 28, 1)))
   with (
     tempfile.TemporaryDirectory() as workdir,
     contextlib.nullcontext() if real else mock.patch.object(input_pipeline, "load", in_memory),

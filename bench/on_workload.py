@@ -83,7 +83,7 @@ def torch_cases(x_np, cotangent_np):
     import torch
   except ImportError:
     return {}
-  t, batch, n = x_np.shape
+  t, _, n = x_np.shape
   x = torch.from_numpy(x_np)
   cotangent = torch.from_numpy(cotangent_np)
   cases = {}

@@ -34,18 +34,18 @@ import jax
 import jax.numpy as jnp
 
 __all__ = [
-  "Surrogate",
+  "ATan",
   "Rectangle",
   "Sigmoid",
-  "ATan",
-  "Triangle",
   "SuperSpike",
+  "Surrogate",
+  "Triangle",
+  "atan",
+  "heaviside",
   "rectangle",
   "sigmoid",
-  "atan",
-  "triangle",
   "superspike",
-  "heaviside",
+  "triangle",
 ]
 
 

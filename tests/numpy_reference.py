@@ -156,7 +156,7 @@ def klif_backward(k, x, grad_spikes, tau=2.0, v_th=1.0, v_reset=0.0, alpha=4.0):
 
   Returns (dx [T, ...], dk scalar).
   """
-  v, s, h = klif_forward(k, x, tau, v_th, v_reset)
+  _, s, h = klif_forward(k, x, tau, v_th, v_reset)
   f = np.maximum(k * h, 0.0)
   dx = np.zeros_like(x)
   dk = 0.0
@@ -179,7 +179,7 @@ def klif_backward_general(
 
   Sigmoid surrogate, reset not detached. Returns (dx [T, ...], dk scalar).
   """
-  v, s, h = klif_forward(k, x, tau, v_th, v_reset, decay_input, scale_reset)
+  _, s, h = klif_forward(k, x, tau, v_th, v_reset, decay_input, scale_reset)
   f = np.maximum(k * h, 0.0)
   dx = np.zeros_like(x)
   dk = 0.0

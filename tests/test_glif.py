@@ -95,7 +95,7 @@ def test_gradients_match_hand_derived_bptt():
   p = random_params(key_p)
   x = jax.random.uniform(key_x, (T, B, C), minval=-0.5, maxval=1.5)
   cotangent = jax.random.normal(key_g, (T, B, C))
-  spikes, vjp = jax.vjp(lambda p, x: neurons.glif(p, x)[0], p, x)
+  _, vjp = jax.vjp(lambda p, x: neurons.glif(p, x)[0], p, x)
   d_params, dx = vjp(cotangent)
   dx_ref, d_raw_ref = ref.glif_backward(
     as_numpy(p), np.asarray(x, np.float64), np.asarray(cotangent, np.float64)

@@ -32,7 +32,7 @@ def test_klif_k_scales_the_surrogate_slope():
 @pytest.mark.parametrize(
   "options",
   [
-    dict(),
+    {},
     dict(decay_input=False),
     dict(v_reset=None),
     dict(scale_reset=True),
@@ -86,7 +86,7 @@ def test_lif_matches_spikingjelly_equations():
   # H1 = 0.5; H2 = 0.5 + 0.5 = 1.0 (fires, >=); H3 = 0.3; H4 = 0.3 + 0.85 = 1.15 (fires)
   np.testing.assert_array_equal(spikes[:, 0], [0, 1, 0, 1])
   np.testing.assert_allclose(trace.v[:, 0], [0.5, 0.0, 0.3, 0.0], atol=1e-6)
-  soft, _, soft_trace = neurons.lif(x, v_reset=None, return_trace=True)
+  _, _, soft_trace = neurons.lif(x, v_reset=None, return_trace=True)
   np.testing.assert_allclose(soft_trace.v[:, 0], [0.5, 0.0, 0.3, 0.15], atol=1e-6)
 
 

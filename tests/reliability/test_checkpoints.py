@@ -29,7 +29,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptio
 
 def _state(step, width=3):
   """A small TrainState whose every array depends on ``step``."""
-  value = lambda *shape: jnp.full(shape, float(step), jnp.float32)  # noqa: E731
+  value = lambda *shape: jnp.full(shape, float(step), jnp.float32)
   return TrainState(
     jnp.int32(step),
     {"conv": {"kernel": value(2, width)}, "bias": value(width)},

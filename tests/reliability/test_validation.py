@@ -146,7 +146,7 @@ def test_glif_step_validates_or_runs(data, case):
     _values(state_shape, dtype, seed, 0.0, 1.0), jnp.zeros(state_shape, dtype)
   )
   x_t = _values(shape, dtype, seed)
-  run = lambda: neurons.glif_step(p, state, x_t, _values(conduct_t, "float32", seed))  # noqa: E731
+  run = lambda: neurons.glif_step(p, state, x_t, _values(conduct_t, "float32", seed))
   _check(run, expected, shape, dtype, shape)
 
 
@@ -175,14 +175,14 @@ def test_lif_plif_klif_validate_or_run(data, case):
   state = neurons.LIFState(_values(state_shape, "float32", seed, 0.0, 1.0)) if with_state else None
   x = _values(shape, dtype, seed)
   if which == "lif":
-    run = lambda: neurons.lif(x, state, **options)  # noqa: E731
+    run = lambda: neurons.lif(x, state, **options)
   elif which == "plif":
     p = neurons.PLIFParams(_values(per_channel, "float32", seed, -3.0, 3.0))
     del options["tau"]
-    run = lambda: neurons.plif(p, x, state, **options)  # noqa: E731
+    run = lambda: neurons.plif(p, x, state, **options)
   else:
     p = neurons.KLIFParams(_values(per_channel, "float32", seed, 0.2, 3.0))
-    run = lambda: neurons.klif(p, x, state, **options)  # noqa: E731
+    run = lambda: neurons.klif(p, x, state, **options)
   _check(run, tau_error or expected, shape, dtype, shape[1:])
 
 
@@ -201,10 +201,10 @@ def test_lif_and_klif_steps_validate_or_run(data, case):
   state = neurons.LIFState(_values(state_shape, dtype, seed, 0.0, 1.0))  # steps do not cast it
   x_t = _values(shape, dtype, seed)
   if which == "lif":
-    run = lambda: neurons.lif_step(state, x_t, tau=tau)  # noqa: E731
+    run = lambda: neurons.lif_step(state, x_t, tau=tau)
   else:
     p = neurons.KLIFParams(_values(per_channel, "float32", seed, 0.2, 3.0))
-    run = lambda: neurons.klif_step(p, state, x_t, tau=tau)  # noqa: E731
+    run = lambda: neurons.klif_step(p, state, x_t, tau=tau)
   _check(run, tau_error or expected, shape, dtype, shape)
 
 

@@ -4,8 +4,8 @@ with no weight decay."""
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 import optax
+import pytest
 from flax import nnx
 
 from glif_jax import nn

@@ -93,7 +93,7 @@ def test_log_records_the_gates_of_every_glif_layer_from_step_0(full_run):
   gates = read_scalars(workdir, "gate/")
   layers = {tag.rsplit("/", 1)[0] for tag in gates}
   assert layers == {"gate/stem_neuron", "gate/conv/neuron"}
-  for tag, points in gates.items():
+  for points in gates.values():
     assert [step for step, _ in points] == [0, 4, 8, 10]  # log_every_steps=4 and the last
     assert all(0.0 < value < 1.0 for _, value in points)
   layer, gate = "stem_neuron", "alpha"
