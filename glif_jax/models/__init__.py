@@ -1,4 +1,4 @@
-"""The model zoo: the GLIF paper's spiking ResNets and SEW nets, small CNN and MLP.
+"""The model zoo: the GLIF paper's ResNets and SEW nets, the PLIF paper's nets, small CNN, MLP.
 
 Every model maps static images ``[B, H, W, C]`` or event frames ``[T, B, H, W, C]`` to
 logits ``[T, B, classes]``; `create` builds one by name. Variants are module-level
@@ -7,7 +7,15 @@ definitions (`neuron_def`, `norm_def`). Models import nothing of data or trainin
 """
 
 from glif_jax.models._layers import neuron_def, norm_def
-from glif_jax.models.authors import load_authors_checkpoint
+from glif_jax.models.authors import NonFiniteWeightsError, load_authors_checkpoint
+from glif_jax.models.plif_net import (
+  PLIFNet,
+  PLIFNetCIFAR10,
+  PLIFNetCIFAR10DVS,
+  PLIFNetGesture,
+  PLIFNetMNIST,
+  PLIFNetNMNIST,
+)
 from glif_jax.models.resnet import (
   BasicBlock,
   MSBlock,
@@ -37,6 +45,13 @@ __all__ = [
   "BasicBlock",
   "MSBlock",
   "MSResNet",
+  "NonFiniteWeightsError",
+  "PLIFNet",
+  "PLIFNetCIFAR10",
+  "PLIFNetCIFAR10DVS",
+  "PLIFNetGesture",
+  "PLIFNetMNIST",
+  "PLIFNetNMNIST",
   "ResNet18",
   "ResNet18MS",
   "ResNet19",

@@ -13,6 +13,8 @@ tensor into a model built by `glif_jax.models.create`:
 
 Every checkpoint key must be used, every model parameter written and every shape match,
 else nothing is written and the error names the key, the expected shape and the given one.
+NaN or infinite values and negative running variances are refused the same way unless the
+caller opts in (``allow_nonfinite=True``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from glif_jax.models._torch_zip import TorchCheckpointError, load_torch_zip
 
 __all__ = [
   "AuthorsCheckpointError",
+  "NonFiniteWeightsError",
   "TorchCheckpointError",
   "load_authors_checkpoint",
   "load_authors_state_dict",
@@ -40,6 +43,13 @@ __all__ = [
 
 class AuthorsCheckpointError(ValueError):
   """A checkpoint does not fit the model: unused keys, missing parameters, wrong shapes."""
+
+
+class NonFiniteWeightsError(ValueError):
+  """A checkpoint holds NaN or infinite values, or a negative BN running variance."""
+
+
+_SHOWN_KEYS = 5
 
 
 # A rule maps their module path (a regex, full match) to ours: a template formatted with
@@ -170,12 +180,37 @@ def _norm_factor_error(module_key: str, norm: snn.TdBatchNorm, v_th: np.ndarray 
       "with norm='bn' (config.norm = 'bn')"
     )
   v = float(v_th)
+  if not math.isfinite(v):  # loaded with allow_nonfinite: nothing to compare
+    return ""
   if any(math.isclose(norm.factor, v * a, rel_tol=1e-6) for a in (1.0, 1 / math.sqrt(2))):
     return ""
-  return (
+  mismatch = (
     f"{module_key}.Vth = {v}: a tdBN, but the model's BN multiplies by {norm.factor}, not "
-    "by α·V_th for α in (1, 1/√2): build the model with norm='tdbn' (config.norm = 'tdbn')"
+    "by α·V_th for α in (1, 1/√2)"
   )
+  if math.isclose(norm.factor, 1.0, rel_tol=1e-6):  # the model's is a plain BN
+    return f"{mismatch}: build the model with norm='tdbn' (config.norm = 'tdbn')"
+  return f"{mismatch}: the model's tdBN has another V_th"
+
+
+def _unsound(key: str, tensor: np.ndarray) -> str:
+  """Why ``tensor`` may not be loaded (NaN/inf, a negative running variance), or ""."""
+  if tensor.dtype.kind not in "biu" and not np.isfinite(tensor).all():
+    return "NaN or inf"
+  if key.endswith("running_var") and (tensor < 0).any():
+    return "a negative variance"
+  return ""
+
+
+def _check_finite(state: dict[str, np.ndarray], name: str) -> None:
+  """Raises `NonFiniteWeightsError` naming up to `_SHOWN_KEYS` unsound tensors."""
+  unsound = [f"{key} ({why})" for key, tensor in state.items() if (why := _unsound(key, tensor))]
+  if unsound:
+    more = f" and {len(unsound) - _SHOWN_KEYS} more" if len(unsound) > _SHOWN_KEYS else ""
+    raise NonFiniteWeightsError(
+      f"{name}: {len(unsound)} tensors hold NaN/inf or a negative running variance: "
+      f"{', '.join(unsound[:_SHOWN_KEYS])}{more}; pass allow_nonfinite=True to load them anyway"
+    )
 
 
 def _state_dict(ckpt: Any, path: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -259,7 +294,9 @@ def _plan(
   return writes, [e for e in errors if e]
 
 
-def load_authors_checkpoint(model: nnx.Module, path: str | os.PathLike[str]) -> dict[str, Any]:
+def load_authors_checkpoint(
+  model: nnx.Module, path: str | os.PathLike[str], *, allow_nonfinite: bool = False
+) -> dict[str, Any]:
   """Loads a checkpoint of the GLIF authors' PyTorch code into a zoo model, in place.
 
   The model must be the network the checkpoint was trained as, built by
@@ -272,6 +309,7 @@ def load_authors_checkpoint(model: nnx.Module, path: str | os.PathLike[str]) -> 
     path: a ``.pth``/``.pth.tar`` file holding ``{'state_dict': ...}`` (with or without
       DDP's ``module.`` prefix), the CIFAR10-DVS script's ``{'net': ..., 'optimizer': ...}``,
       or a bare state dict.
+    allow_nonfinite: load NaN/inf values and negative running variances too.
 
   Returns:
     The checkpoint's other entries (e.g. ``epoch``, ``max_test_acc``, optimizer state),
@@ -279,17 +317,22 @@ def load_authors_checkpoint(model: nnx.Module, path: str | os.PathLike[str]) -> 
 
   Raises:
     AuthorsCheckpointError: as `load_authors_state_dict`; the model is left unchanged.
-    TorchCheckpointError: the file is not a safe, readable PyTorch zip checkpoint (both
-      errors are ValueErrors).
+    NonFiniteWeightsError: as `load_authors_state_dict`; the model is left unchanged.
+    TorchCheckpointError: the file is not a safe, readable PyTorch zip checkpoint (all
+      three errors are ValueErrors).
   """
   path = os.fspath(path)
   state, rest = _state_dict(load_torch_zip(path), path)
-  load_authors_state_dict(model, state, name=path)
+  load_authors_state_dict(model, state, name=path, allow_nonfinite=allow_nonfinite)
   return rest
 
 
 def load_authors_state_dict(
-  model: nnx.Module, state_dict: dict[str, np.ndarray], *, name: str = "the state dict"
+  model: nnx.Module,
+  state_dict: dict[str, np.ndarray],
+  *,
+  name: str = "the state dict",
+  allow_nonfinite: bool = False,
 ) -> None:
   """Writes the authors' state dict (their key names, NumPy arrays) into a zoo model.
 
@@ -298,8 +341,11 @@ def load_authors_state_dict(
     state_dict: ``{their key: array}``, e.g. ``net.state_dict()`` of their PyTorch model
       as NumPy; DDP's ``module.`` prefix is removed.
     name: what to call the source in error messages.
+    allow_nonfinite: load NaN/inf values and negative running variances too.
 
   Raises:
+    NonFiniteWeightsError: a tensor holds NaN/inf or a negative running variance (up to
+      five keys named) and ``allow_nonfinite`` is False. The model is then left unchanged.
     AuthorsCheckpointError: a key the model has no place for, a model parameter the
       state dict lacks, or a shape that does not fit (naming the key, the expected and
       the given shape), or BN scaling that differs (tdBN against plain BN). The model is
@@ -307,6 +353,8 @@ def load_authors_state_dict(
   """
   if state_dict and all(k.startswith("module.") for k in state_dict):
     state_dict = {k.removeprefix("module."): v for k, v in state_dict.items()}
+  if not allow_nonfinite:
+    _check_finite(state_dict, name)
   writes, errors = _plan(model, state_dict)
   written = {id(v) for v, _ in writes}
   for var_path, variable in nnx.iter_graph(model):

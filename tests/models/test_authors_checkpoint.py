@@ -21,6 +21,7 @@ import types
 import zipfile
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
@@ -510,3 +511,106 @@ def test_every_paper_resnet_takes_their_state_dict(name, classes, depths, stride
   assert (
     kernel.flat[0] == theirs[f"features.{sum(depths) - 1}.body.{3 if ms else 2}.0.weight"].flat[0]
   )
+
+
+# --- non-finite weights ---
+
+
+def _write_state(path: Path, state: dict[str, np.ndarray]) -> None:
+  """``{'state_dict': state}`` as ``torch.save`` writes it, each array a float32 storage."""
+  tensors = {
+    key: _Tensor(
+      _Storage(str(i), x.ravel(), "FloatStorage"), 0, x.shape, tuple(s // 4 for s in x.strides)
+    )
+    for i, (key, x) in enumerate(state.items())
+  }
+  write_torch_zip(path, {"state_dict": tensors})
+
+
+def _small_resnet19(norm="tdbn"):
+  return _resnet19(timesteps=2, width=4, norm=norm)
+
+
+def _small_state(**values) -> dict[str, np.ndarray]:
+  """Their ResNet-19 state for `_small_resnet19`: distinct values, tdBN V_th 0.5; ``values``
+  override keys (dots written as ``__``) with a constant."""
+  theirs = their_resnet_state((3, 3, 2), (1, 2, 2), 4, 10, 2)
+  state = {
+    k: np.full(v.shape, 0.5 if k.endswith("Vth") and not v.shape else i % 7, np.float32)
+    for i, (k, v) in enumerate(theirs.items())
+  }
+  for key, value in values.items():
+    key = key.replace("__", ".")
+    state[key] = np.full(state[key].shape, value, np.float32)
+  return state
+
+
+def _leaves(model) -> list[np.ndarray]:
+  return [np.array(x) for x in jax.tree.leaves(nnx.state(model))]
+
+
+def _assert_unchanged(model, before) -> None:
+  after = _leaves(model)
+  assert len(after) == len(before)
+  for a, b in zip(after, before):
+    np.testing.assert_array_equal(a, b)  # NaN == NaN here
+
+
+def test_nonfinite_weights_and_negative_variances_are_named_and_change_nothing(
+  tmp_path, monkeypatch
+):
+  _fake_torch(monkeypatch)
+  bad = {
+    "conv1__0__0__weight": np.nan,
+    "conv1__1__alpha": np.inf,
+    "features__0__body__0__1__bias": -np.inf,
+    "features__2__lif__conduct": np.nan,
+    "lastave__0__weight": np.nan,
+    "features__1__body__2__1__running_var": -1.0,
+    "features__7__downsample__0__running_var": -0.5,
+  }
+  _write_state(tmp_path / "bad.pth", _small_state(**bad))
+  model = _small_resnet19()
+  before = _leaves(model)
+  with pytest.raises(models.NonFiniteWeightsError) as err:
+    models.load_authors_checkpoint(model, tmp_path / "bad.pth")
+  message = str(err.value)
+  assert "7 tensors hold NaN/inf or a negative running variance" in message
+  assert "conv1.0.0.weight (NaN or inf), conv1.1.alpha (NaN or inf)" in message
+  assert "and 2 more; pass allow_nonfinite=True" in message
+  assert message.count(" (NaN or inf)") + message.count(" (a negative variance)") == 5
+  _assert_unchanged(model, before)
+
+  _write_state(tmp_path / "var.pth", _small_state(features__4__body__0__1__running_var=-2.0))
+  with pytest.raises(models.NonFiniteWeightsError, match=r"running_var \(a negative variance\)"):
+    models.load_authors_checkpoint(model, tmp_path / "var.pth")
+  _assert_unchanged(model, before)
+
+  models.load_authors_checkpoint(model, tmp_path / "bad.pth", allow_nonfinite=True)
+  assert np.isnan(np.asarray(model.stem.layer.conv.kernel[...])).all()
+  assert (np.asarray(model.blocks[1].conv2.norm.norm.var[...]) == -1).all()
+
+
+def test_an_all_nan_file_gets_no_norm_advice(tmp_path, monkeypatch):
+  _fake_torch(monkeypatch)
+  state = {k: np.full_like(v, np.nan) for k, v in _small_state().items()}
+  _write_state(tmp_path / "nan.pth", state)
+  model = _small_resnet19()
+  with pytest.raises(models.NonFiniteWeightsError) as err:
+    models.load_authors_checkpoint(model, tmp_path / "nan.pth")
+  assert "norm=" not in str(err.value) and "and " in str(err.value)
+  models.load_authors_checkpoint(model, tmp_path / "nan.pth", allow_nonfinite=True)
+  assert np.isnan(np.asarray(model.classifier.fcs[0].kernel[...])).all()
+
+
+def test_norm_advice_only_when_the_norm_is_the_mismatch():
+  other_vth = {  # every tdBN's V_th (a scalar; GLIF's Vth is per channel)
+    k: np.float32(0.7) if k.endswith("Vth") and not v.shape else v
+    for k, v in _small_state().items()
+  }
+  with pytest.raises(AuthorsCheckpointError) as err:
+    load_authors_state_dict(_small_resnet19(), other_vth)  # tdBN, another V_th
+  assert "Vth = 0.7" in str(err.value) and "another V_th" in str(err.value)
+  assert "norm=" not in str(err.value)
+  with pytest.raises(AuthorsCheckpointError, match="build the model with norm='tdbn'"):
+    load_authors_state_dict(_small_resnet19(norm="bn"), other_vth)
