@@ -143,6 +143,24 @@ def dynamics_figures(out: str | Path) -> list[Path]:
   return paths
 
 
+def most_active(spikes: Any, k: int) -> np.ndarray:
+  """Spikes ``[T, k]`` of the ``k`` neurons of ``spikes [T, N]`` that fire most, most active
+  first (ties: lower index first)."""
+  spikes = np.asarray(spikes)
+  return spikes[:, np.argsort(-spikes.sum(axis=0), kind="stable")[:k]]
+
+
+def raster_panels(model: nnx.Module, x: jax.Array, k: int) -> dict[str, np.ndarray]:
+  """``{panel title: spikes [T, k]}`` of the ``k`` most active neurons of each neuron layer
+  on the first example of ``x``, network order; each title names the layer and the choice."""
+  panels = {}
+  for name, spikes in network.neuron_spikes(model, x[:1]).items():
+    flat = np.asarray(spikes)[:, 0].reshape(spikes.shape[0], -1)
+    chosen = most_active(flat, k)
+    panels[f"`{name}`: {chosen.shape[1]} most active of {flat.shape[1]:,} neurons"] = chosen
+  return panels
+
+
 def network_figures(
   model: nnx.Module,
   stats: network.NetworkStats,
@@ -152,17 +170,18 @@ def network_figures(
   gate_history: tuple[Any, Mapping[str, Mapping[str, Any]]] | None = None,
   raster_neurons: int = 64,
 ) -> list[Path]:
-  """A model's figures as PNGs in ``out``: firing rates, a raster, GLIF gates.
+  """A model's figures as PNGs in ``out``: firing rates, rasters, GLIF gates.
 
   Args:
     model: the network (its GLIF layers' gates are plotted).
     stats: its `network.network_statistics` on a batch.
-    x: that batch; the raster shows the first neuron layer on its first example.
+    x: that batch; the rasters show each neuron layer's most active neurons on its first
+      example (`raster_panels`).
     out: the output folder.
     gate_history: ``(steps [S], {layer: {gate: values [S, C]}})`` of the gates during
       training (e.g. `network.gate_evolution` of the kept checkpoints, or the logged
       per-step means with C = 1); with GLIF layers it is plotted too.
-    raster_neurons: how many neurons the raster shows.
+    raster_neurons: how many neurons each raster shows.
 
   Returns:
     The paths written.
@@ -170,10 +189,9 @@ def network_figures(
   out = Path(out)
   paths = [out / "firing_rates.png", out / "raster.png"]
   plots.firing_rate_bars(stats.layer_rates, path=paths[0])
-  name, spikes = next(iter(network.neuron_spikes(model, x[:1]).items()))
-  flat = np.asarray(spikes)[:, 0].reshape(spikes.shape[0], -1)[:, :raster_neurons]
-  title = f"Spikes of `{name}`, first {flat.shape[1]} neurons, one example"
-  plots.spike_raster(flat, title=title, path=paths[1])
+  panels = raster_panels(model, x, raster_neurons)
+  title = "Spikes of each layer's most active neurons (most active at the bottom), one example"
+  plots.spike_rasters(panels, title=title, path=paths[1])
   gates = network.glif_gates(model)
   if gates:
     paths.append(plots.save_figure(plots.gate_histograms(gates), out / "gates.png"))

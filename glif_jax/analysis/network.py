@@ -105,6 +105,15 @@ class NetworkStats(NamedTuple):
     """ANN energy / SNN energy (> 1: the SNN is cheaper)."""
     return self.ann_energy_pj / self.snn_energy_pj if self.snn_energy_pj else math.inf
 
+  @property
+  def energy_comparison(self) -> str:
+    """The energy ratio in words, the larger energy over the smaller, e.g. ``"the SNN needs
+    3.67× less energy than the ANN (ANN / SNN = 3.67)"``."""
+    cheaper = self.energy_ratio >= 1
+    factor = self.energy_ratio if cheaper else 1 / self.energy_ratio
+    words, quotient = ("less", "ANN / SNN") if cheaper else ("more", "SNN / ANN")
+    return f"the SNN needs {factor:.2f}× {words} energy than the ANN ({quotient} = {factor:.2f})"
+
   def markdown(self, e_mac_pj: float = E_MAC_PJ, e_ac_pj: float = E_AC_PJ) -> str:
     """Totals, then a table of the neuron layers and one of the synaptic layers (Markdown).
 
@@ -122,8 +131,8 @@ class NetworkStats(NamedTuple):
         ),
         (
           f"- energy per sample (E_MAC = {e_mac_pj} pJ, E_AC = {e_ac_pj} pJ): SNN "
-          f"{self.snn_energy_pj / 1e6:.4g} µJ, ANN {self.ann_energy_pj / 1e6:.4g} µJ "
-          f"(ratio {self.energy_ratio:.2f}×)"
+          f"{self.snn_energy_pj / 1e6:.4g} µJ, ANN {self.ann_energy_pj / 1e6:.4g} µJ: "
+          f"{self.energy_comparison}"
         ),
         "",
         "| neuron layer | firing rate | min channel | max channel |",

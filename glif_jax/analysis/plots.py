@@ -39,15 +39,11 @@ def _finish(fig: Figure, path: str | Path | None) -> Figure:
   return fig
 
 
-def spike_raster(
-  spikes: Any, *, title: str = "Spike raster", path: str | Path | None = None
-) -> Figure:
-  """Raster of ``spikes [T, N]``: a dot at (t, n) for every spike of neuron n at step t."""
+def _raster(ax: Any, spikes: Any, title: str) -> None:
+  """Draws ``spikes [T, N]`` on ``ax``: a dot at (t, n) for every spike of neuron n at step t."""
   spikes = np.asarray(spikes)
   if spikes.ndim != 2:
     raise ValueError(f"spikes must be [T, N], got shape {spikes.shape}")
-  fig = Figure(figsize=(6, 3.5))
-  ax = fig.add_subplot()
   t, n = np.nonzero(spikes)
   ax.scatter(t, n, marker="|", s=60, color="black", linewidths=1.2)
   ax.set(
@@ -57,6 +53,29 @@ def spike_raster(
     ylabel="neuron",
     title=title,
   )
+
+
+def spike_raster(
+  spikes: Any, *, title: str = "Spike raster", path: str | Path | None = None
+) -> Figure:
+  """Raster of ``spikes [T, N]``: a dot at (t, n) for every spike of neuron n at step t."""
+  fig = Figure(figsize=(6, 3.5))
+  _raster(fig.add_subplot(), spikes, title)
+  return _finish(fig, path)
+
+
+def spike_rasters(
+  panels: Mapping[str, Any],
+  *,
+  title: str = "Spike rasters",
+  path: str | Path | None = None,
+) -> Figure:
+  """Rasters side by side, one per ``{panel title: spikes [T, N]}`` (e.g. one per layer)."""
+  fig = Figure(figsize=(4 * len(panels) + 1, 4))
+  axes = fig.subplots(1, len(panels), squeeze=False)[0]
+  for ax, (name, spikes) in zip(axes, panels.items()):
+    _raster(ax, spikes, name)
+  fig.suptitle(title)
   return _finish(fig, path)
 
 

@@ -25,10 +25,13 @@ from glif_jax.models import _layers
 
 
 class SpikingCNN(nnx.Module):
-  """``cnn_small``: two conv-BN-neuron layers with 2×2 average pooling, then FC layers::
+  """``cnn_small``: two conv-BN-neuron layers with 2×2 max pooling, then FC layers::
 
-      conv3x3 C→w → tdBN → neuron → avgpool 2 → conv3x3 w→2w → tdBN → neuron → avgpool 2
+      conv3x3 C→w → tdBN → neuron → maxpool 2 → conv3x3 w→2w → tdBN → neuron → maxpool 2
       → flatten → [FC → neuron]* → FC → classes
+
+  Max pooling of spikes is their OR, still binary: every synaptic layer after the first
+  receives spikes (accumulates, SOPs), where average pooling would hand it fractions.
 
   Args:
     width: w.
@@ -77,8 +80,8 @@ class SpikingCNN(nnx.Module):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """Logits ``[T, B, classes]`` of images ``[B, H, W, C]`` or frames ``[T, B, H, W, C]``."""
-    x = snn.fold_time(_layers.avg_pool, _layers.fire(self.stem_neuron, self.stem(x)))
-    x = snn.fold_time(_layers.avg_pool, self.conv(x))
+    x = snn.fold_time(_layers.max_pool, _layers.fire(self.stem_neuron, self.stem(x)))
+    x = snn.fold_time(_layers.max_pool, self.conv(x))
     return self.classifier(snn.fold_time(_layers.flatten, x))
 
 

@@ -37,6 +37,7 @@ def test_report_writes_markdown_and_figures(workdir):
   text = path.read_text()
   assert "Checkpoint step 2; 8 test examples" in text
   assert "| `stem_neuron` |" in text and "(input not binary: MACs)" in text and "SOPs" in text
+  assert " µJ, ANN " in text and "energy than the ANN (" in text  # both numbers, in words
   for name in ("firing_rates", "raster", "gates", "gate_evolution"):
     figure = workdir / "analysis" / f"{name}.png"
     assert figure.stat().st_size > 1000 and f"({name}.png)" in text

@@ -1,7 +1,9 @@
 """The library's figures: they run on small grids and label what they simulated."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 from flax import nnx
 
 from glif_jax import models
@@ -40,6 +42,56 @@ def test_glif_types_draw_the_simulated_threshold_and_types():
   threshold = next(line for line in fig.axes[0].lines if line.get_linestyle() == "--")
   p = dynamics.glif_logits(alpha=1.0, beta=0.0, gamma=0.0, timesteps=8)
   np.testing.assert_allclose(threshold.get_ydata()[0], jax.nn.sigmoid(p.v_th[0]), rtol=1e-6)
+
+
+def _mnist_like(n: int) -> jax.Array:
+  """Images ``[n, 12, 12, 1]`` black but for a bright 4×4 centre: MNIST's border is black."""
+  x = np.zeros((n, 12, 12, 1), np.float32)
+  x[:, 4:8, 4:8] = np.random.default_rng(0).uniform(1.0, 2.0, (n, 4, 4, 1))
+  return jnp.asarray(x)
+
+
+def _trained_cnn_small(x: jax.Array, steps: int = 5) -> nnx.Module:
+  """A tiny ``cnn_small`` after a few Adam steps on ``x`` (labels: the brighter half)."""
+  model = models.create(
+    "cnn_small", num_classes=2, timesteps=2, in_channels=1, width=4, input_size=12,
+    rngs=nnx.Rngs(0),
+  )  # fmt: skip
+  labels = (x.mean(axis=(1, 2, 3)) > jnp.median(x.mean(axis=(1, 2, 3)))).astype(jnp.int32)
+  optimizer = nnx.Optimizer(model, optax.adam(1e-2), wrt=nnx.Param)
+
+  @nnx.jit
+  def step(model, optimizer):
+    loss = lambda m: optax.softmax_cross_entropy_with_integer_labels(m(x).mean(0), labels).mean()
+    optimizer.update(model, nnx.grad(loss)(model))
+
+  for _ in range(steps):
+    step(model, optimizer)
+  model.eval()
+  return model
+
+
+def test_rasters_show_the_most_active_neurons_of_every_layer():
+  x = _mnist_like(8)
+  model = _trained_cnn_small(x)
+  panels = figures.raster_panels(model, x, k=16)
+  spikes = network.neuron_spikes(model, x[:1])
+  assert list(spikes) == ["stem_neuron", "conv/neuron"]
+  assert list(panels) == [
+    "`stem_neuron`: 16 most active of 576 neurons",  # 12·12·4
+    "`conv/neuron`: 16 most active of 288 neurons",  # 6·6·8
+  ]
+  for (name, s), chosen in zip(spikes.items(), panels.values()):
+    flat = np.asarray(s)[:, 0].reshape(2, -1)
+    assert not flat[:, :16].any()  # the first neurons sit in the black border: silent
+    counts = chosen.sum(axis=0)
+    assert counts[0] > 0 and np.all(np.diff(counts) <= 0)  # spikes, most active first
+    np.testing.assert_array_equal(counts, np.sort(flat.sum(axis=0))[::-1][:16])
+
+
+def test_most_active_orders_by_spike_count_then_index():
+  spikes = np.array([[0, 1, 1, 0, 1], [0, 0, 1, 0, 1]])
+  np.testing.assert_array_equal(figures.most_active(spikes, 3), spikes[:, [2, 4, 1]])
 
 
 def test_network_figures_write_the_model_figures(tmp_path):
