@@ -285,7 +285,9 @@ class _AedatFile:
     if self.member is None:
       return self.path.read_bytes()
     with _open_zip(self.path) as z:
-      return z.read(self.member)
+      return _safe.read_zip_member(
+        z, self.member, limit=_events.CIFAR10_DVS_MAX_BYTES, source=self.path
+      )
 
 
 class Cifar10DvsBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -410,7 +412,8 @@ class Dvs128GestureBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tr
       return manual / "DvsGesture"
     archive = _safe.require_file(manual, self.ARCHIVE, how=self.MANUAL_DOWNLOAD_INSTRUCTIONS)
     target = Path(dl_manager.download_dir) / "extracted" / self.name
-    return _safe.safe_extract(archive, target) / "DvsGesture"
+    limit = _events.DVS_GESTURE_MAX_BYTES
+    return _safe.safe_extract(archive, target, max_member_bytes=limit) / "DvsGesture"
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
     root, how = self._root(dl_manager), self.MANUAL_DOWNLOAD_INSTRUCTIONS

@@ -18,6 +18,12 @@ from glif_jax.data._errors import CorruptDatasetError
 SENSOR_SIZE = 128
 SplitBy = Literal["number", "time"]
 
+# The most bytes one recording may hold; larger archive members are refused unread. Generous
+# bounds: a CIFAR10-DVS recording lasts ~1.3 s (8 bytes per event: 8 M events), a DVS128
+# Gesture recording ~1 min of 11 gestures (8-16 bytes per event: ~100 M events).
+CIFAR10_DVS_MAX_BYTES = 64 * 2**20
+DVS_GESTURE_MAX_BYTES = 2**30
+
 
 class Events(NamedTuple):
   """An event stream, sorted by time."""

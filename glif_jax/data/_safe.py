@@ -1,19 +1,26 @@
-"""Safe readers: a restricted unpickler, safe tar extraction, and file look-ups.
+"""Safe readers: a restricted unpickler, bounded reads, safe tar extraction, file look-ups.
 
 The MNIST ``.pkl.gz`` and the CIFAR python batches are pickles. A pickle can name any
 importable callable and run it while loading, so these files are read with
 :class:`RestrictedUnpickler`, which admits only the globals NumPy array reconstruction
 needs. Containers and scalars (tuple, list, dict, bytes, str, int, float) are built by
 the pickle opcodes themselves and need no global.
+
+Compressed members are never inflated past the most their format allows: a member whose
+header declares more is refused before it is read, and every read stops one byte past the
+bound (:func:`read_bounded`), so a header that lies inflates no more.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import pickle
 import tarfile
+import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -89,7 +96,7 @@ def load_pickle(file: IO[bytes], *, name: str, encoding: str = "ASCII") -> Any:
   unpickler = RestrictedUnpickler(file, name=name, encoding=encoding)
   try:
     return unpickler.load()
-  except ForbiddenGlobalError:
+  except (ForbiddenGlobalError, CorruptDatasetError):
     raise
   except (pickle.UnpicklingError, EOFError, OSError, zlib.error, ValueError) as err:
     raise CorruptDatasetError(
@@ -97,32 +104,91 @@ def load_pickle(file: IO[bytes], *, name: str, encoding: str = "ASCII") -> Any:
     ) from err
 
 
-def load_gzip_pickle(file: IO[bytes], *, name: str, encoding: str = "ASCII") -> Any:
+def _too_large(source: str | os.PathLike[str], what: str, limit: int) -> CorruptDatasetError:
+  return CorruptDatasetError(source, f"{what} holds more than {limit} bytes, the most it may")
+
+
+def read_bounded(
+  file: IO[bytes], limit: int, *, source: str | os.PathLike[str], what: str
+) -> bytes:
+  """Reads ``file`` to its end, reading at most ``limit + 1`` bytes.
+
+  Raises:
+      CorruptDatasetError: naming ``source``, ``what`` and ``limit`` if there is more.
+  """
+  data = file.read(limit + 1)
+  if len(data) > limit:
+    raise _too_large(source, what, limit)
+  return data
+
+
+class _BoundedReader:
+  """``file`` for an unpickler, refusing to deliver more than ``limit`` bytes; a read that
+  asks for more than is left is refused unread (the pickle would be too large or truncated)."""
+
+  def __init__(self, file: IO[bytes], limit: int, *, source: str, what: str) -> None:
+    self._file, self._left = file, limit
+    self._error = _too_large(source, what, limit)
+
+  def _room(self, size: int | None) -> int:
+    return self._left + 1 if size is None or size < 0 else min(size, self._left + 1)
+
+  def _take(self, data: bytes) -> bytes:
+    self._left -= len(data)
+    if self._left < 0:
+      raise self._error
+    return data
+
+  def read(self, size: int | None = -1) -> bytes:
+    if size is not None and size > self._left:
+      raise self._error
+    return self._take(self._file.read(self._room(size)))
+
+  def readline(self, size: int | None = -1) -> bytes:
+    return self._take(self._file.readline(self._room(size)))
+
+
+def load_gzip_pickle(file: IO[bytes], *, name: str, limit: int, encoding: str = "ASCII") -> Any:
   """Loads a gzip-compressed data pickle with :class:`RestrictedUnpickler`.
 
   Args:
       file: binary file object holding gzip data.
       name: the file's name for error messages.
+      limit: the most bytes the decompressed pickle may hold; more is refused unread.
       encoding: passed to the unpickler.
 
   Returns:
       The unpickled object.
   """
   with gzip.GzipFile(fileobj=file, mode="rb") as gz:
-    return load_pickle(gz, name=name, encoding=encoding)
+    bounded = _BoundedReader(gz, limit, source=name, what="the decompressed pickle")
+    return load_pickle(bounded, name=name, encoding=encoding)  # type: ignore[arg-type]
 
 
-def read_gzip(path: str | os.PathLike[str]) -> bytes:
-  """Reads and decompresses a whole ``.gz`` file.
+@contextlib.contextmanager
+def open_gzip(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
+  """Opens a ``.gz`` file for reading (read it with a bound: :func:`read_bounded`).
 
   Raises:
       CorruptDatasetError: naming the file when it is truncated or not gzip.
   """
   try:
     with gzip.open(path, "rb") as f:
-      return f.read()
+      yield f
   except (EOFError, OSError, zlib.error) as err:
     raise CorruptDatasetError(path, f"truncated or corrupt gzip file ({err})") from err
+
+
+def read_zip_member(
+  archive: zipfile.ZipFile, member: str, *, limit: int, source: str | os.PathLike[str]
+) -> bytes:
+  """Member ``member`` of an open zip archive, refused unread if it declares over ``limit``."""
+  size = archive.getinfo(member).file_size
+  what = f"member {member!r}"
+  if size > limit:
+    raise _too_large(source, what, limit)
+  with archive.open(member) as f:
+    return read_bounded(f, limit, source=source, what=what)
 
 
 def require_file(directory: str | os.PathLike[str], name: str, *, how: str) -> Path:
@@ -149,7 +215,12 @@ def open_tar(path: str | os.PathLike[str]) -> tarfile.TarFile:
     raise CorruptDatasetError(path, f"not a readable tar archive ({err})") from err
 
 
-def safe_extract(archive: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
+def safe_extract(
+  archive: str | os.PathLike[str],
+  target: str | os.PathLike[str],
+  *,
+  max_member_bytes: int | None = None,
+) -> Path:
   """Extracts a tar archive under ``target`` with tarfile's ``"data"`` filter.
 
   The filter refuses absolute member names, ``..`` components, links pointing out of
@@ -158,6 +229,8 @@ def safe_extract(archive: str | os.PathLike[str], target: str | os.PathLike[str]
   Args:
       archive: path of the ``.tar``/``.tar.gz`` file.
       target: directory to extract into (created if needed).
+      max_member_bytes: refuse the archive, before extracting anything, if a member is
+          larger (None: no bound).
 
   Returns:
       ``target`` as a Path.
@@ -169,6 +242,9 @@ def safe_extract(archive: str | os.PathLike[str], target: str | os.PathLike[str]
   target.mkdir(parents=True, exist_ok=True)
   with open_tar(archive) as tar:
     try:
+      large = [m for m in tar if max_member_bytes is not None and m.size > max_member_bytes]
+      if large:
+        raise _too_large(archive, f"member {large[0].name!r}", max_member_bytes)
       tar.extractall(target, filter="data")
     except tarfile.FilterError as err:
       raise CorruptDatasetError(archive, f"unsafe archive member refused ({err})") from err
@@ -177,13 +253,23 @@ def safe_extract(archive: str | os.PathLike[str], target: str | os.PathLike[str]
   return target
 
 
-def read_tar_member(tar: tarfile.TarFile, member: tarfile.TarInfo, *, archive: str) -> bytes:
-  """Reads one regular-file member of an open tar archive into memory."""
+def read_tar_member(
+  tar: tarfile.TarFile, member: tarfile.TarInfo, *, archive: str, limit: int
+) -> bytes:
+  """Reads one regular-file member of an open tar archive into memory.
+
+  Raises:
+      CorruptDatasetError: the member is not a regular file, is larger than ``limit``
+          bytes (refused before it is read), or the archive is corrupt.
+  """
+  what = f"member {member.name!r}"
+  if member.size > limit:
+    raise _too_large(archive, what, limit)
   try:
     f = tar.extractfile(member)
     if f is None:
-      raise CorruptDatasetError(archive, f"member {member.name!r} is not a regular file")
+      raise CorruptDatasetError(archive, f"{what} is not a regular file")
     with f:
-      return f.read()
+      return read_bounded(f, limit, source=archive, what=what)
   except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
     raise CorruptDatasetError(archive, f"truncated or corrupt archive ({err})") from err

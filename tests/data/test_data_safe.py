@@ -144,5 +144,8 @@ def test_corrupt_wheel_names_the_file(tmp_path):
 
 def test_read_gzip_reports_non_gzip(tmp_path):
   (tmp_path / "x.gz").write_bytes(b"plain text")
-  with pytest.raises(data.CorruptDatasetError, match="x.gz"):
-    _safe.read_gzip(tmp_path / "x.gz")
+  with (
+    pytest.raises(data.CorruptDatasetError, match="x.gz"),
+    _safe.open_gzip(tmp_path / "x.gz") as f,
+  ):
+    f.read()
