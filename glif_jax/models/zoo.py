@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from glif_jax import surrogates
-from glif_jax.models import _layers, resnet, sew, small
+from glif_jax.models import _layers, plif_net, resnet, sew, small
 
 # The neuron of the GLIF authors' CIFAR10-DVS code (cifar10dvs/layers.py, not the CIFAR
 # one): V_th = 0.99999, τ = 0.5, conductance 0.9, linear decay V_th/(2·16) for their
@@ -27,6 +27,12 @@ DVS_GLIF = {
 # SEW-ResNet's DVS128 Gesture neuron: SpikingJelly's MultiStepParametricLIFNode(init_tau=2,
 # detach_reset=True) of the cext backend (V_th 1, V_reset 0, ATan surrogate with α = 2).
 SEW_PLIF = {"init_tau": 2.0, "detach_reset": True, "surrogate": surrogates.atan(2.0)}
+# The PLIF paper's neurons (their codes/models.py and README commands): PLIFNode with
+# init_tau 2 or LIFNode with tau 2, both V_th 1, V_reset 0, detached reset, ATan (α = 2).
+PLIF_PAPER = {
+  "plif": SEW_PLIF,
+  "lif": {"tau": 2.0, "detach_reset": True, "surrogate": surrogates.atan(2.0)},
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +76,19 @@ _MODELS: dict[str, _Spec] = {
     neuron_defaults={"plif": SEW_PLIF},
     flattens=True,
   ),
+  **{
+    f"plif_net_{data}": _Spec(
+      build, norm="bn", neuron="plif", neuron_defaults=PLIF_PAPER, flattens=True
+    )
+    for data, build in (
+      ("mnist", plif_net.PLIFNetMNIST),
+      ("fmnist", plif_net.PLIFNetMNIST),
+      ("nmnist", plif_net.PLIFNetNMNIST),
+      ("cifar10", plif_net.PLIFNetCIFAR10),
+      ("cifar10dvs", plif_net.PLIFNetCIFAR10DVS),
+      ("gesture", plif_net.PLIFNetGesture),
+    )
+  },
   "cnn_small": _Spec(small.CNNSmall, norm="tdbn", flattens=True),
   "mlp": _Spec(small.MLP, norm="tdbn", flattens=True),
 }
@@ -118,29 +137,38 @@ def create(
       bias-free FCs 512→256→classes for ≤ 50 classes, else one), ``"resnet18ms"``,
       ``"resnet34ms"`` (ImageNet, membrane shortcut), ``"sew_dvs"`` (CIFAR10-DVS, 48×48
       frames), ``"sew_gesture"`` (SEW-ResNet's DVS128 Gesture net, 128×128 frames),
-      ``"cnn_small"``, ``"mlp"`` (MNIST-like, ours).
+      ``"plif_net_<data>"`` for data in mnist, fmnist, nmnist, cifar10, cifar10dvs,
+      gesture (the PLIF paper's networks, SpikingJelly's ``parametric_lif_net.py``; their
+      output is the voting layer's per-step class rate), ``"cnn_small"``, ``"mlp"``
+      (MNIST-like, ours).
     num_classes: number of logits.
     timesteps: T.
     in_channels: C of the input (3 for images, 2 for DVS polarities, 1 for MNIST).
     neuron: one of `NEURON_NAMES`: ``"glif"``, ``"glif_f"`` (channel-wise),
       ``"klif"``, ``"plif"`` (one parameter per layer), ``"lif"``; None: the model's own
-      (GLIF; PLIF for ``sew_gesture``).
+      (GLIF; PLIF for ``sew_gesture`` and the ``plif_net_*`` models).
     neuron_options: keyword arguments of the neuron module (`glif_jax.nn.GLIF`, ...);
       they override the model's neuron defaults (``sew_dvs``'s GLIF starts from the
-      authors' DVS values, ``sew_gesture``'s PLIF from SEW's). A misspelt one raises here.
+      authors' DVS values, ``sew_gesture``'s PLIF from SEW's, the ``plif_net_*`` models'
+      PLIF and LIF from the PLIF paper's). A misspelt one raises here.
     norm: ``"tdbn"`` or ``"bn"``; None: the model's own (tdBN for the CIFAR ResNets and the
-      small models, plain BN for the MS-ResNets and the SEW nets, as the authors ran them).
+      small models, plain BN for the MS-ResNets, the SEW nets and the PLIF nets, as the
+      authors ran them).
     width: base width (default: the paper's: resnet19 128, resnet18/MS 64, sew_dvs 64,
-      sew_gesture 32, cnn_small 16, mlp 256 hidden units); every layer's width scales
-      with it except the ResNet head's 256.
+      sew_gesture 32, plif_net_* 128 (cifar10: 256), cnn_small 16, mlp 256 hidden units);
+      every layer's width scales with it except the ResNet head's 256 and the PLIF nets'
+      hidden FC (2048; 512 on the DVS sets).
     input_size: side H = W of the input, for the models that flatten it (sew_dvs: 48,
-      sew_gesture: 128, cnn_small and mlp: 28 by default); the others pool globally,
+      sew_gesture: 128, cnn_small and mlp: 28 by default; plif_net_*: 28, 34 for nmnist,
+      32 for cifar10, 128 for cifar10dvs and gesture); the others pool globally,
       accept any size and ignore it.
-    remat: checkpoint each residual block of the ResNets and each layer of the SEW nets
-      (less activation memory, one more forward pass of compute); small models ignore it.
+    remat: checkpoint each residual block of the ResNets and each layer of the SEW and
+      PLIF nets (less activation memory, one more forward pass of compute); small models
+      ignore it.
     bn_axis_name: pmap/shard_map axis over which BN averages batch statistics.
     dtype: compute dtype (e.g. ``jnp.bfloat16``); parameters stay float32.
-    rngs: parameter initialisation (GLIF's random gates too).
+    rngs: parameter initialisation (GLIF's random gates too); the PLIF nets keep a
+      ``dropout`` stream (the ``default`` one when ``rngs`` has none).
 
   Returns:
     The `nnx.Module`.

@@ -25,6 +25,12 @@ TINY = {
   "sew_gesture": (2, 128, 2),
   "cnn_small": (1, 28, 4),
   "mlp": (1, 28, 8),
+  "plif_net_mnist": (1, 8, 2),
+  "plif_net_fmnist": (1, 8, 2),
+  "plif_net_nmnist": (2, 8, 2),
+  "plif_net_cifar10": (3, 8, 2),
+  "plif_net_cifar10dvs": (2, 16, 2),
+  "plif_net_gesture": (2, 32, 2),
 }
 
 
@@ -82,10 +88,9 @@ def test_forward_backward(name, neuron):
   leaves = jax.tree.leaves(grads)
   assert all(np.isfinite(np.asarray(g)).all() for g in leaves)
   assert any(np.any(np.asarray(g) != 0) for g in leaves)
-  if (
-    neuron is None and name != "sew_gesture"
-  ):  # GLIF's rectangle passes gradient to the first layer; a silent
-    # tiny KLIF/LIF net (V_th = 1, T = 2) may not, so only GLIF is checked here.
+  if neuron is None and not name.startswith(("sew_gesture", "plif_net")):
+    # GLIF's rectangle passes gradient to the first layer; a silent tiny KLIF/LIF/PLIF
+    # net (V_th = 1, T = 2) may not, so only GLIF is checked here.
     first = jax.tree.leaves(grads["stem"])
     assert any(np.any(np.asarray(g) != 0) for g in first)
 
