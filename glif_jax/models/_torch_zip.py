@@ -87,7 +87,7 @@ def _read_entry(archive: zipfile.ZipFile, name: str, path: str, *, limit: int) -
   size = archive.getinfo(name).file_size
   if size <= limit:
     with archive.open(name) as f:
-      data = f.read(limit + 1)
+      data = f.read(size + 1)  # zipfile stops at `size`; + 1 in case it ever does not
     if len(data) <= limit:
       return data
   raise TorchCheckpointError(
@@ -131,8 +131,8 @@ def _check_entries(infos: list[zipfile.ZipInfo], path: str) -> str:
   for info in infos:
     if info.filename in records and info.file_size > _RECORD_MAX_BYTES:
       raise TorchCheckpointError(
-        f"{path}: entry {_clip(repr(info.filename))} holds {info.file_size} bytes, more "
-        f"than the {_RECORD_MAX_BYTES} a record may"
+        f"{path}: entry {_clip(repr(info.filename))} holds more than the "
+        f"{_RECORD_MAX_BYTES} bytes a record may ({info.file_size})"
       )
   return prefix
 
