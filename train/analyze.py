@@ -26,6 +26,7 @@ from flax import nnx
 from glif_jax.analysis import figures, network
 from glif_jax.training import GATE_PREFIX, create_model, input_pipeline, read_scalars
 from glif_jax.training.checkpoints import CHECKPOINT_DIR, CONFIG_FILE
+from train import _cli
 
 FLAGS = flags.FLAGS
 
@@ -107,4 +108,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
   _define_flags()
-  app.run(main)
+  _cli.run(main)

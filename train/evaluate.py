@@ -19,7 +19,9 @@ split, and the energy estimate (SOPs, SNN against ANN energy) on the first
 training summary's keys, ``steps`` 0, plus ``authors_checkpoint`` and ``energy``) and an
 orbax checkpoint at step 0 holding the authors' weights, so ``python -m train.analyze
 --workdir DIR`` reports on it and ``python -m train.main`` with the same config fine-tunes
-from it.
+from it. Weights holding NaN/inf are refused (`glif_jax.models.NonFiniteWeightsError`);
+``--allow-nonfinite`` evaluates them, but never with ``--workdir``. A missing or bad
+checkpoint, config or data ends with one line and status 2 (``train/_cli.py``).
 """
 
 from __future__ import annotations
@@ -38,9 +40,11 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from glif_jax import analysis, training
-from glif_jax.models import load_authors_checkpoint
+from glif_jax.models import NonFiniteWeightsError, load_authors_checkpoint
 from glif_jax.training import checkpoints, input_pipeline
+from glif_jax.training.actions import nonfinite_leaves
 from glif_jax.training.train import SUMMARY_FILE
+from train import _cli
 
 FLAGS = flags.FLAGS
 
@@ -69,6 +73,7 @@ def evaluate_authors_checkpoint(
   workdir: str | Path | None = None,
   *,
   energy_examples: int = 64,
+  allow_nonfinite: bool = False,
 ) -> dict[str, Any]:
   """Loads the authors' ``checkpoint`` into ``config``'s model and evaluates it.
 
@@ -78,24 +83,33 @@ def evaluate_authors_checkpoint(
     workdir: if given, written like a training run's (see the module docstring).
     energy_examples: the energy estimate runs on at most this many examples of the first
       test batch.
+    allow_nonfinite: evaluate weights holding NaN/inf too (never written to ``workdir``).
 
   Returns:
     The summary: ``test_accuracy``, ``test_loss``, ``firing_rate`` ``{layer: rate}`` over
     the test split, ``energy`` on the first test examples, and the training summary's other
     keys.
+
+  Raises:
+    NonFiniteWeightsError: the checkpoint holds NaN/inf values (unless
+      ``allow_nonfinite``), or it does and a ``workdir`` is given.
   """
   start = time.time()
   training.validate_config(
     config, dataset_names=input_pipeline.dataset_names(), num_devices=jax.device_count()
   )
+  if workdir is not None:
+    checkpoints.guard_workdir(workdir, config)
   splits, info = input_pipeline.load(config)
   training.validate_input_shape(config, info.input_shape)
   model = training.create_model(config, info)
-  entries = load_authors_checkpoint(model, checkpoint)
+  entries = load_authors_checkpoint(model, checkpoint, allow_nonfinite=allow_nonfinite)
   steps_per_epoch = input_pipeline.steps_per_epoch(splits["train"], config)
   total_steps = input_pipeline.total_steps(config, steps_per_epoch)
   tx = training.make_tx(config, steps_per_epoch, total_steps)
   graphdefs, state = training.create_train_state(model, tx)
+  if workdir is not None:
+    _refuse_nonfinite(jax.device_get(state), checkpoint)
   layout = training.Layout(config.parallel)
   p_eval_step = layout.compile(
     functools.partial(
@@ -126,11 +140,22 @@ def evaluate_authors_checkpoint(
   return summary
 
 
+def _refuse_nonfinite(state: training.TrainState, checkpoint: str | Path) -> None:
+  """Raises `NonFiniteWeightsError` if ``state`` holds NaN/inf: it is never saved."""
+  if bad := nonfinite_leaves(state):
+    raise NonFiniteWeightsError(
+      f"{checkpoint} holds non-finite values ({', '.join(bad[:5])}); no checkpoint of "
+      "it is written (a run fine-tuned from it could not learn): leave out --workdir"
+    )
+
+
 def _write_workdir(
   workdir: Path, config: ml_collections.ConfigDict, state: training.TrainState, summary: dict
 ) -> None:
-  """``config.json``, a step-0 checkpoint of ``state`` and ``summary.json``, as `train.main`."""
-  checkpoints.guard_workdir(workdir, config)
+  """A step-0 checkpoint of ``state`` and ``summary.json``, as `train.main`.
+
+  ``config.json`` was written by `checkpoints.guard_workdir` before the evaluation.
+  """
   with checkpoints.checkpoint_manager(workdir, max_to_keep=config.max_to_keep) as manager:
     checkpoints.save(
       manager,
@@ -168,6 +193,9 @@ def _define_flags() -> None:
   flags.DEFINE_string("authors-checkpoint", None, "A .pth/.pth.tar file of the GLIF authors.")
   flags.DEFINE_string("workdir", None, "Write config.json, summary.json and a checkpoint here.")
   flags.DEFINE_integer("energy_examples", 64, "Test examples of the energy estimate (at most).")
+  flags.DEFINE_bool(
+    "allow-nonfinite", False, "Evaluate weights holding NaN/inf too (no checkpoint is written)."
+  )
   flags.mark_flags_as_required(["config", "authors-checkpoint"])
 
 
@@ -180,10 +208,11 @@ def main(argv: list[str]) -> None:
     FLAGS["authors-checkpoint"].value,
     FLAGS.workdir,
     energy_examples=FLAGS.energy_examples,
+    allow_nonfinite=FLAGS["allow-nonfinite"].value,
   )
   print(report(summary))
 
 
 if __name__ == "__main__":
   _define_flags()
-  app.run(main)
+  _cli.run(main)

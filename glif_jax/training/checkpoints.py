@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -40,6 +41,7 @@ BEST_METRIC = "eval_accuracy"
 _RUN_CONTROL_KEYS = (
   "overwrite",
   "distributed",
+  "distributed_timeout",
   "parallel",
   "input_threads",
   "progress_bar",
@@ -73,23 +75,55 @@ def _comparable(config: ml_collections.ConfigDict) -> dict[str, Any]:
   return {k: v for k, v in values.items() if k not in _RUN_CONTROL_KEYS}
 
 
-def guard_workdir(workdir: str | Path, config: ml_collections.ConfigDict) -> None:
-  """Records ``config`` in ``workdir``; refuses a workdir made with another config.
+def _writable_workdir(workdir: str | Path) -> Path:
+  """``workdir`` as a directory this process can write to, created if missing.
 
-  A workdir whose recorded config differs (run-control keys aside) raises ConfigError,
-  unless ``config.overwrite`` is True: then its checkpoints are deleted and the run
-  starts afresh. Every process checks; process 0 alone writes and deletes.
+  Raises:
+    ConfigError: ``workdir`` is empty, a file, lies under a file, or cannot be written.
+  """
+  if not str(workdir):
+    raise ConfigError("--workdir is empty; name a directory for the run")
+  workdir = Path(workdir)
+  try:
+    workdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=workdir):
+      pass
+  except OSError as err:
+    raise ConfigError(
+      f"cannot use workdir {str(workdir)!r} ({err.strerror}: {err.filename}); give a "
+      "--workdir that is, or can be made, a writable directory"
+    ) from None
+  return workdir
+
+
+def saved_steps(workdir: str | Path) -> list[int]:
+  """The steps of the checkpoints saved in ``workdir`` (complete ones), ascending."""
+  directory = Path(workdir) / CHECKPOINT_DIR
+  names = [p.name for p in directory.iterdir()] if directory.is_dir() else []
+  return sorted(int(name) for name in names if name.isdigit())
+
+
+def guard_workdir(workdir: str | Path, config: ml_collections.ConfigDict) -> None:
+  """Records ``config`` in ``workdir``; refuses a workdir of a run with another config.
+
+  A workdir whose recorded config differs (run-control keys aside) and that holds a saved
+  step raises ConfigError, unless ``config.overwrite`` is True: then its checkpoints are
+  deleted and the run starts afresh. A workdir without a saved step (e.g. of a run that
+  failed at start) is taken over. Every process checks; process 0 alone writes and
+  deletes.
 
   Args:
     workdir: the run's directory (created if missing).
     config: the run's config.
+
+  Raises:
+    ConfigError: as above, or ``workdir`` is empty, not a directory or not writable.
   """
-  workdir = Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
+  workdir = _writable_workdir(workdir)
   path = workdir / CONFIG_FILE
   new = _comparable(config)
   old = json.loads(path.read_text()) if path.exists() else new
-  if old != new and not config.overwrite:
+  if old != new and not config.overwrite and saved_steps(workdir):
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     raise ConfigError(
       f"workdir {str(workdir)!r} holds a run with a different config (keys differing: "

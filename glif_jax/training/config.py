@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+import json
+import math
+from collections.abc import Iterable
+from typing import Any
 
 import ml_collections
 from ml_collections import config_dict
 
+import glif_jax
 from glif_jax import models
-from glif_jax.training import optim
+from glif_jax.training import optim, parallel
 from glif_jax.training.parallel import PARALLEL_MODES
 
 SYNTHETIC = "synthetic"
@@ -17,6 +21,9 @@ DTYPES = ("float32", "bfloat16")
 NONFINITE_MODES = ("skip", "rollback", "abort")
 # Sub-configs whose keys are free-form keyword arguments (not checked against the defaults).
 FREE_FORM_KEYS = ("data_options", "neuron_options")
+# Keys that may differ between the processes of one run (paths on each host, its threads).
+PER_PROCESS_KEYS = ("data_dir", "manual_dir", "input_threads", "progress_bar")
+VERSION_KEY = "glif_jax.__version__"  # compared between processes with the config
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -102,6 +109,9 @@ def default_config() -> ml_collections.ConfigDict:
   config.parallel = "jit"
   # True: jax.distributed.initialize() first (several processes or hosts; see train.main).
   config.distributed = False
+  # Seconds a process waits at start for all processes to join, and the silence after
+  # which a process is taken for dead; then the others stop with one line (status 3).
+  config.distributed_timeout = 60
   config.input_threads = 2  # grain threads reading and augmenting ahead (0: in the loop)
   # A step whose loss, gradients or tdBN statistics are not finite is never applied (the
   # state stays as it was; the batch is consumed). Then: "skip" goes on, "rollback"
@@ -128,10 +138,33 @@ def _one_of(config: ml_collections.ConfigDict, key: str, valid: Iterable[str]) -
     raise ConfigError(f"config.{key} must be one of {valid}, got {config[key]!r}")
 
 
-def _positive(config: ml_collections.ConfigDict, *keys: str) -> None:
+def _positive(config: ml_collections.ConfigDict, *keys: str, prefix: str = "") -> None:
   for key in keys:
     if config[key] is not None and config[key] <= 0:
-      raise ConfigError(f"config.{key} must be > 0, got {config[key]!r}")
+      raise ConfigError(f"config.{prefix}{key} must be > 0, got {config[key]!r}")
+
+
+def _flat_values(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """``{dotted key: value}`` of every leaf of ``config`` (free-form sub-configs as one)."""
+  values = json.loads(config.to_json_best_effort())
+
+  def flatten(tree: dict[str, Any], prefix: str) -> dict[str, Any]:
+    flat = {}
+    for key, value in tree.items():
+      if isinstance(value, dict) and key not in FREE_FORM_KEYS:
+        flat |= flatten(value, f"{prefix}{key}.")
+      else:
+        flat[prefix + key] = value
+    return flat
+
+  return flatten(values, "")
+
+
+def _finite(config: ml_collections.ConfigDict) -> None:
+  """Every number of ``config`` is finite (NaN passes every comparison)."""
+  for key, value in _flat_values(config).items():
+    if isinstance(value, float) and not math.isfinite(value):
+      raise ConfigError(f"config.{key} must be a finite number, got {value}")
 
 
 def validate_keys(config: ml_collections.ConfigDict) -> None:
@@ -142,22 +175,11 @@ def validate_keys(config: ml_collections.ConfigDict) -> None:
   ``data_options`` and ``neuron_options`` hold free-form keyword arguments.
   """
   default = default_config()
-  flat, expected = _flat_keys(config), _flat_keys(default)
+  flat, expected = set(_flat_values(config)), set(_flat_values(default))
   problems = [f"unknown key config.{k}" for k in sorted(flat - expected)]
   problems += [f"missing key config.{k}" for k in sorted(expected - flat)]
   if problems:
     raise ConfigError("bad config keys: " + "; ".join(problems))
-
-
-def _flat_keys(config: ml_collections.ConfigDict, prefix: str = "") -> set[str]:
-  """Dotted names of the keys of ``config``, free-form sub-configs as one key."""
-  keys = set()
-  for key, value in config.items():
-    if isinstance(value, ml_collections.ConfigDict) and key not in FREE_FORM_KEYS:
-      keys |= _flat_keys(value, f"{prefix}{key}.")
-    else:
-      keys.add(prefix + key)
-  return keys
 
 
 def validate_config(
@@ -171,6 +193,7 @@ def validate_config(
     num_devices: the number of devices the global batches are split over.
   """
   validate_keys(config)
+  _finite(config)
   _one_of(config, "dataset", dataset_names)
   _one_of(config, "model", models.MODEL_NAMES)
   _one_of(config, "neuron", models.NEURON_NAMES)
@@ -194,7 +217,10 @@ def validate_config(
     "grad_clip_norm",
     "cosine_period_epochs",
   )
+  _positive(config.synthetic, *config.synthetic.keys(), prefix="synthetic.")
+  _positive(config, "distributed_timeout")
   for key in (
+    "seed",
     "max_nonfinite_steps",
     "input_threads",
     "crop_padding",
@@ -217,6 +243,26 @@ def validate_config(
     raise ConfigError(
       "config.cosine_period_epochs and config.warmup_epochs cannot both be set, got "
       f"{config.cosine_period_epochs} and {config.warmup_epochs}"
+    )
+
+
+def agree_across_processes(config: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError in every process if the processes run different configs or
+  glif-jax versions (a collective: every process calls it, before building anything).
+
+  The message names each differing key and every process's value; `PER_PROCESS_KEYS`
+  may differ.
+  """
+  values = {k: v for k, v in _flat_values(config).items() if k not in PER_PROCESS_KEYS}
+  differing = parallel.differing_values({**values, VERSION_KEY: glif_jax.__version__})
+  if differing:
+    listed = "; ".join(
+      f"{key}: " + ", ".join(f"process {i} {v!r}" for i, v in enumerate(vs))
+      for key, vs in differing.items()
+    )
+    raise ConfigError(
+      f"the processes of this run have different configs ({listed}); start every "
+      "process with the same config and glif-jax version"
     )
 
 

@@ -15,12 +15,25 @@ Two layouts, chosen by ``config.parallel``; both average over every device of ev
 Every process reads only its rows of each global batch (`Layout.rows`): the contiguous
 block of its devices. The global batch, and so the loss, does not depend on how many
 processes or devices share it.
+
+Several processes start with `initialize` (bounded: a process that waits longer than its
+timeout for the others ends with one line naming what is missing) and check with
+`agree_on_config` that they run one config of one glif-jax version before building
+anything.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+import hashlib
+import json
+import os
+import re
+import socket
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import numpy as np
@@ -32,6 +45,12 @@ DATA_AXIS = "data"  # the mesh axis of "jit"
 PMAP_AXIS = "batch"  # the pmap axis of "pmap"
 
 Batch = dict[str, np.ndarray]
+# JAX's own start-up wait outlasts `initialize`'s by this much, so the one-line report
+# comes before JAX's abort.
+_JAX_EXTRA_WAIT_S = 30
+START_FAILURE_STATUS = 3  # exit status of a process whose peers did not all start
+# What a collective's error says when a peer process died (CPU: Gloo; GPU: NCCL).
+_PEER_LOST = re.compile(r"Gloo|NCCL|heartbeat|Connection reset|Connection closed|UNAVAILABLE")
 
 
 def host(tree: Any) -> Any:
@@ -54,6 +73,122 @@ def sync(name: str) -> None:
   """Waits until every process reaches the barrier ``name`` (nothing with one process)."""
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices(name)
+
+
+def _gather_bytes(payload: bytes) -> list[bytes]:
+  """Every process's ``payload``, in process order (a collective)."""
+  sizes = multihost_utils.process_allgather(np.int32(len(payload)))
+  padded = np.zeros(int(np.max(sizes)), np.uint8)
+  padded[: len(payload)] = np.frombuffer(payload, np.uint8)
+  rows = multihost_utils.process_allgather(padded)
+  return [bytes(row[:size]) for row, size in zip(rows, sizes, strict=True)]
+
+
+def differing_values(values: Mapping[str, Any]) -> dict[str, list[Any]]:
+  """``{key: [its value in process 0, 1, ...]}`` for the keys whose JSON values differ
+  between processes (a collective: every process must call it).
+
+  One all-gather of a fixed-size digest when the processes agree; the values themselves
+  are exchanged only when they do not.
+  """
+  if jax.process_count() == 1:
+    return {}
+  text = json.dumps(values, sort_keys=True).encode()
+  digest = np.frombuffer(hashlib.sha256(text).digest(), np.uint8)
+  if (multihost_utils.process_allgather(digest) == digest).all():
+    return {}
+  every = [json.loads(t) for t in _gather_bytes(text)]
+  keys = sorted(set().union(*every))
+  per_key = {k: [v.get(k) for v in every] for k in keys}
+  return {k: vs for k, vs in per_key.items() if any(v != vs[0] for v in vs)}
+
+
+def peer_failure(err: BaseException) -> str | None:
+  """What ``err`` says of a peer process that died, if it is a failed collective of a run
+  of several processes; None otherwise."""
+  text = str(err).strip()
+  if not (jax.distributed.is_initialized() and _PEER_LOST.search(text)):
+    return None
+  first = " ".join(text.splitlines()[0].split())[:200]
+  return (
+    f"lost contact with another process, which probably died: see its output ({first}); "
+    "rerun every process with the same --workdir to resume from the latest checkpoint"
+  )
+
+
+def _reachable(address: str) -> bool:
+  host, _, port = address.rpartition(":")
+  try:
+    with socket.create_connection((host.strip("[]"), int(port)), timeout=1):
+      return True
+  except (OSError, ValueError):
+    return False
+
+
+def _missing(address: str, process: int, count: int, timeout_s: int) -> str:
+  """What a process still waiting to start after ``timeout_s`` seconds lacks."""
+  where = f"process {process} of {count}"
+  if process != 0 and not _reachable(address):
+    return (
+      f"{where}: no coordinator (process 0) answered at {address} within {timeout_s} s; "
+      "start process 0 there, or fix JAX_COORDINATOR_ADDRESS"
+    )
+  return (
+    f"{where}: not all {count} processes joined the coordinator at {address} within "
+    f"{timeout_s} s; start every process (JAX_PROCESS_ID 0 to {count - 1}, "
+    f"JAX_NUM_PROCESSES={count}), or raise config.distributed_timeout"
+  )
+
+
+def _exit_unless_done(done: threading.Event, seconds: int, why: Callable[[], str]) -> None:
+  """After ``seconds`` without ``done``: ``error: <why()>`` and exit status 3."""
+  if not done.wait(seconds):
+    sys.stderr.write(f"error: {why()}\n")
+    sys.stderr.flush()
+    os._exit(START_FAILURE_STATUS)
+
+
+def initialize(timeout_s: int) -> None:
+  """`jax.distributed.initialize`, from ``JAX_NUM_PROCESSES``/``JAX_PROCESS_ID`` if set.
+
+  Otherwise JAX detects the cluster (SLURM, TPU pods, ...). Prints one line while it
+  waits. A process still waiting for the others after ``timeout_s`` seconds prints one
+  line naming what is missing and exits with status 3 (JAX's own time-out, set later,
+  would abort with a C++ stack trace). A process silent for ``timeout_s`` seconds (no
+  heartbeat) is taken for dead.
+
+  Raises:
+    ConfigError: no cluster was detected and the environment does not name one.
+  """
+  from glif_jax.training.config import ConfigError  # here: config imports this module
+
+  env = os.environ
+  options = dict(
+    initialization_timeout=timeout_s + _JAX_EXTRA_WAIT_S,
+    heartbeat_timeout_seconds=timeout_s,
+    shutdown_timeout_seconds=timeout_s,
+  )
+  if "JAX_NUM_PROCESSES" in env and "JAX_PROCESS_ID" in env:
+    address = env.get("JAX_COORDINATOR_ADDRESS", "")
+    count, process = int(env["JAX_NUM_PROCESSES"]), int(env["JAX_PROCESS_ID"])
+    options.update(coordinator_address=address, num_processes=count, process_id=process)
+    why = functools.partial(_missing, address, process, count, timeout_s)
+    waiting = f"process {process} of {count}: waiting for the coordinator at {address}"
+  else:
+    why = lambda: f"the cluster's processes did not all start within {timeout_s} s"
+    waiting = "waiting for the cluster's processes (coordinator detected by JAX)"
+  sys.stderr.write(f"{waiting} (at most {timeout_s} s: config.distributed_timeout)\n")
+  done = threading.Event()
+  threading.Thread(target=_exit_unless_done, args=(done, timeout_s, why), daemon=True).start()
+  try:
+    jax.distributed.initialize(**options)
+  except ValueError as err:  # nothing detected: "coordinator_address should be defined"
+    raise ConfigError(
+      f"--config.distributed=True but no cluster was detected ({err}); set "
+      "JAX_COORDINATOR_ADDRESS=<host:port>, JAX_NUM_PROCESSES and JAX_PROCESS_ID"
+    ) from None
+  finally:
+    done.set()
 
 
 class Layout:

@@ -40,7 +40,11 @@ from glif_jax import models
 from glif_jax.training import actions, checkpoints, input_pipeline, losses, optim, parallel
 from glif_jax.training.actions import gate_means
 from glif_jax.training.checkpoints import DataPosition
-from glif_jax.training.config import validate_config, validate_input_shape
+from glif_jax.training.config import (
+  agree_across_processes,
+  validate_config,
+  validate_input_shape,
+)
 from glif_jax.training.steps import (
   LossFn,
   TrainState,
@@ -172,8 +176,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     The final `TrainState` (host arrays).
 
   Raises:
-    ConfigError: a bad config (raised before anything is built or compiled), or a workdir
-      made with another config.
+    ConfigError: a bad config (raised before anything is built or compiled), processes
+      with different configs, or a workdir of a run with another config or unusable.
     NonFiniteError: non-finite values, as ``config.nonfinite`` says.
     TrainingInterrupted: SIGTERM; a checkpoint of the current step was saved first.
     KeyboardInterrupt: SIGINT (Ctrl-C); a checkpoint of the current step was saved first.
@@ -181,6 +185,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     checkpoints.CorruptCheckpointError: the workdir has checkpoints but none is intact.
   """
   start_time = time.time()
+  agree_across_processes(config)
   validate_config(
     config, dataset_names=input_pipeline.dataset_names(), num_devices=jax.device_count()
   )

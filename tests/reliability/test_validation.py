@@ -424,6 +424,7 @@ def test_user_mistakes_end_with_one_message_and_status_2(tmp_path, recorded, arg
   workdir = tmp_path / "run"
   if recorded:
     checkpoints.guard_workdir(workdir, smoke.get_config())  # a workdir of the smoke config
+    (workdir / checkpoints.CHECKPOINT_DIR / "16").mkdir(parents=True)  # with a saved step
   result = _main("--workdir", str(workdir), *(a.format(tmp=tmp_path) for a in args))
   assert result.returncode == 2, result.stderr
   last = result.stderr.strip().splitlines()[-1]  # after library warnings, if any

@@ -23,7 +23,7 @@ from glif_jax.training import (
   make_tx,
   train_step,
 )
-from train.main import initialize_distributed
+from glif_jax.training.parallel import initialize as initialize_distributed
 
 
 def losses(parallel: str, steps: int) -> list[float]:
@@ -49,7 +49,7 @@ def losses(parallel: str, steps: int) -> list[float]:
 
 if __name__ == "__main__":
   if "JAX_NUM_PROCESSES" in os.environ:
-    initialize_distributed()
+    initialize_distributed(smoke.get_config().distributed_timeout)
   result = losses(sys.argv[1], int(sys.argv[2]))
   if jax.process_index() == 0:
     print(json.dumps(result))

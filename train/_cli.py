@@ -1,0 +1,129 @@
+"""What the entry points share: a mistake of the user's ends in one line and status 2.
+
+`run` is `absl.app.run` for ``train.main``, ``train.evaluate`` and ``train.analyze``. A bad
+flag or config file, and the library's typed errors for what the user can fix
+(`USER_ERRORS`: a bad config value, a workdir that cannot be used, missing, corrupt or
+unsafe data, checkpoints or weights, an unreadable or unwritable file, a full disk) end
+with ``error: <what is wrong>`` on stderr and exit status 2, without a traceback. Set
+``GLIF_JAX_TRACEBACK=1`` to print the traceback before that line.
+
+In a run of several processes, a process whose peer died (a collective failed) ends with
+one line and status 3 at once, leaving out JAX's shutdown barrier (which would wait for
+the dead peer, then abort); the checkpoints saved so far stay, so a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from typing import NoReturn
+
+import jax
+from absl import app, flags
+
+from glif_jax import data, training
+from glif_jax.models.authors import (
+  AuthorsCheckpointError,
+  NonFiniteWeightsError,
+  TorchCheckpointError,
+)
+from glif_jax.training import parallel
+
+TRACEBACK_VARIABLE = "GLIF_JAX_TRACEBACK"
+USER_ERROR_STATUS = 2
+PEER_LOST_STATUS = 3
+USER_ERRORS = (
+  training.ConfigError,
+  training.CheckpointMismatchError,
+  training.CorruptCheckpointError,
+  training.NonFiniteError,
+  data.DatasetNotFoundError,
+  data.CorruptDatasetError,
+  data.ForbiddenGlobalError,
+  AuthorsCheckpointError,
+  NonFiniteWeightsError,
+  TorchCheckpointError,
+  OSError,
+)
+_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+def _message(err: BaseException) -> str:
+  """``err``'s text on one line (a KeyError's str() is a repr, and ml_collections wraps one
+  in an AttributeError; absl wraps a config file's error in its flag error)."""
+  while err.args and isinstance(err.args[0], BaseException):
+    err = err.args[0]
+  if isinstance(err, OSError) and err.strerror:
+    where = f"{err.filename}: " if err.filename else ""
+    text = f"{where}{err.strerror}"
+    if err.errno in _FULL:
+      text += "; free some space, then rerun: the run resumes from its latest checkpoint"
+    return text
+  text = err.args[0] if len(err.args) == 1 and isinstance(err.args[0], str) else str(err)
+  return " ".join(text.split())
+
+
+def fail(message: str, status: int = USER_ERROR_STATUS) -> NoReturn:
+  """Ends the process with ``error: <message>`` on stderr (the traceback first if asked)."""
+  if os.environ.get(TRACEBACK_VARIABLE) and sys.exc_info()[0] is not None:
+    traceback.print_exc()
+  sys.stderr.write(f"error: {message}\n")
+  sys.exit(status)
+
+
+def _lose_peer(err: BaseException) -> NoReturn:
+  """Ends a process whose peer died, at once: JAX's shutdown barrier would wait for it."""
+  if os.environ.get(TRACEBACK_VARIABLE):
+    traceback.print_exc()
+  sys.stderr.write(
+    f"error: process {jax.process_index()} of {jax.process_count()}: {parallel.peer_failure(err)}\n"
+  )
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(PEER_LOST_STATUS)
+
+
+def _summary(err: BaseException) -> str:
+  """The first and last lines of ``err``'s message: ml_collections quotes the traceback of
+  a config file's error between what failed and the error itself."""
+  lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [""]
+  return lines[0] if len(lines) == 1 else f"{lines[0]} {lines[-1]}"
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl flag parsing, with a bad flag or config file reported in one line (status 2)."""
+  try:
+    argv = flags.FLAGS(argv)
+    if "config" in flags.FLAGS:
+      flags.FLAGS.config.keys()  # ml_collections defers a file's load failure to its first use
+    return argv
+  except (flags.Error, OSError) as err:
+    fail(_summary(err))
+  except Exception as err:  # noqa: BLE001 -- anything a config file's get_config raises
+    fail(f"{type(err).__name__} in the config: {_message(err)}")
+
+
+def _handled(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
+  @functools.wraps(main)
+  def handled(argv: list[str]) -> None:
+    try:
+      main(argv)
+    except USER_ERRORS as err:
+      if parallel.peer_failure(err):
+        _lose_peer(err)
+      fail(_message(err))
+    except Exception as err:
+      if parallel.peer_failure(err):
+        _lose_peer(err)
+      raise
+
+  return handled
+
+
+def run(main: Callable[[list[str]], None]) -> None:
+  """`absl.app.run(main)` with the flags parsed and errors reported as described above."""
+  app.run(_handled(main), flags_parser=_parse_flags)
