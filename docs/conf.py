@@ -1,0 +1,117 @@
+"""Sphinx configuration of the glif-jax documentation.
+
+Built offline and strictly: ``sphinx-build -W --keep-going -b html docs docs/_build/html``
+(``docs/build.sh``). Nothing here fetches from the network: furo bundles its CSS, JS and
+fonts (system font stacks, no web fonts); intersphinx is not loaded; there is no math
+extension (equations are plain Unicode in code blocks, as DESIGN.md writes them).
+Every tutorial under ``tutorials/`` is executed during the build (myst-nb, ``force``)
+and a failing cell fails the build.
+"""
+
+import os
+import sys
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, ROOT)  # glif_jax, configs and train importable without installing
+# The executed notebooks run in kernels started in their own directory; they find the
+# repository through PYTHONPATH, and JAX stays on the CPU with one device unless a
+# tutorial asks for more.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import glif_jax  # noqa: E402
+
+project = "glif-jax"
+author = "the glif-jax authors"
+copyright = "the glif-jax authors, Apache-2.0"  # noqa: A001
+release = version = glif_jax.__version__
+
+extensions = [
+  "myst_nb",
+  "sphinx.ext.autodoc",
+  "sphinx.ext.autosummary",
+  "sphinx.ext.napoleon",
+  "sphinx.ext.viewcode",
+]
+
+exclude_patterns = ["_build", "jupyter_execute", ".jupyter_cache", "**.ipynb_checkpoints",
+                    "README.md", "check_site.py", "build.sh"]
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
+
+# --- HTML: furo, everything served from the built site --------------------------------
+html_theme = "furo"
+html_title = f"glif-jax {release}"
+html_static_path: list[str] = []
+html_theme_options = {
+  "source_repository": "",  # no "edit this page" links to a remote
+  "top_of_page_buttons": [],
+}
+html_show_sourcelink = False
+
+# --- MyST / myst-nb ------------------------------------------------------------------
+myst_enable_extensions = ["colon_fence", "deflist"]  # no dollarmath: no MathJax from a CDN
+myst_heading_anchors = 3
+nb_execution_mode = "force"  # every tutorial runs at every build, so none can rot
+nb_execution_raise_on_error = True
+nb_execution_show_tb = True
+nb_execution_timeout = 300
+nb_execution_excludepatterns: list[str] = []
+nb_merge_streams = True
+nb_output_stderr = "remove-warn"  # JAX's platform notices are not errors
+
+# --- API reference from the docstrings -----------------------------------------------
+autodoc_default_options = {
+  "members": True,
+  "undoc-members": True,
+  "show-inheritance": True,
+  "member-order": "bysource",
+}
+autodoc_typehints = "description"
+autodoc_typehints_format = "short"
+autodoc_preserve_defaults = True
+autodoc_class_signature = "separated"
+autodoc_mock_imports: list[str] = []
+autosummary_generate = False
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+napoleon_use_rtype = False
+napoleon_use_ivar = True
+napoleon_attr_annotations = True
+# The docstrings write `name` for a name of the library (Google style); resolve it when
+# it is one, print it as code otherwise. Unresolved references are not warnings
+# (nitpicky is off): jax, flax and numpy names are not linked, as intersphinx is off.
+default_role = "py:obj"
+add_module_names = False
+python_use_unqualified_type_names = True
+
+
+# Google style lets one Args entry name several parameters ("neuron, params, **options:
+# as in `simulate`."); napoleon escapes the stars of a name only when the entry starts
+# with it, and docutils then reads "**options" as unclosed bold. Escape them here, before
+# napoleon runs, rather than reword the docstrings.
+import re  # noqa: E402
+
+_GROUPED_ARGS = re.compile(r"^(\s+)([\w*]+(?:,\s*[\w*]+)+)(\s*(?:\([^)]*\))?:\s)")
+
+
+def _escape_grouped_star_args(app, what, name, obj, options, lines):
+  for i, line in enumerate(lines):
+    m = _GROUPED_ARGS.match(line)
+    if m and "*" in m.group(2):
+      names = m.group(2).replace("*", r"\*")
+      lines[i] = m.group(1) + names + m.group(3) + line[m.end():]
+
+
+def _drop_builtin_type_docstring(app, what, name, obj, options, lines):
+  """A constant (a tuple, a str) has no docstring of its own: do not show its type's."""
+  if what in ("data", "attribute") and type(obj).__module__ == "builtins":
+    type_doc = (type(obj).__doc__ or "").strip().splitlines()
+    if type_doc and lines and lines[0].strip() == type_doc[0].strip():
+      lines.clear()
+
+
+def setup(app):
+  app.connect("autodoc-process-docstring", _drop_builtin_type_docstring, priority=300)
+  # priority < 500: before napoleon's own autodoc-process-docstring handler
+  app.connect("autodoc-process-docstring", _escape_grouped_star_args, priority=400)
