@@ -18,7 +18,6 @@ sys.path.insert(0, ROOT)  # glif_jax, configs and train importable without insta
 # tutorial asks for more.
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 import glif_jax  # noqa: E402
 
@@ -58,7 +57,7 @@ nb_execution_show_tb = True
 nb_execution_timeout = 300
 nb_execution_excludepatterns: list[str] = []
 nb_merge_streams = True
-nb_output_stderr = "remove-warn"  # JAX's platform notices are not errors
+nb_output_stderr = "remove"  # logging (absl, JAX platform notices) is not page content
 
 # --- API reference from the docstrings -----------------------------------------------
 autodoc_default_options = {
