@@ -4,8 +4,9 @@
 flag or config file, and the library's typed errors for what the user can fix
 (`USER_ERRORS`: a bad config value, a workdir that cannot be used, missing, corrupt or
 unsafe data, checkpoints or weights, an unreadable or unwritable file; and a full disk,
-which leaves the checkpoints saved before it intact) end with ``error: <what is wrong>`` on stderr and exit status 2, without a traceback. Set
-``GLIF_JAX_TRACEBACK=1`` to print the traceback before that line.
+which leaves the checkpoints saved before it intact) end with ``error: <what is wrong>``
+on stderr and exit status 2, without a traceback. Set ``GLIF_JAX_TRACEBACK=1`` to print
+the traceback before that line.
 
 In a run of several processes, a process whose peer died (a collective failed) ends with
 one line and status 3 at once, leaving out JAX's shutdown barrier (which would wait for
@@ -35,7 +36,6 @@ from glif_jax.training import parallel
 
 TRACEBACK_VARIABLE = "GLIF_JAX_TRACEBACK"
 USER_ERROR_STATUS = 2
-PEER_LOST = 3  # exit status of a process whose peer died
 USER_ERRORS = (
   training.ConfigError,
   training.CheckpointMismatchError,
@@ -122,7 +122,10 @@ def _handled(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
       main(argv)
     except Exception as err:
       if lost := parallel.peer_failure(err):
-        _end_now(f"process {jax.process_index()} of {jax.process_count()}: {lost}", PEER_LOST)
+        _end_now(
+          f"process {jax.process_index()} of {jax.process_count()}: {lost}",
+          parallel.DISTRIBUTED_FAILURE_STATUS,
+        )
       if full := _full_disk(err):
         _end_now(full, USER_ERROR_STATUS)
       if isinstance(err, USER_ERRORS):
