@@ -6,7 +6,9 @@ flag or config file, and the library's typed errors for what the user can fix
 unsafe data, checkpoints or weights, an unreadable or unwritable file; and a full disk,
 which leaves the checkpoints saved before it intact) end with ``error: <what is wrong>``
 on stderr and exit status 2, without a traceback. Set ``GLIF_JAX_TRACEBACK=1`` to print
-the traceback before that line.
+the traceback before that line. On a full disk or a dead peer, orbax's reports of the failed
+save from its background threads (and TensorStore's calls into the event loop orbax closed
+after it) are left out: that line says it once.
 
 In a run of several processes, a process whose peer died (a collective failed) ends with
 one line and status 3 at once, leaving out JAX's shutdown barrier (which would wait for
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import logging
 import os
 import sys
 import traceback
@@ -68,12 +71,63 @@ def _message(err: BaseException) -> str:
   return " ".join(text.split())
 
 
+def _full_reason(text: str) -> str | None:
+  """The errno text of a full disk that ``text`` quotes, if any."""
+  return next((reason for reason in _FULL_TEXTS if reason in text), None)
+
+
 def _full_disk(err: BaseException) -> str | None:
   """One line for an error of a write to a full disk (or past a file size limit) that a
   library raised as another type (orbax's TensorStore: ValueError); None for others."""
   text = " ".join(str(err).split())
-  reason = next((r for r in _FULL_TEXTS if r in text), None)
+  reason = _full_reason(text)
   return None if reason is None else f"{reason} ({text[:_MAX_QUOTED]}); {_RESUME}"
+
+
+def _ends_in_one_line(err: BaseException | None) -> bool:
+  """Whether ``err``, or an error it was raised from or while handling, is a full disk's or a
+  dead peer's: the main thread gets it too and ends with one line."""
+  while err is not None:
+    if _full_disk(err) or parallel.peer_failure(err):
+      return True
+    err = err.__cause__ or err.__context__
+  return False
+
+
+class _OrbaxFailedSave(logging.Filter):
+  """Drops orbax's reports of a save that failed on a full disk or with a dead peer: the error
+  reaches the main thread, which ends with one line."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    error = record.exc_info[1] if record.exc_info else None
+    orbax = f"{os.sep}orbax{os.sep}" in record.pathname
+    return not (orbax and (_ends_in_one_line(error) or _full_reason(record.getMessage())))
+
+
+_ORBAX_FAILED_SAVE = _OrbaxFailedSave()
+
+
+def _closed_loop_callback(unraisable) -> bool:
+  """TensorStore finishing a write for an event loop that orbax closed when another write of
+  the same save failed (that failure is reported on its own)."""
+  frames = traceback.extract_tb(unraisable.exc_traceback)
+  return (
+    isinstance(unraisable.exc_value, RuntimeError)
+    and str(unraisable.exc_value) == "Event loop is closed"
+    and bool(frames)
+    and frames[0].name == "call_soon_threadsafe"
+  )
+
+
+def _quiet_unraisable(hook: Callable, unraisable) -> None:
+  if not _closed_loop_callback(unraisable):
+    hook(unraisable)
+
+
+def _quiet_failed_saves() -> None:
+  """Leaves out what orbax and TensorStore print from their threads about a failed save."""
+  logging.getLogger("absl").addFilter(_ORBAX_FAILED_SAVE)
+  sys.unraisablehook = functools.partial(_quiet_unraisable, sys.unraisablehook)
 
 
 def fail(message: str, status: int = USER_ERROR_STATUS) -> NoReturn:
@@ -137,4 +191,5 @@ def _handled(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
 
 def run(main: Callable[[list[str]], None]) -> None:
   """`absl.app.run(main)` with the flags parsed and errors reported as described above."""
+  _quiet_failed_saves()
   app.run(_handled(main), flags_parser=_parse_flags)

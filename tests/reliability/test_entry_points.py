@@ -2,19 +2,25 @@
 ``error: ...`` on stderr and exit status 2, no traceback (``GLIF_JAX_TRACEBACK=1`` adds it);
 a full disk too, keeping the checkpoints saved before it; a workdir without a saved step is
 free for the next run. Crafted files are made here.
+
+The mistakes run in this process through `_cli.run` (absl's flags reset between them); one
+of each entry point runs as ``python -m`` too, for the real status and stderr.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
+import contextlib
+import importlib
 import os
 import pickle
 import re
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from absl import flags
 
 from configs import smoke
 from glif_jax import data
@@ -23,8 +29,10 @@ from glif_jax.training import ConfigError, checkpoints
 from tests.training import launch
 from train import _cli
 
+FLAGS = flags.FLAGS
 SMOKE = ["--config", "configs/smoke.py"]
 _CLUSTER_VARIABLES = ("SLURM_", "OMPI_", "PMI_", "JAX_COORDINATOR", "JAX_NUM_PROCESSES")
+_MAIN_FLAGS = ("config", "workdir")  # train.main's, defined when it is imported
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -32,24 +40,76 @@ def _env(**extra: str) -> dict[str, str]:
   return {**env, "PYTHONPATH": str(launch.REPO), **extra}
 
 
-def _run(module: str, args: list[str], cwd: Path = launch.REPO, **env: str):
-  return subprocess.run(
+def _start(module: str, args: list[str], cwd: Path = launch.REPO, **env: str):
+  return subprocess.Popen(
     [sys.executable, "-m", module, *args],
     cwd=cwd,
     env=_env(**env),
-    capture_output=True,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
     text=True,
-    timeout=180,
-    check=False,
   )
 
 
-def _assert_one_line(result, message: str) -> None:
+def _run(module: str, args: list[str], cwd: Path = launch.REPO, **env: str):
+  """``python -m module args``: (status, stderr, stdout)."""
+  process = _start(module, args, cwd, **env)
+  stdout, stderr = process.communicate(timeout=180)
+  return process.returncode, stderr, stdout
+
+
+def _assert_one_line(status: int, stderr: str, message: str) -> None:
   """Status 2, no traceback, and the last stderr line (after library warnings) matches."""
-  assert result.returncode == 2, result.stderr[-3000:]
-  assert "Traceback" not in result.stderr, result.stderr[-3000:]
-  last = result.stderr.strip().splitlines()[-1]
+  assert status == 2, stderr[-3000:]
+  assert "Traceback" not in stderr, stderr[-3000:]
+  last = stderr.strip().splitlines()[-1]
   assert last.startswith("error: ") and re.search(message, last), last
+
+
+@contextlib.contextmanager
+def _entry_point(module: str) -> Iterator[Callable[[list[str]], None]]:
+  """``module``'s main with absl's flags as ``python -m module`` defines them: train.main's
+  (defined when imported) are set aside while evaluate's or analyze's (defined when run) are
+  in use; the flags a case added are removed after it."""
+  importlib.import_module("train.main")
+  entry = importlib.import_module(module)
+  own = module == "train.main"
+  aside = {} if own else {n: FLAGS[n] for n in FLAGS if n.split(".")[0] in _MAIN_FLAGS}
+  for name in aside:
+    delattr(FLAGS, name)
+  before = set(FLAGS)
+  if not own:
+    entry._define_flags()
+  try:
+    yield entry.main
+  finally:
+    FLAGS.unparse_flags()
+    for name in set(FLAGS) - before:
+      delattr(FLAGS, name)
+    for name, flag in aside.items():
+      FLAGS[name] = flag
+
+
+def _exit_now(status: int) -> None:
+  raise SystemExit(status)
+
+
+@pytest.fixture
+def in_process(monkeypatch, capsys):
+  """Runs ``python -m module args`` in this process: (status, stderr). `_cli`'s `os._exit`
+  raises SystemExit instead, and its hooks are undone after the test."""
+  monkeypatch.setattr(os, "_exit", _exit_now)
+  monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)
+  monkeypatch.chdir(launch.REPO)
+
+  def run(module: str, args: list[str]) -> tuple[int, str]:
+    monkeypatch.setattr(sys, "argv", [module, *args])
+    capsys.readouterr()
+    with _entry_point(module) as main, pytest.raises(SystemExit) as stop:
+      _cli.run(main)
+    return stop.value.code, capsys.readouterr().err
+
+  return run
 
 
 @pytest.fixture(scope="module")
@@ -164,38 +224,55 @@ CASES = {
 }
 
 
+def _arguments(name: str, files: Path, fresh: Path) -> tuple[str, list[str], str]:
+  module, args, message = CASES[name]
+  return module, [a.format(f=files, w=fresh) for a in args], message
+
+
+def _fresh(root: Path, name: str) -> Path:
+  fresh = root / re.sub(r"\W", "_", name)
+  fresh.mkdir()
+  return fresh
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_every_user_mistake_ends_in_one_line_and_status_2(name, tmp_path, files, in_process):
+  module, args, message = _arguments(name, files, tmp_path)
+  _assert_one_line(*in_process(module, args), message)
+  written = name in ("forbidden pickle global", "empty tarball")
+  assert written or not (tmp_path / "run" / checkpoints.CONFIG_FILE).exists(), name
+
+
+REAL = ("config syntax error", "evaluate: not a checkpoint", "analyze: no run in the workdir")
+
+
 @pytest.mark.slow
-def test_every_user_mistake_ends_in_one_line_and_status_2(tmp_path, files):
-  def run(name):
-    module, args, message = CASES[name]
-    fresh = tmp_path / re.sub(r"\W", "_", name)
-    fresh.mkdir()
-    result = _run(module, [a.format(f=files, w=fresh) for a in args])
-    return name, result, message, fresh
-
-  with concurrent.futures.ThreadPoolExecutor(2) as pool:
-    for name, result, message, fresh in pool.map(run, CASES):
-      _assert_one_line(result, message)
-      assert not (fresh / "run" / checkpoints.CONFIG_FILE).exists() or name in (
-        "forbidden pickle global",
-        "empty tarball",
-      ), name
+def test_user_mistakes_of_python_m_end_in_one_line_and_status_2(tmp_path, files):
+  runs = {}
+  for name in REAL:  # one of each entry point, all at once
+    module, args, message = _arguments(name, files, _fresh(tmp_path, name))
+    runs[name] = _start(module, args), message
+  for name, (process, message) in runs.items():
+    _, stderr = process.communicate(timeout=180)
+    _assert_one_line(process.returncode, stderr, message)
+    assert len(stderr.strip().splitlines()) == 1, (name, stderr[-3000:])
 
 
-@pytest.mark.slow
-def test_an_empty_workdir_is_refused_and_nothing_is_written(tmp_path):
+def test_an_empty_workdir_is_refused_and_nothing_is_written(tmp_path, in_process, monkeypatch):
   config = str(launch.REPO / "configs" / "smoke.py")
-  result = _run("train.main", ["--config", config, "--workdir", ""], cwd=tmp_path)
-  _assert_one_line(result, r"--workdir is empty")
+  monkeypatch.chdir(tmp_path)
+  _assert_one_line(*in_process("train.main", ["--config", config, "--workdir", ""]), "empty")
   assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.slow
-def test_the_traceback_switch_shows_the_traceback_before_the_line(tmp_path):
+def test_the_traceback_switch_shows_the_traceback_before_the_line(
+  tmp_path, in_process, monkeypatch
+):
+  monkeypatch.setenv(_cli.TRACEBACK_VARIABLE, "1")
   args = [*SMOKE, "--workdir", str(tmp_path / "run"), "--config.seed=-1"]
-  result = _run("train.main", args, **{_cli.TRACEBACK_VARIABLE: "1"})
-  assert result.returncode == 2 and "Traceback (most recent call last)" in result.stderr
-  assert result.stderr.strip().splitlines()[-1] == "error: config.seed must be >= 0, got -1"
+  status, stderr = in_process("train.main", args)
+  assert status == 2 and "Traceback (most recent call last)" in stderr
+  assert stderr.strip().splitlines()[-1] == "error: config.seed must be >= 0, got -1"
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
@@ -215,7 +292,9 @@ def test_a_read_only_workdir_is_refused(tmp_path):
     OSError(28, "No space left on device", "/run/checkpoints"),
   ],
 )
-def test_typed_library_errors_become_one_line(error, capsys):
+def test_typed_library_errors_become_one_line(error, capsys, monkeypatch):
+  monkeypatch.setattr(os, "_exit", _exit_now)  # a full disk's: not the end of pytest
+
   def main(argv):
     raise error
 
@@ -237,15 +316,21 @@ def test_a_workdir_without_a_saved_step_is_free_for_the_next_run(tmp_path):
   assert (tmp_path / checkpoints.CHECKPOINT_DIR / "16").is_dir()
 
 
+# What orbax prints at every checkpoint saved without evaluation metrics, in any run.
+_UNTRACKED = re.compile(r"W\S+ \S+ \d+ checkpoint_manager\.py:\d+\] Requested `tracked_metric`.*")
+
+
 @pytest.mark.slow
 def test_a_full_disk_ends_in_one_line_keeping_the_previous_checkpoint(tmp_path):
-  args = [*SMOKE, "--workdir", str(tmp_path), "--config.checkpoint_every_steps=4"]
-  full = _run("tests.reliability.full_disk", args)  # a file size limit after the first save
-  assert full.returncode == 2, full.stderr[-3000:]
-  last = full.stderr.strip().splitlines()[-1]
+  args = [*SMOKE, "--workdir", str(tmp_path), "--config.checkpoint_every_steps=2"]
+  args += ["--config.num_epochs=1", "--config.log_every_steps=100"]
+  status, stderr, _ = _run("tests.reliability.full_disk", args)  # full after the first save
+  assert status == 2, stderr[-3000:]
+  *before, last = stderr.strip().splitlines()
   assert re.fullmatch(r"error: File too large \(.*\); free some space, then rerun: .*", last)
-  assert checkpoints.saved_steps(tmp_path) == [4]
-  resumed = _run("train.main", args)
-  assert resumed.returncode == 0, resumed.stderr[-3000:]
-  assert "resuming at step 4 from" in resumed.stdout
-  assert checkpoints.saved_steps(tmp_path)[-1] == 32
+  assert len(before) <= 2 and all(_UNTRACKED.fullmatch(line) for line in before), stderr[-3000:]
+  assert checkpoints.saved_steps(tmp_path) == [2]
+  status, stderr, stdout = _run("train.main", args)
+  assert status == 0, stderr[-3000:]
+  assert "resuming at step 2 from" in stdout
+  assert checkpoints.saved_steps(tmp_path)[-1] == 16
