@@ -404,6 +404,7 @@ def test_evaluate_reports_accuracy_rates_and_energy_in_a_training_summary(evalua
   assert (workdir / "config.json").exists() and (workdir / "checkpoints" / "0").is_dir()
 
 
+@pytest.mark.slow
 def test_analyze_reports_on_an_evaluate_workdir(evaluated, tmp_path):
   summary, workdir = evaluated
   command = ["-m", "train.analyze", f"--workdir={workdir}", f"--out={tmp_path}", "--batch_size=3"]

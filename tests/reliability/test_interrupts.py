@@ -14,6 +14,8 @@ import pytest
 
 from tests.training import launch
 
+pytestmark = pytest.mark.slow  # every test runs subprocesses
+
 REPO = Path(__file__).parents[2]
 STEPS, EVERY = 48, 4  # 16 steps per epoch: evaluations at 16, 32, 48
 ARGS = [

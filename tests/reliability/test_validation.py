@@ -392,6 +392,7 @@ def _main(*args):
   )
 
 
+@pytest.mark.slow
 def test_command_line_refuses_an_unknown_key_with_status_2(tmp_path):
   result = _main("--workdir", str(tmp_path / "run"), "--config.learning_rat=0.1")
   assert result.returncode == 2
@@ -402,6 +403,7 @@ def test_command_line_refuses_an_unknown_key_with_status_2(tmp_path):
   assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
   "recorded, args, message",
   [

@@ -16,6 +16,8 @@ import pytest
 
 from tests.training import launch
 
+pytestmark = pytest.mark.slow  # every test runs subprocesses
+
 SMOKE = ["--config", "configs/smoke.py"]
 TIMEOUT = 300
 TRAJECTORY_STEPS = 10
