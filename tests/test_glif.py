@@ -287,6 +287,8 @@ def test_bad_input_raises_a_clear_error(call, error, words):
 def test_glif_uses_the_surrogate_it_is_given():
   p = neurons.glif_params(None, 1, gate_init="fixed")
   x = jnp.array([[0.4]])  # u = I − leak share, a bit below threshold
-  grad = lambda s: jax.grad(lambda x: neurons.glif(p, x, constants=neurons.GLIFConstants(surrogate=s))[0].sum())(x)
+  grad = lambda s: jax.grad(
+    lambda x: neurons.glif(p, x, constants=neurons.GLIFConstants(surrogate=s))[0].sum()
+  )(x)
   assert grad(surrogates.rectangle(1.0))[0, 0] > 0
   assert grad(surrogates.rectangle(0.01))[0, 0] == 0

@@ -28,7 +28,9 @@ def test_klif_gradients_match_the_numpy_reference(options):
   x = jax.random.uniform(key_x, (T, B, C), minval=-0.5, maxval=2.0)
   cotangent = jax.random.normal(key_g, (T, B, C))
   constants = neurons.LIFConstants(**options)
-  loss = lambda k, x: jnp.sum(neurons.klif(neurons.KLIFParams(k), x, constants=constants)[0] * cotangent)
+  loss = lambda k, x: jnp.sum(
+    neurons.klif(neurons.KLIFParams(k), x, constants=constants)[0] * cotangent
+  )
   dk, dx = jax.grad(loss, argnums=(0, 1))(jnp.float32(1.3), x)
   x64, cot64 = np.asarray(x, np.float64), np.asarray(cotangent, np.float64)
   dx_ref, dk_ref = ref.klif_backward_general(1.3, x64, cot64, **options)
@@ -99,9 +101,13 @@ def test_bfloat16_glif_gradients_match_float32():
   surrogate = surrogates.sigmoid(4.0)  # smooth: no box edge to fall on either side of
 
   def dx(x):
-    return jax.grad(lambda x: neurons.glif(p, x, constants=neurons.GLIFConstants(surrogate=surrogate))[0].astype(jnp.float32).sum())(
-      x
-    )
+    return jax.grad(
+      lambda x: (
+        neurons.glif(p, x, constants=neurons.GLIFConstants(surrogate=surrogate))[0]
+        .astype(jnp.float32)
+        .sum()
+      )
+    )(x)
 
   dx32 = np.asarray(dx(x))
   dx16 = np.asarray(dx(x.astype(jnp.bfloat16)), np.float32)

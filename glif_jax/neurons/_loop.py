@@ -62,14 +62,13 @@ def loop(
   ``unroll`` factor and ``ys`` is stacked. `stack` turns either into stacked arrays.
   """
   if unroll is not True:
-    xs = jax.tree.map(
-      lambda a: jnp.stack(a) if _is_sequence(a) else a, xs, is_leaf=_is_sequence
-    )
+    xs = jax.tree.map(lambda a: jnp.stack(a) if _is_sequence(a) else a, xs, is_leaf=_is_sequence)
     return jax.lax.scan(body, carry, xs, reverse=reverse, unroll=unroll)
   length = len(jax.tree.leaves(xs, is_leaf=_is_sequence)[0])
   ys = [None] * length
   for t in reversed(range(length)) if reverse else range(length):
-    carry, ys[t] = body(carry, jax.tree.map(lambda a: a[t], xs, is_leaf=_is_sequence))
+    x_t = jax.tree.map(lambda a, t=t: a[t], xs, is_leaf=_is_sequence)
+    carry, ys[t] = body(carry, x_t)
   return carry, ys
 
 

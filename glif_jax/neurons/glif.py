@@ -260,11 +260,15 @@ def glif_step(
     ``(o_t, GLIFState(u_t, o_t))``; o_t = H(u_t − V_th), H(x) = 1[x > 0].
   """
   if not (isinstance(x_t, tuple) and len(x_t) == 2):
-    raise TypeError(f"x_t must be a pair (X_t, G_t) of GLIF's input and conductance, got {type(x_t).__name__}")
+    raise TypeError(
+      f"x_t must be a pair (X_t, G_t) of GLIF's input and conductance, got {type(x_t).__name__}"
+    )
   x_t, conduct_t = x_t
   x_t = _check_step(params, state, x_t, conduct_t)
   k = _common.check_constants(constants, GLIFConstants)
-  c = glif_coefficients(params._replace(conduct=conduct_t), gating=k.gating, simplified=k.simplified)
+  c = glif_coefficients(
+    params._replace(conduct=conduct_t), gating=k.gating, simplified=k.simplified
+  )
   c = _common.cast_tree(c, x_t.dtype)
   u, o = state
   if k.detach_reset:
@@ -293,9 +297,7 @@ def _check_params(p: GLIFParams, x: jax.Array) -> None:
     )
 
 
-def _check_step(
-  p: GLIFParams, state: GLIFState, x_t: jax.Array, conduct_t: jax.Array
-) -> jax.Array:
+def _check_step(p: GLIFParams, state: GLIFState, x_t: jax.Array, conduct_t: jax.Array) -> jax.Array:
   x_t = _common.check_step_input(x_t)
   _check_channel_params(p, x_t.shape[-1])
   if jnp.shape(conduct_t) != jnp.shape(p.alpha):
