@@ -136,7 +136,7 @@ def test_every_neuron_is_a_distinct_submodule():
 def test_options_reach_the_neurons():
   model = _tiny("mlp", neuron_options={"gating": "hard", "remat": True})
   assert model.stem_neuron.gating == "hard"
-  assert model.stem_neuron.options["remat"] is True
+  assert model.stem_neuron.constants.gating == "hard" and model.stem_neuron.remat is True
 
 
 def test_block_remat_keeps_results_and_stores_less():
