@@ -55,8 +55,8 @@ def images_per_second(
 ) -> float:
   """Training images/s of ``data.make_batches`` over ``batches`` batches (after one)."""
   stream = data.make_batches(
-    source, batch_size=batch_size, seed=0, epoch=0, train=True, dataset=dataset,
-    num_threads=threads,
+    data.RecordSource(source, data.info(dataset)), batch_size=batch_size, seed=0, epoch=0,
+    train=True, num_threads=threads,
   )  # fmt: skip
   next(stream)
   start = time.perf_counter()
@@ -71,8 +71,10 @@ def main_job_input_wait(steps: int) -> dict[str, Any]:
   config = mnist_glif.get_config()
   config.num_train_steps, config.progress_bar, config.log_every_steps = steps, False, steps
   real = data.builder("mnist").is_prepared()
-  splits = {"train": MemorySource(MNIST_TRAIN, (28, 28, 1)), "test": MemorySource(500, (28, 28, 1))}
-  in_memory = lambda config: (splits, input_pipeline.DataInfo(10, (28, 28, 1)))
+  info = data.info("mnist")
+  sizes = {"train": MNIST_TRAIN, "test": 500}
+  splits = {k: data.RecordSource(MemorySource(n, info.input_shape), info) for k, n in sizes.items()}
+  in_memory = lambda config: (splits, info)
   with (
     tempfile.TemporaryDirectory() as workdir,
     contextlib.nullcontext() if real else mock.patch.object(input_pipeline, "load", in_memory),

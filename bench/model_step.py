@@ -7,6 +7,11 @@ memory that ``remat`` trades for compute), and the median step time as images/s.
 momentum as in the GLIF recipe, batch ``--batch``.
 
   python -m bench.model_step [--timesteps 2 4 6 8] [--batch 8] [--dtype bfloat16]
+                             [--remat off] [--peak-memory]
+
+``--peak-memory`` adds the device's measured peak (``peak_bytes_in_use`` of
+``jax.devices()[0].memory_stats()``, GPU and TPU only). It is the process's high-water
+mark so far, so for one number per setting run one T and one ``--remat`` per process.
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ from bench.common import emit, machine, median_seconds
 from glif_jax import models
 from glif_jax.training import (
   create_train_state,
-  mean_logits_cross_entropy,
   make_optimizer,
+  mean_logits_cross_entropy,
   train_step,
 )
+
+REMATS = {"both": (False, True), "off": (False,), "on": (True,)}
 
 
 def residual_bytes(model: nnx.Module, images: jax.Array) -> int:
@@ -64,6 +71,12 @@ def remat_probe(layers: int = 16, rows: int = 4096, features: int = 512) -> dict
     for remat in (False, True)
   }
   return {"probe": "xla_remat", "layers": layers, "activation_bytes": rows * features * 4, **temp}
+
+
+def device_peak_bytes() -> int | None:
+  """The first device's peak bytes in use so far (None where not reported, as on CPU)."""
+  stats = jax.devices()[0].memory_stats()
+  return None if stats is None else stats.get("peak_bytes_in_use")
 
 
 def build_step(timesteps: int, batch: int, remat: bool, dtype, model_name: str, width: int | None):
@@ -102,6 +115,17 @@ def build_step(timesteps: int, batch: int, remat: bool, dtype, model_name: str, 
   return step, state, data, residuals
 
 
+def median_step_seconds(compiled, state, data, *, repeats: int) -> float:
+  """Median seconds of ``compiled(state, data)``, each run on the last run's (donated) state."""
+  holder = {"state": state}
+
+  def run():
+    holder["state"], metrics = compiled(holder["state"], data)
+    return metrics
+
+  return median_seconds(run, repeats=repeats)
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--timesteps", type=int, nargs="+", default=[2, 4, 6, 8])
@@ -110,6 +134,10 @@ def main():
   parser.add_argument("--dtype", default="float32")
   parser.add_argument("--model", default="resnet19")
   parser.add_argument("--width", type=int, default=None)
+  parser.add_argument("--remat", choices=list(REMATS), default="both")
+  parser.add_argument(
+    "--peak-memory", action="store_true", help="add the device's measured peak (GPU/TPU)"
+  )
   args = parser.parse_args()
   emit(
     {
@@ -122,7 +150,7 @@ def main():
   )
   emit(remat_probe())
   for timesteps in args.timesteps:
-    for remat in (False, True):
+    for remat in REMATS[args.remat]:
       step, state, data, residuals = build_step(
         timesteps, args.batch, remat, jnp.dtype(args.dtype), args.model, args.width
       )
@@ -136,13 +164,8 @@ def main():
         - memory.alias_size_in_bytes
         + memory.temp_size_in_bytes
       )  # donated: outputs alias inputs
-      holder = {"state": state}
-
-      def run():
-        holder["state"], metrics = compiled(holder["state"], data)
-        return metrics
-
-      seconds = median_seconds(run, repeats=args.repeats)
+      seconds = median_step_seconds(compiled, state, data, repeats=args.repeats)
+      measured = {"device_peak_bytes": device_peak_bytes()} if args.peak_memory else {}
       emit(
         {
           "T": timesteps,
@@ -153,6 +176,7 @@ def main():
           "residual_bytes": residuals,
           "peak_bytes": int(peak),
           "temp_bytes": int(memory.temp_size_in_bytes),
+          **measured,
         }
       )
 

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # A fresh environment every time: Sphinx does not repeat an unchanged page's warnings.
 rm -rf docs/_build/html docs/_build/doctrees docs/_build/jupyter_execute
-export JAX_PLATFORMS="${JAX_PLATFORMS:-cpu}" MPLBACKEND=Agg PYDEVD_DISABLE_FILE_VALIDATION=1
+export JAX_PLATFORMS="${JAX_PLATFORMS:-cpu}" PYDEVD_DISABLE_FILE_VALIDATION=1
 start=$(date +%s)
 python -m sphinx -W --keep-going -b html docs docs/_build/html
 echo "docs/build.sh: built in $(( $(date +%s) - start )) s"

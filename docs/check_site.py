@@ -14,6 +14,7 @@ Checks, each failure printed on one line, exit status 1 if any:
 - no page or stylesheet loads a script, stylesheet, font or image from another host.
 """
 
+import ast
 import importlib
 import pathlib
 import re
@@ -35,9 +36,17 @@ _REMOTE_TAG = re.compile(
 _REMOTE_CSS = re.compile(r"(?:@import\s+(?:url\()?|url\()\s*[\"']?(?:https?:)?//", re.I)
 
 
+def _pending(source: pathlib.Path) -> bool:
+  """A tutorial ``conf.PENDING_TUTORIALS`` leaves out of the build (an API not merged yet)."""
+  conf = (DOCS / "conf.py").read_text(encoding="utf-8")
+  m = re.search(r"^PENDING_TUTORIALS = (\[.*?\])", conf, flags=re.M | re.S)
+  pending = ast.literal_eval(m.group(1)) if m else []
+  return source.relative_to(DOCS).as_posix() in pending
+
+
 def check_tutorials(site: pathlib.Path) -> list[str]:
   problems = []
-  sources = sorted((DOCS / "tutorials").glob("*.md"))
+  sources = [p for p in sorted((DOCS / "tutorials").glob("*.md")) if not _pending(p)]
   if not sources:
     problems.append("no tutorials found under docs/tutorials/")
   for source in sources:
@@ -115,7 +124,7 @@ def main(argv: list[str]) -> int:
   problems = check_tutorials(site) + check_api(site) + check_offline(site)
   for p in problems:
     print(f"check_site: {p}", file=sys.stderr)
-  tutorials = len(list((DOCS / "tutorials").glob("*.md")))
+  tutorials = sum(not _pending(p) for p in (DOCS / "tutorials").glob("*.md"))
   pages = len(list(site.rglob("*.html")))
   print(f"check_site: {pages} pages, {tutorials} tutorials, {len(PUBLIC_MODULES)} API modules: "
         + ("OK" if not problems else f"{len(problems)} problem(s)"))

@@ -58,7 +58,7 @@ def test_neuron_parameters_are_their_own_variable_type():
 class _TinyNet(nnx.Module):
   def __init__(self, rngs):
     self.conv = nnx.Conv(2, C, (3, 3), use_bias=False, rngs=rngs)
-    self.bn = gnn.TdBatchNorm(C, rngs=rngs)
+    self.bn = gnn.TdBatchNorm(C)
     self.glif = gnn.GLIF(C, T, rngs=rngs)
     self.head = nnx.Linear(C, 2, rngs=rngs)
     self.klif = gnn.KLIF()
@@ -95,7 +95,7 @@ def test_split_pure_function_jit_grad():
 
 def test_td_batch_norm_formula_and_running_average():
   x = jax.random.normal(jax.random.key(2), (T, B, 3, 3, C)) * 2 + 1
-  bn = gnn.TdBatchNorm(C, alpha=1 / math.sqrt(2), v_th=0.5, rngs=nnx.Rngs(0))
+  bn = gnn.TdBatchNorm(C, alpha=1 / math.sqrt(2), v_th=0.5)
   bn.scale[...] = jnp.array([1.0, 2.0, 3.0])
   bn.bias[...] = jnp.array([0.0, 0.1, -0.1])
   y = bn(x)

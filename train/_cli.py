@@ -3,9 +3,10 @@
 `run` is `absl.app.run` for ``train.main``, ``train.evaluate`` and ``train.analyze``. A bad
 flag or config file, and the library's typed errors for what the user can fix
 (`USER_ERRORS`: a bad config value, a workdir that cannot be used, missing, corrupt or
-unsafe data, checkpoints or weights, an unreadable or unwritable file, a full disk) end
-with ``error: <what is wrong>`` on stderr and exit status 2, without a traceback. Set
-``GLIF_JAX_TRACEBACK=1`` to print the traceback before that line.
+unsafe data, checkpoints or weights, an unreadable or unwritable file; and a full disk,
+which leaves the checkpoints saved before it intact) end with ``error: <what is wrong>``
+on stderr and exit status 2, without a traceback. Set ``GLIF_JAX_TRACEBACK=1`` to print
+the traceback before that line.
 
 In a run of several processes, a process whose peer died (a collective failed) ends with
 one line and status 3 at once, leaving out JAX's shutdown barrier (which would wait for
@@ -35,7 +36,6 @@ from glif_jax.training import parallel
 
 TRACEBACK_VARIABLE = "GLIF_JAX_TRACEBACK"
 USER_ERROR_STATUS = 2
-PEER_LOST_STATUS = 3
 USER_ERRORS = (
   training.ConfigError,
   training.CheckpointMismatchError,
@@ -50,6 +50,9 @@ USER_ERRORS = (
   OSError,
 )
 _FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+_FULL_TEXTS = tuple(os.strerror(code) for code in _FULL)  # as TensorStore quotes them
+_RESUME = "free some space, then rerun: the run resumes from its latest checkpoint"
+_MAX_QUOTED = 200  # characters of a long library message quoted in the line
 
 
 def _message(err: BaseException) -> str:
@@ -60,11 +63,17 @@ def _message(err: BaseException) -> str:
   if isinstance(err, OSError) and err.strerror:
     where = f"{err.filename}: " if err.filename else ""
     text = f"{where}{err.strerror}"
-    if err.errno in _FULL:
-      text += "; free some space, then rerun: the run resumes from its latest checkpoint"
-    return text
+    return f"{text}; {_RESUME}" if err.errno in _FULL else text
   text = err.args[0] if len(err.args) == 1 and isinstance(err.args[0], str) else str(err)
   return " ".join(text.split())
+
+
+def _full_disk(err: BaseException) -> str | None:
+  """One line for an error of a write to a full disk (or past a file size limit) that a
+  library raised as another type (orbax's TensorStore: ValueError); None for others."""
+  text = " ".join(str(err).split())
+  reason = next((r for r in _FULL_TEXTS if r in text), None)
+  return None if reason is None else f"{reason} ({text[:_MAX_QUOTED]}); {_RESUME}"
 
 
 def fail(message: str, status: int = USER_ERROR_STATUS) -> NoReturn:
@@ -75,16 +84,15 @@ def fail(message: str, status: int = USER_ERROR_STATUS) -> NoReturn:
   sys.exit(status)
 
 
-def _lose_peer(err: BaseException) -> NoReturn:
-  """Ends a process whose peer died, at once: JAX's shutdown barrier would wait for it."""
+def _end_now(message: str, status: int) -> NoReturn:
+  """`fail`, but leaving out the interpreter's shutdown, where JAX waits for dead peers and
+  orbax's threads report the failed write once more."""
   if os.environ.get(TRACEBACK_VARIABLE):
     traceback.print_exc()
-  sys.stderr.write(
-    f"error: process {jax.process_index()} of {jax.process_count()}: {parallel.peer_failure(err)}\n"
-  )
+  sys.stderr.write(f"error: {message}\n")
   sys.stdout.flush()
   sys.stderr.flush()
-  os._exit(PEER_LOST_STATUS)
+  os._exit(status)
 
 
 def _summary(err: BaseException) -> str:
@@ -112,13 +120,16 @@ def _handled(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
   def handled(argv: list[str]) -> None:
     try:
       main(argv)
-    except USER_ERRORS as err:
-      if parallel.peer_failure(err):
-        _lose_peer(err)
-      fail(_message(err))
     except Exception as err:
-      if parallel.peer_failure(err):
-        _lose_peer(err)
+      if lost := parallel.peer_failure(err):
+        _end_now(
+          f"process {jax.process_index()} of {jax.process_count()}: {lost}",
+          parallel.DISTRIBUTED_FAILURE_STATUS,
+        )
+      if full := _full_disk(err):
+        _end_now(full, USER_ERROR_STATUS)
+      if isinstance(err, USER_ERRORS):
+        fail(_message(err))
       raise
 
   return handled

@@ -143,21 +143,26 @@ def dynamics_figures(out: str | Path) -> list[Path]:
   return paths
 
 
-def most_active(spikes: Any, k: int) -> np.ndarray:
-  """Spikes ``[T, k]`` of the ``k`` neurons of ``spikes [T, N]`` that fire most, most active
-  first (ties: lower index first)."""
+def firing_sample(spikes: Any, k: int) -> np.ndarray:
+  """Spikes ``[T, k]`` of ``k`` neurons of ``spikes [T, N]`` that fire, evenly spaced in
+  their ranking by spike count: from the most active to the least active one that fires
+  (ties: lower index first; all of them if fewer than ``k`` fire)."""
   spikes = np.asarray(spikes)
-  return spikes[:, np.argsort(-spikes.sum(axis=0), kind="stable")[:k]]
+  counts = spikes.sum(axis=0)
+  ranked = np.argsort(-counts, kind="stable")[: np.count_nonzero(counts)]
+  picks = np.linspace(0, len(ranked) - 1, min(k, len(ranked))).round().astype(int)
+  return spikes[:, ranked[picks]]
 
 
 def raster_panels(model: nnx.Module, x: jax.Array, k: int) -> dict[str, np.ndarray]:
-  """``{panel title: spikes [T, k]}`` of the ``k`` most active neurons of each neuron layer
-  on the first example of ``x``, network order; each title names the layer and the choice."""
+  """``{panel title: spikes [T, k]}`` of each neuron layer on the first example of ``x``,
+  network order: `firing_sample` of its neurons; each title names the layer and the choice."""
   panels = {}
   for name, spikes in network.neuron_spikes(model, x[:1]).items():
     flat = np.asarray(spikes)[:, 0].reshape(spikes.shape[0], -1)
-    chosen = most_active(flat, k)
-    panels[f"`{name}`: {chosen.shape[1]} most active of {flat.shape[1]:,} neurons"] = chosen
+    chosen = firing_sample(flat, k)
+    firing = np.count_nonzero(flat.sum(axis=0))
+    panels[f"`{name}`: {chosen.shape[1]} of {firing:,} firing (of {flat.shape[1]:,})"] = chosen
   return panels
 
 
@@ -175,8 +180,8 @@ def network_figures(
   Args:
     model: the network (its GLIF layers' gates are plotted).
     stats: its `network.network_statistics` on a batch.
-    x: that batch; the rasters show each neuron layer's most active neurons on its first
-      example (`raster_panels`).
+    x: that batch; the rasters show a sample of each neuron layer's firing neurons on its
+      first example (`raster_panels`).
     out: the output folder.
     gate_history: ``(steps [S], {layer: {gate: values [S, C]}})`` of the gates during
       training (e.g. `network.gate_evolution` of the kept checkpoints, or the logged
@@ -190,7 +195,7 @@ def network_figures(
   paths = [out / "firing_rates.png", out / "raster.png"]
   plots.firing_rate_bars(stats.layer_rates, path=paths[0])
   panels = raster_panels(model, x, raster_neurons)
-  title = "Spikes of each layer's most active neurons (most active at the bottom), one example"
+  title = "Spikes on one example: neurons that fire, evenly spaced by spike count (most at 0)"
   plots.spike_rasters(panels, title=title, path=paths[1])
   gates = network.glif_gates(model)
   if gates:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from glif_jax.analysis.dynamics import GATE_NAMES, GateSweep
 
@@ -53,6 +54,7 @@ def _raster(ax: Any, spikes: Any, title: str) -> None:
     ylabel="neuron",
     title=title,
   )
+  ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def spike_raster(

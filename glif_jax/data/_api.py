@@ -1,81 +1,63 @@
-"""Public entry points: data set descriptions and prepared random-access sources."""
+"""Public entry points: the data sets by name, their descriptions and their splits."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-import numpy as np
 import tensorflow_datasets as tfds
 
-from glif_jax.data import _builders, _images
+from glif_jax.data import (
+  _cifar,
+  _cifar10_dvs,
+  _dvs128_gesture,
+  _fashion_mnist,
+  _imagenet,
+  _mnist,
+  _nmnist,
+  _synthetic,
+  _tfds,
+)
+from glif_jax.data._info import DatasetInfo, RecordSource
 
 DATA_DIR_ENV = "GLIF_JAX_DATA_DIR"
 DOWNLOAD_DIR_ENV = "GLIF_JAX_DOWNLOAD_DIR"
 _CACHE = Path("~/.cache/glif_jax")
 
-
-class DatasetInfo(NamedTuple):
-  """What a model and the input pipeline need to know about a data set.
-
-  Attributes:
-      name: the data set's name, as given to :func:`load`.
-      num_classes: number of labels.
-      input_shape: shape of one example's input: ``(H, W, C)`` for images,
-          ``(T, H, W, 2)`` for event frames (batches put the batch axis first).
-      is_event: whether the input is event-camera frames (event counts per polarity).
-      mean: per-channel mean of the training images in [0, 1] scale (``None`` for
-          event data, whose counts are passed through unnormalised).
-      std: per-channel standard deviation, as ``mean``.
-  """
-
-  name: str
-  num_classes: int
-  input_shape: tuple[int, ...]
-  is_event: bool
-  mean: tuple[float, ...] | None
-  std: tuple[float, ...] | None
-
-
-# Per-channel statistics of the training split in [0, 1] scale, as the GLIF authors'
-# `data_builder.py` normalises. MNIST and Fashion-MNIST: the values every PyTorch/JAX
-# example uses (measured on these files: 0.1307/0.3081 and 0.2860/0.3530). CIFAR: the
-# per-channel statistics of the 50k training images, rounded as the authors write them
-# (CIFAR-100 as [129.3, 124.1, 112.4] / 255 and [68.2, 65.4, 70.4] / 255). ImageNet: the
-# torchvision values.
-_NORMALISATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
-  "mnist": ((0.1307,), (0.3081,)),
-  "fashion_mnist": ((0.2860,), (0.3530,)),
-  "cifar10": ((0.4914, 0.4822, 0.4465), (0.247, 0.243, 0.261)),
-  "cifar100": (
-    tuple(v / 255 for v in (129.3, 124.1, 112.4)),
-    tuple(v / 255 for v in (68.2, 65.4, 70.4)),
-  ),
-  "imagenet2012": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+# The data sets TFDS builds from original files (prepared once on disk), by name.
+BUILDERS: dict[str, type[tfds.core.GeneratorBasedBuilder]] = {
+  b.name: b
+  for b in (
+    _mnist.MnistBuilder,
+    _fashion_mnist.FashionMnistBuilder,
+    _cifar.Cifar10Builder,
+    _cifar.Cifar100Builder,
+    _cifar10_dvs.Cifar10DvsBuilder,
+    _dvs128_gesture.Dvs128GestureBuilder,
+    _nmnist.NMnistBuilder,
+    _imagenet.Imagenet2012Builder,
+  )
 }
-# The split `load` returns as "test", where the data set names it otherwise.
-_EVAL_SPLITS = {"imagenet2012": "validation"}
-
-_DEFAULT_MANUAL_DIRS = {"fashion_mnist": _images.FASHION_MNIST_DIR}
+# The data sets made in memory, by name: modules with `info(**config)` and `load(**config)`.
+_IN_MEMORY = {_synthetic.NAME: _synthetic}
 
 
 def names() -> tuple[str, ...]:
   """The names of the data sets :func:`load` knows."""
-  return tuple(_builders.BUILDERS)
+  return (*BUILDERS, *_IN_MEMORY)
 
 
 def _builder_class(name: str) -> type[tfds.core.GeneratorBasedBuilder]:
   try:
-    return _builders.BUILDERS[name]
+    return BUILDERS[name]
   except KeyError:
     raise ValueError(f"unknown data set {name!r}; known: {', '.join(names())}") from None
 
 
 def _config(cls: type[tfds.core.GeneratorBasedBuilder], config: dict[str, Any]) -> Any:
   """The builder config (a predefined name or an EventConfig) for keyword options."""
-  if not _builders.is_event_builder(cls):
+  if not _tfds.is_event_builder(cls):
     if config:
       raise ValueError(f"{cls.name} takes no config options, got {sorted(config)}")
     return None
@@ -84,9 +66,17 @@ def _config(cls: type[tfds.core.GeneratorBasedBuilder], config: dict[str, Any]) 
     raise ValueError(f"{cls.name} config options are {sorted(allowed)}, got {sorted(unknown)}")
   default = cls.BUILDER_CONFIGS[0]
   options = {k: config.get(k, getattr(default, k)) for k in sorted(allowed)}
-  chosen = _builders.event_config(**options, sensor_size=cls.SENSOR_SIZE)
+  chosen = _tfds.event_config(**options, sensor_size=cls.SENSOR_SIZE)
   predefined = {c.name for c in cls.BUILDER_CONFIGS}
   return chosen.name if chosen.name in predefined else chosen
+
+
+def _input_shape(cls: type[tfds.core.GeneratorBasedBuilder], chosen: Any) -> tuple[int, ...]:
+  """``IMAGE_SHAPE``, or ``(T, S, S, 2)`` of the chosen event config."""
+  if not _tfds.is_event_builder(cls):
+    return cls.IMAGE_SHAPE
+  c = chosen if isinstance(chosen, _tfds.EventConfig) else cls.builder_configs[chosen]
+  return (c.num_frames, c.size, c.size, 2)
 
 
 def info(name: str, **config: Any) -> DatasetInfo:
@@ -96,7 +86,9 @@ def info(name: str, **config: Any) -> DatasetInfo:
       name: one of :func:`names`.
       **config: for event data sets, ``num_frames``, ``split_by`` and ``size``
           (defaults: the builder's first config, e.g. 16 frames by number, 48x48 for
-          ``cifar10_dvs``; 10 frames by number, 34x34 for ``n_mnist``).
+          ``cifar10_dvs``; 10 frames by number, 34x34 for ``n_mnist``); for
+          ``synthetic``, ``image_size``, ``channels``, ``num_classes``, ``train_size``
+          and ``test_size``.
 
   Returns:
       The :class:`DatasetInfo`.
@@ -108,15 +100,20 @@ def info(name: str, **config: Any) -> DatasetInfo:
       >>> info("cifar10").input_shape
       (32, 32, 3)
   """
+  if name in _IN_MEMORY:
+    return _IN_MEMORY[name].info(**config)
   cls = _builder_class(name)
-  chosen = _config(cls, config)
-  num_classes = len(cls.CLASS_NAMES)
-  if _builders.is_event_builder(cls):
-    c = chosen if isinstance(chosen, _builders.EventConfig) else cls.builder_configs[chosen]
-    shape = (c.num_frames, c.size, c.size, 2)
-    return DatasetInfo(name, num_classes, shape, is_event=True, mean=None, std=None)
-  mean, std = _NORMALISATION[name]
-  return DatasetInfo(name, num_classes, cls.IMAGE_SHAPE, is_event=False, mean=mean, std=std)
+  return DatasetInfo(
+    name,
+    num_classes=len(cls.CLASS_NAMES),
+    input_shape=_input_shape(cls, _config(cls, config)),
+    is_event=_tfds.is_event_builder(cls),
+    mean=cls.MEAN,
+    std=cls.STD,
+    augmentation=cls.AUGMENTATION,
+    train_crop=cls.TRAIN_CROP,
+    eval_crop=cls.EVAL_CROP,
+  )
 
 
 def default_data_dir() -> Path:
@@ -133,40 +130,10 @@ def default_manual_dir(name: str) -> Path:
   ``imagenet2012`` the directory holding ``ILSVRC2012_img_train.tar`` and
   ``ILSVRC2012_img_val.tar``).
   """
-  _builder_class(name)
-  if name in _DEFAULT_MANUAL_DIRS:
-    return Path(_DEFAULT_MANUAL_DIRS[name])
+  cls = _builder_class(name)
+  if cls.MANUAL_DIR is not None:
+    return Path(cls.MANUAL_DIR)
   return Path(os.environ.get(DOWNLOAD_DIR_ENV) or _CACHE / "downloads").expanduser()
-
-
-def _as_numpy(record: dict[str, Any]) -> dict[str, np.ndarray]:
-  return {k: np.asarray(v) for k, v in record.items()}
-
-
-class RecordSource(Sequence):
-  """A prepared split: random access to records ``{"image" or "frames": ..., "label": ...}``.
-
-  Every value is a NumPy array (``label`` an int64 scalar). Thin wrapper over TFDS's
-  ``ArrayRecordDataSource``; suitable for ``grain.MapDataset.source``.
-  """
-
-  def __init__(self, source: Any) -> None:
-    self._source = source
-
-  def __len__(self) -> int:
-    return len(self._source)
-
-  def __getitem__(self, index: int) -> dict[str, np.ndarray]:  # type: ignore[override]
-    if not -len(self) <= index < len(self):
-      raise IndexError(f"record {index} out of range for {len(self)} records")
-    return _as_numpy(self._source[index])
-
-  def __getitems__(self, indices: Sequence[int]) -> list[dict[str, np.ndarray]]:
-    """Several records at once (several times faster per record than ``[i]``)."""
-    return [_as_numpy(r) for r in self._source.__getitems__(list(indices))]
-
-  def __repr__(self) -> str:
-    return f"RecordSource({self._source!r})"
 
 
 def builder(
@@ -195,17 +162,17 @@ def load(
   ``array_record`` shards under ``data_dir/<name>/<config>/<version>``; later calls only
   open them. Nothing touches the network and nothing needs TensorFlow. ``imagenet2012``
   is TFDS's own builder, so a copy TFDS prepared as ``array_record`` under ``data_dir``
-  is used as it is.
+  is used as it is. ``synthetic`` is made in memory (no directory is used).
 
   Args:
       name: one of :func:`names`.
       data_dir: where prepared data sets live (default :func:`default_data_dir`).
       manual_dir: where the original files are (default :func:`default_manual_dir`).
-      **config: event data sets only: ``num_frames``, ``split_by``, ``size``.
+      **config: the data set's options, as :func:`info`.
 
   Returns:
       ``{"train": RecordSource, "test": RecordSource}`` (``test`` is ImageNet's
-      ``validation`` split).
+      ``validation`` split), each carrying the data set's :class:`DatasetInfo`.
 
   Raises:
       ValueError: unknown name or config option.
@@ -213,12 +180,16 @@ def load(
           where it was looked for, and how to get it).
       CorruptDatasetError: an original file is truncated or malformed.
   """
+  if name in _IN_MEMORY:
+    return _IN_MEMORY[name].load(**config)
   b = builder(name, data_dir=data_dir, **config)
   if not b.is_prepared():
     manual = Path(manual_dir) if manual_dir is not None else default_manual_dir(name)
     b.download_and_prepare(
       download_config=tfds.download.DownloadConfig(manual_dir=os.fspath(manual))
     )
-  sources = b.as_data_source()
-  eval_split = _EVAL_SPLITS.get(name, "test")
-  return {"train": RecordSource(sources["train"]), "test": RecordSource(sources[eval_split])}
+  sources, described = b.as_data_source(), info(name, **config)
+  return {
+    "train": RecordSource(sources["train"], described),
+    "test": RecordSource(sources[b.EVAL_SPLIT], described),
+  }

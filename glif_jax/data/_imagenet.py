@@ -1,18 +1,31 @@
-"""The GLIF authors' ImageNet crops, on decoded uint8 images (as torchvision on PIL images).
+"""ImageNet (ILSVRC2012): TFDS's builder preparing without TensorFlow, with the GLIF
+authors' normalisation and crops.
 
-Their ``data_builder.py``: training ``RandomResizedCrop(224, scale=(0.2, 1.0))`` then
+The crops work on decoded uint8 images, as torchvision on PIL images. The authors'
+``data_builder.py``: training ``RandomResizedCrop(224, scale=(0.2, 1.0))`` then
 ``RandomHorizontalFlip()``; evaluation ``Resize(256)`` then ``CenterCrop(224)``. Resizes
-use PIL's bilinear filter, which is what torchvision calls for PIL images. Both functions
+use PIL's bilinear filter, which is what torchvision calls for PIL images. Both crops
 return uint8 ``[224, 224, 3]``; scaling to [0, 1] and the per-channel normalisation are
 left to the input pipeline, as for every other image data set.
 """
 
 from __future__ import annotations
 
+import io
 import math
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import tensorflow_datasets as tfds
 from PIL import Image
+from tensorflow_datasets.datasets.imagenet2012 import imagenet2012_dataset_builder as tfds_imagenet
+
+from glif_jax.data import _safe, _tfds
+from glif_jax.data._errors import CorruptDatasetError
+from glif_jax.data._info import DatasetFacts
 
 CROP = 224
 EVAL_RESIZE = 256
@@ -97,3 +110,77 @@ def eval_image(image: np.ndarray, *, resize: int = EVAL_RESIZE, size: int = CROP
   resized = _resize(image, height, width)
   top, left = round((height - size) / 2), round((width - size) / 2)
   return resized[top : top + size, left : left + size]
+
+
+_TfdsImagenet2012 = tfds_imagenet.Builder  # what tfds.builder_cls("imagenet2012") returns
+TRAIN_TAR = "ILSVRC2012_img_train.tar"
+VAL_TAR = "ILSVRC2012_img_val.tar"
+
+
+def _iter_tar(path: Path) -> Iterator[tuple[str, Any]]:
+  """``(member name, file object)`` of a tar file, read as a stream (TFDS's iterator)."""
+  with open(path, "rb") as f:
+    yield from tfds.download.iter_archive(f, tfds.download.ExtractMethod.TAR_STREAM)
+
+
+def _validation_labels(val_tar: Path) -> dict[str, str]:
+  """TFDS's ``get_validation_labels`` without TensorFlow: sorted member names zipped
+  with TFDS's ``validation_labels.txt`` (one synset per validation image, in order)."""
+  labels_file = _TfdsImagenet2012._get_pkg_dir_path() / "validation_labels.txt"
+  labels = labels_file.read_text().strip().splitlines()
+  try:
+    with tarfile.open(val_tar, "r:") as tar:
+      names = sorted(tar.getnames())
+  except (tarfile.TarError, EOFError, OSError) as err:
+    raise CorruptDatasetError(val_tar, f"not a readable tar archive ({err})") from err
+  return dict(zip(names, labels))
+
+
+def _jpeg_rgb(data: bytes) -> bytes:
+  """Any image PIL reads, re-encoded as an RGB JPEG at quality 100."""
+  out = io.BytesIO()
+  Image.open(io.BytesIO(data)).convert("RGB").save(out, "JPEG", quality=100)
+  return out.getvalue()
+
+
+class Imagenet2012Builder(_TfdsImagenet2012, DatasetFacts, skip_registration=True):
+  """TFDS's ``imagenet2012`` builder, preparing without TensorFlow.
+
+  ``_info`` (JPEG image, 1000-class label from TFDS's ``labels.txt``, file name),
+  ``_generate_examples``, the version (5.1.0) and the split names (``train``,
+  ``validation``) are TFDS's own, so the prepared ``imagenet2012/5.1.0`` directory is
+  the one ``tfds build imagenet2012 --file_format=array_record`` writes, and either reads
+  the other's. Overridden are only the steps where TFDS's builder calls TensorFlow:
+  finding the archives (``tf.io.gfile``), reading the validation labels, and re-encoding
+  the 22 CMYK JPEGs and one PNG of the training set (``tf.image``; here PIL, so those 23
+  images may differ from a TensorFlow-built copy by JPEG rounding).
+
+  The manual directory holds ``ILSVRC2012_img_train.tar`` (one ``<synset>.tar`` per class)
+  and ``ILSVRC2012_img_val.tar`` from https://image-net.org/download-images.
+  """
+
+  name = "imagenet2012"
+  pkg_dir_path = _TfdsImagenet2012._get_pkg_dir_path()  # TFDS's metadata and label files
+  CLASS_NAMES = tuple((pkg_dir_path / "labels.txt").read_text().split())  # 1000 synsets
+  IMAGE_SHAPE = (CROP, CROP, 3)  # after the crops
+  MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # torchvision's
+  EVAL_SPLIT = "validation"
+  TRAIN_CROP = staticmethod(train_image)
+  EVAL_CROP = staticmethod(eval_image)
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
+    how = " ".join(self.MANUAL_DOWNLOAD_INSTRUCTIONS.split())  # TFDS's text, on one line
+    manual = _tfds.manual_dir(dl_manager, self.name, how)
+    train = _safe.require_file(manual, TRAIN_TAR, how=how)
+    val = _safe.require_file(manual, VAL_TAR, how=how)
+    return {
+      "train": self._generate_examples(_iter_tar(train)),
+      "validation": self._generate_examples(
+        _iter_tar(val), validation_labels=_validation_labels(val)
+      ),
+    }
+
+  def _fix_image(self, image_fname: str, image: Any) -> Any:
+    if image_fname in tfds_imagenet.CMYK_IMAGES or image_fname in tfds_imagenet.PNG_IMAGES:
+      return io.BytesIO(_jpeg_rgb(image.read()))
+    return image

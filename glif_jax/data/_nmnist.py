@@ -1,4 +1,5 @@
-"""N-MNIST files: ATIS ``.bin`` recordings of the MNIST digits (Orchard et al., 2015).
+"""N-MNIST: ATIS ``.bin`` recordings of the MNIST digits (Orchard et al., 2015), their
+reader and the builder.
 
 Each recording is one ``<Split>/<digit>/<name>.bin`` file (60k under ``Train/``, 10k under
 ``Test/``, shipped as the official ``Train.zip`` and ``Test.zip``), events of a 34x34 pixel
@@ -12,18 +13,21 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
+import tensorflow_datasets as tfds
 
-from glif_jax.data._errors import CorruptDatasetError
+from glif_jax.data import _safe, _tfds
+from glif_jax.data._errors import CorruptDatasetError, DatasetNotFoundError
 from glif_jax.data._events import Events
+from glif_jax.data._info import DatasetFacts
+from glif_jax.data._mnist import DIGITS
 
 SENSOR_SIZE = 34
 EVENT_BYTES = 5
 MAX_RECORDING_BYTES = 8 * 2**20
 SPLIT_FOLDERS = {"train": "Train", "test": "Test"}
-_DIGITS = tuple("0123456789")
 HOMEPAGE = "https://www.garrickorchard.com/datasets/n-mnist"
 HOW = (
   f"download Train.zip and Test.zip of N-MNIST from {HOMEPAGE} and put them (or their "
@@ -79,7 +83,7 @@ def _check_size(size: int, where: str) -> None:
 
 def _label(path: PurePosixPath) -> int | None:
   """The digit of a ``<digit>/<name>.bin`` path, None for any other path."""
-  if path.suffix == ".bin" and len(path.parts) == 2 and path.parts[0] in _DIGITS:
+  if path.suffix == ".bin" and len(path.parts) == 2 and path.parts[0] in DIGITS:
     return int(path.parts[0])
   return None
 
@@ -115,3 +119,58 @@ def zip_recordings(z: zipfile.ZipFile, *, archive: Path, folder: str) -> Iterato
       raise CorruptDatasetError(where, f"truncated or corrupt zip member ({err})") from err
     _check_size(len(data), where)
     yield Recording(str(relative), label, data, where)
+
+
+def _recordings(source: Path, folder: str) -> Iterator[Recording]:
+  """The recordings of one split, from its extracted folder or its zip."""
+  if source.is_dir():
+    yield from folder_recordings(source)
+    return
+  with _safe.open_zip(source) as z:
+    yield from zip_recordings(z, archive=source, folder=folder)
+
+
+class NMnistBuilder(tfds.core.GeneratorBasedBuilder, DatasetFacts, skip_registration=True):
+  """N-MNIST (10 digits, 60k train / 10k test ATIS recordings, 34x34) as frames.
+
+  Source: the official ``Train.zip`` and ``Test.zip`` or their extracted ``Train/`` and
+  ``Test/`` folders of ``<digit>/*.bin`` files (:func:`parse_atis_bin`); the split is the
+  official one and the label is the digit folder, as SpikingJelly's ``NMNIST``. The
+  default config: 10 frames split by number at 34x34 (event counts).
+  """
+
+  name = "n_mnist"
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES: ClassVar[dict[str, str]] = _tfds.FIRST_RELEASE
+  HOMEPAGE = HOMEPAGE
+  MANUAL_DOWNLOAD_INSTRUCTIONS = HOW
+  SENSOR_SIZE = SENSOR_SIZE
+  BUILDER_CONFIGS: ClassVar[list[_tfds.EventConfig]] = [
+    _tfds.event_config(10, "number", SENSOR_SIZE, sensor_size=SENSOR_SIZE),
+  ]
+  CLASS_NAMES = DIGITS
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return _tfds.frames_info(self)
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
+    manual = _tfds.manual_dir(dl_manager, self.name, self.MANUAL_DOWNLOAD_INSTRUCTIONS)
+    splits = {}
+    for split, folder in SPLIT_FOLDERS.items():
+      source = next((p for p in (manual / folder, manual / f"{folder}.zip") if p.exists()), None)
+      if source is None:
+        raise DatasetNotFoundError(
+          f"{folder}/ or {folder}.zip", manual, self.MANUAL_DOWNLOAD_INSTRUCTIONS
+        )
+      splits[split] = self._generate_examples(source, folder)
+    return splits
+
+  def _generate_examples(self, source: Path, folder: str) -> Iterator[tuple[str, _tfds.Example]]:
+    count = 0
+    for count, recording in enumerate(_recordings(source, folder), 1):
+      events = parse_atis_bin(recording.data, name=recording.where)
+      yield recording.key, {"frames": _tfds.frames(self, events), "label": recording.label}
+    if not count:
+      raise DatasetNotFoundError(
+        f"{folder}/<digit>/*.bin recordings", source, self.MANUAL_DOWNLOAD_INSTRUCTIONS
+      )

@@ -12,63 +12,40 @@ every global batch; the random draws are made for the whole global batch and sli
 example's augmentation depends on its place in the epoch only, not on the number of
 processes. The crop and flip are one vectorised gather per batch.
 
-Batches are ``{"image": float32 [B, ...], "label": int32 [B]}``:
+Batches are ``{"image": float32 [B, ...], "label": int32 [B]}``, as the source's
+:class:`~glif_jax.data.DatasetInfo` says:
 
 - static images: ``[B, H, W, C]``, scaled to [0, 1] then normalised per channel with
-  :class:`~glif_jax.data.DatasetInfo` ``mean``/``std``. ImageNet's records of any size are
-  first cropped to 224x224 one by one, as the GLIF authors do (`imagenet_train_image`:
-  random resized crop + flip; `imagenet_eval_image`: resize + centre crop).
-- event frames: ``[B, T, H, W, 2]`` event counts as float32, not normalised. Batches are
-  batch-major like the images; the model moves T to the front (time-major).
+  ``mean``/``std``. Records of any size (ImageNet's) are first cropped to the input shape
+  one by one with ``train_crop``/``eval_crop``, as the GLIF authors do
+  (`imagenet_train_image`: random resized crop + flip; `imagenet_eval_image`: resize +
+  centre crop).
+- inputs without ``mean`` (event counts, synthetic images) as float32, not normalised.
+  Event frames ``[B, T, H, W, 2]`` are batch-major like the images; the model moves T to
+  the front (time-major).
 
 Training batches may be augmented with a random crop of the input zero-padded by
 ``crop_padding`` pixels back to its size, and a random left-right flip; all T frames of an
 event sample share one offset and one flip. Each data set has the GLIF authors' default
-(`default_augmentation`): CIFAR 4 px + flip, CIFAR10-DVS 4 px without flip, others none.
+(``DatasetInfo.augmentation``): CIFAR 4 px + flip, CIFAR10-DVS 4 px without flip, others
+none.
 
 Evaluation batches cover every example: the last batch is padded with zeros to the full
 batch size and every eval batch carries ``mask`` (bool ``[B]``, false on
-padding), so metrics weighted by ``mask`` are exact. With ``num_devices=D`` every leaf is
-reshaped to ``[D, B/D, ...]`` for ``pmap``.
+padding), so metrics weighted by ``mask`` are exact.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sized
-from typing import Any, NamedTuple
+from typing import Any
 
 import grain
 import numpy as np
 
-from glif_jax.data import _api, _imagenet
+from glif_jax.data._info import Augmentation, DatasetInfo, RecordSource
 
 Batch = dict[str, np.ndarray]
-
-
-class Augmentation(NamedTuple):
-  """Training augmentation: a random crop of the input zero-padded by ``crop_padding``
-  pixels on each side back to its size (0: none), then a random left-right ``flip``."""
-
-  crop_padding: int = 0
-  flip: bool = False
-
-
-# The GLIF authors' training augmentation: CIFAR (their data_builder.py) RandomCrop(32,
-# padding=4) + RandomHorizontalFlip; CIFAR10-DVS (cifar10dvs/train.py --dsr_da)
-# RandomCrop(48, padding=4) of the frame tensor, no flip. ImageNet's crops are per record
-# (_PER_RECORD).
-_AUGMENTATION = {
-  "cifar10": Augmentation(4, True),
-  "cifar100": Augmentation(4, True),
-  "cifar10_dvs": Augmentation(4, False),
-}
-# Data sets whose records vary in size: (train, eval) crop of one record to the input shape.
-_PER_RECORD = {"imagenet2012": (_imagenet.train_image, _imagenet.eval_image)}
-
-
-def default_augmentation(dataset: str) -> Augmentation:
-  """The training augmentation the GLIF authors use on ``dataset`` (none if not listed)."""
-  return _AUGMENTATION.get(dataset, Augmentation())
 
 
 def _derive_seed(seed: int, epoch: int, stream: int) -> int:
@@ -129,19 +106,18 @@ def random_crop_flip(
 class _Fetch:
   """Indices (``-1``: padding) -> ``{"image": list of arrays, "label"[, "mask"]}`` (picklable).
 
-  Uses the source's ``__getitems__`` when it has one: one array_record call per batch is
-  several times faster than one per record. Padding rows repeat a record, false in ``mask``.
+  One ``__getitems__`` call per batch (one array_record call: several times faster than
+  one per record). Padding rows repeat a record, false in ``mask``.
   """
 
-  def __init__(self, source: Sized, *, mask: bool) -> None:
+  def __init__(self, source: RecordSource, *, mask: bool) -> None:
     self._source = source
     self._mask = mask
 
   def __call__(self, indices: np.ndarray) -> dict[str, Any]:
     valid = indices >= 0
     keys = [int(i) for i in np.where(valid, indices, indices.max(initial=0))]
-    getitems = getattr(self._source, "__getitems__", None)
-    records = getitems(keys) if getitems else [self._source[i] for i in keys]
+    records = self._source.__getitems__(keys)
     field = "frames" if "frames" in records[0] else "image"
     labels = np.asarray([r["label"] for r in records], np.int32) * valid
     batch = {"image": [r[field] for r in records], "label": labels}
@@ -237,18 +213,19 @@ class _EpochOrder:
 
 
 class _Normalise:
-  """uint8 images -> float32 ``(x/255 - mean)/std``; event counts -> float32 as they are."""
+  """uint8 images -> float32 ``(x/255 - mean)/std``; without ``mean`` (event counts,
+  synthetic images) -> float32 as they are."""
 
-  def __init__(self, info: _api.DatasetInfo) -> None:
-    self._is_event = info.is_event
-    if not info.is_event:
+  def __init__(self, info: DatasetInfo) -> None:
+    self._normalise = info.mean is not None
+    if self._normalise:
       std = np.asarray(info.std, np.float32)
       self._scale = 1.0 / (255.0 * std)
       self._shift = -np.asarray(info.mean, np.float32) / std
 
   def __call__(self, batch: Batch) -> Batch:
     image = batch["image"].astype(np.float32)
-    if not self._is_event:  # in place: one pass per operation, no temporaries
+    if self._normalise:  # in place: one pass per operation, no temporaries
       image *= self._scale
       image += self._shift
     return {**batch, "image": image}
@@ -260,13 +237,6 @@ def _clear_padding(batch: Batch) -> Batch:
   return batch
 
 
-def _sharder(num_devices: int):
-  def shard(batch: Batch) -> Batch:
-    return {k: v.reshape(num_devices, -1, *v.shape[1:]) for k, v in batch.items()}
-
-  return shard
-
-
 def num_batches(source: Sized, *, batch_size: int, train: bool) -> int:
   """Batches per epoch: ``len // batch_size`` in training, ``ceil(len / batch_size)`` in eval."""
   if batch_size < 1:
@@ -276,29 +246,26 @@ def num_batches(source: Sized, *, batch_size: int, train: bool) -> int:
 
 
 def batch_dataset(
-  source: Sized,
+  source: RecordSource,
   *,
   batch_size: int,
   seed: int,
   epoch: int,
   train: bool,
-  dataset: str,
-  num_devices: int = 1,
   augmentation: Augmentation | None = None,
   rows: slice | None = None,
 ) -> grain.MapDataset:
   """The epoch's batches as a grain ``MapDataset`` (``ds[k]`` is batch ``k``).
 
   Args:
-      source: random-access records (e.g. ``load(...)["train"]``).
+      source: a split (e.g. ``load(...)["train"]``); its ``info`` says how to normalise,
+          augment and crop.
       batch_size: global batch size B (over all devices of all processes).
       seed: the run's data seed.
       epoch: the epoch, 0-based.
       train: shuffle, augment and drop the last partial batch (``True``), or keep the
           order, pad the last batch and add ``mask`` (``False``).
-      dataset: the data set's name (for normalisation, augmentation and per-record crops).
-      num_devices: D; batches are reshaped to ``[D, B/D, ...]`` when D > 1.
-      augmentation: the training crop and flip (None: `default_augmentation`).
+      augmentation: the training crop and flip (None: ``source.info.augmentation``).
       rows: the rows of each global batch to read (a process's share; default all).
           Only these records are read and augmented; the values do not depend on
           ``rows``.
@@ -306,16 +273,12 @@ def batch_dataset(
   Returns:
       A ``grain.MapDataset`` of batches.
   """
-  info = _api.info(dataset)
-  if batch_size < 1 or num_devices < 1:
-    raise ValueError(
-      f"batch_size and num_devices must be positive, got {batch_size}, {num_devices}"
-    )
-  if batch_size % num_devices:
-    raise ValueError(f"batch_size {batch_size} is not divisible by num_devices {num_devices}")
+  info = source.info
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be positive, got {batch_size}")
   if train and len(source) < batch_size:
     raise ValueError(f"{len(source)} training records cannot fill one batch of {batch_size}")
-  augmentation = default_augmentation(dataset) if augmentation is None else augmentation
+  augmentation = info.augmentation if augmentation is None else augmentation
   if augmentation.crop_padding < 0:
     raise ValueError(f"crop_padding must be >= 0, got {augmentation.crop_padding}")
   rows = slice(0, batch_size) if rows is None else rows
@@ -323,30 +286,26 @@ def batch_dataset(
     len(source), batch_size=batch_size, seed=seed, epoch=epoch, train=train, rows=rows
   )
   ds = ds.map(_Fetch(source, mask=not train))
-  if dataset not in _PER_RECORD:
+  crop = info.train_crop if train else info.eval_crop
+  if crop is None:
     ds = ds.map(_stack)
   elif train:
-    crop = _RandomPerRecord(_PER_RECORD[dataset][0], batch_size, rows)
-    ds = ds.random_map(crop, seed=_derive_seed(seed, epoch, 2))
+    ds = ds.random_map(_RandomPerRecord(crop, batch_size, rows), seed=_derive_seed(seed, epoch, 2))
   else:
-    ds = ds.map(_PerRecord(_PER_RECORD[dataset][1]))
+    ds = ds.map(_PerRecord(crop))
   if train and augmentation != Augmentation():
     ds = ds.random_map(_Augment(augmentation, batch_size, rows), seed=_derive_seed(seed, epoch, 1))
   ds = ds.map(_Normalise(info))
-  if not train:
-    ds = ds.map(_clear_padding)
-  return ds.map(_sharder(num_devices)) if num_devices > 1 else ds
+  return ds if train else ds.map(_clear_padding)
 
 
 def make_batches(
-  source: Sized,
+  source: RecordSource,
   *,
   batch_size: int,
   seed: int,
   epoch: int,
   train: bool,
-  dataset: str,
-  num_devices: int = 1,
   start_batch: int = 0,
   augmentation: Augmentation | None = None,
   rows: slice | None = None,
@@ -358,15 +317,13 @@ def make_batches(
   resuming with ``start_batch=k`` gives exactly the batches an uninterrupted run sees.
 
   Args:
-      source: random-access records (e.g. ``load(...)["train"]``).
+      source: a split (e.g. ``load(...)["train"]``), with the data set's ``info``.
       batch_size: global batch size B.
       seed: the run's data seed.
       epoch: the epoch, 0-based.
       train: training (shuffled, augmented, full batches) or eval (ordered, padded, masked).
-      dataset: the data set's name, e.g. ``"cifar10"``.
-      num_devices: D > 1 reshapes every leaf to ``[D, B/D, ...]``.
       start_batch: the first batch to yield (0 <= start_batch <= number of batches).
-      augmentation: the training crop and flip (None: `default_augmentation`).
+      augmentation: the training crop and flip (None: ``source.info.augmentation``).
       rows: the rows of each global batch to read (see `batch_dataset`).
       num_threads: 0 reads in the calling thread; n > 0 reads and transforms ahead with
           n grain threads (same batches, same order).
@@ -376,7 +333,7 @@ def make_batches(
       in eval).
 
   Raises:
-      ValueError: B not divisible by D, a bad ``start_batch``, too few records, or a
+      ValueError: a bad ``batch_size`` or ``start_batch``, too few records, or a
           negative ``crop_padding``.
   """
   ds = batch_dataset(
@@ -385,8 +342,6 @@ def make_batches(
     seed=seed,
     epoch=epoch,
     train=train,
-    dataset=dataset,
-    num_devices=num_devices,
     augmentation=augmentation,
     rows=rows,
   )

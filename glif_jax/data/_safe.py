@@ -179,6 +179,16 @@ def open_gzip(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     raise CorruptDatasetError(path, f"truncated or corrupt gzip file ({err})") from err
 
 
+@contextlib.contextmanager
+def open_zip(archive: Path) -> Iterator[zipfile.ZipFile]:
+  """The zip archive, with :class:`CorruptDatasetError` naming it if it is unreadable."""
+  try:
+    with zipfile.ZipFile(archive) as z:
+      yield z
+  except (zipfile.BadZipFile, EOFError, OSError) as err:
+    raise CorruptDatasetError(archive, f"truncated or corrupt zip file ({err})") from err
+
+
 def read_zip_member(
   archive: zipfile.ZipFile, member: str, *, limit: int, source: str | os.PathLike[str]
 ) -> bytes:

@@ -2,8 +2,9 @@
 
 Every model maps static images ``[B, H, W, C]`` or event frames ``[T, B, H, W, C]`` to
 logits ``[T, B, classes]``; `create` builds one by name. Variants are module-level
-partials of a few classes (``ResNet19 = partial(SpikingResNet, ...)``), built from layer
-definitions (`neuron_def`, `norm_def`). Models import nothing of data or training.
+partials of a few classes carrying their paper's layout, norm and neuron defaults
+(``ResNet19 = partial(SpikingResNet, block_cls=BasicBlock, ...)``); blocks are built from
+layer definitions (`neuron_def`, `norm_def`). Models import nothing of data or training.
 """
 
 from glif_jax.models._layers import neuron_def, norm_def
@@ -17,15 +18,17 @@ from glif_jax.models.plif_net import (
   PLIFNetNMNIST,
 )
 from glif_jax.models.resnet import (
+  CIFAR_STEM,
+  IMAGENET_STEM,
   BasicBlock,
   MSBlock,
-  MSResNet,
   ResNet18,
   ResNet18MS,
   ResNet19,
   ResNet34MS,
   ResNetHead,
   SpikingResNet,
+  Stem,
 )
 from glif_jax.models.sew import SEWBlock, SEWResNet, SEWResNetDVS, SEWResNetGesture
 from glif_jax.models.small import SpikingCNN, SpikingMLP
@@ -38,13 +41,14 @@ from glif_jax.models.zoo import (
 )
 
 __all__ = [
+  "CIFAR_STEM",
   "FLATTENING_MODELS",
+  "IMAGENET_STEM",
   "MODEL_NAMES",
   "NEURON_NAMES",
   "NORM_NAMES",
   "BasicBlock",
   "MSBlock",
-  "MSResNet",
   "NonFiniteWeightsError",
   "PLIFNet",
   "PLIFNetCIFAR10",
@@ -64,6 +68,7 @@ __all__ = [
   "SpikingCNN",
   "SpikingMLP",
   "SpikingResNet",
+  "Stem",
   "create",
   "load_authors_checkpoint",
   "neuron_def",

@@ -17,9 +17,8 @@ and only the neurons scan over T.
 from __future__ import annotations
 
 import functools
-import inspect
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import jax
@@ -80,7 +79,8 @@ def neuron_def(name: str, timesteps: int, /, **options: Any) -> NeuronDef:
   """The constructor of neuron layer ``name`` with ``options`` bound.
 
   GLIF and GLIF_f are channel-wise ((7 + T)·C parameters, the paper's); KLIF's k and
-  PLIF's τ are one per layer; LIF has no parameters.
+  PLIF's τ are one per layer; LIF has no parameters. One neuron is built here and thrown
+  away, so an option the module refuses fails now, not in the first traced step.
 
   Args:
     name: one of `NEURON_NAMES`.
@@ -93,16 +93,56 @@ def neuron_def(name: str, timesteps: int, /, **options: Any) -> NeuronDef:
   if name not in NEURON_NAMES:
     raise ValueError(f"neuron must be one of {NEURON_NAMES}, got {name!r}")
   cls = _NEURON_CLASSES[name]
-  try:  # a misspelt option fails here, not in the first traced step
-    inspect.signature(cls.__init__).bind_partial(None, **options)  # None: self
-  except TypeError as e:
-    raise ValueError(f"invalid neuron_options {options} for {name!r}: {e}") from e
   if cls is snn.GLIF:
     reserved = {"timesteps", "simplified", "channels"} & set(options)
     if reserved:
       raise ValueError(f"neuron_options may not set {sorted(reserved)}: the model sets them")
-    return functools.partial(cls, timesteps=timesteps, simplified=name == "glif_f", **options)
-  return _per_layer(cls, options)
+    make = functools.partial(cls, timesteps=timesteps, simplified=name == "glif_f", **options)
+  else:
+    make = _per_layer(cls, options)
+  try:
+    make(1, rngs=nnx.Rngs(0))
+  except TypeError as e:
+    raise ValueError(f"invalid neuron_options {options} for {name!r}: {e}") from e
+  return make
+
+
+# Per neuron name, the initial values a model variant starts that neuron from.
+NeuronDefaults = Mapping[str, Mapping[str, Any]]
+
+
+def layer_defs(
+  *,
+  neuron: str,
+  neuron_options: Mapping[str, Any] | None,
+  neuron_defaults: NeuronDefaults | None,
+  timesteps: int,
+  norm: str,
+  bn_axis_name: str | None,
+  dtype: Any,
+  rngs: nnx.Rngs,
+) -> tuple[Callable[[int], snn.SpikingNeuron], Callable[..., nnx.Module]]:
+  """A model's neuron and norm constructors, with ``rngs`` bound.
+
+  Args:
+    neuron: one of `NEURON_NAMES`.
+    neuron_options: keyword arguments of the neuron module; they override
+      ``neuron_defaults[neuron]``.
+    neuron_defaults: the variant's initial values per neuron name (None: the modules').
+    timesteps: T.
+    norm: one of `NORM_NAMES`.
+    bn_axis_name: pmap/shard_map axis over which BN averages batch statistics.
+    dtype: compute dtype.
+    rngs: parameter initialisation.
+
+  Returns:
+    ``(neuron(channels), norm(channels, residual=False))``.
+  """
+  options = {**(neuron_defaults or {}).get(neuron, {}), **(neuron_options or {})}
+  return (
+    functools.partial(neuron_def(neuron, timesteps, **options), rngs=rngs),
+    functools.partial(norm_def(norm, axis_name=bn_axis_name, dtype=dtype), rngs=rngs),
+  )
 
 
 def norm_def(name: str, *, axis_name: str | None, dtype: Any) -> NormDef:
@@ -122,10 +162,11 @@ def norm_def(name: str, *, axis_name: str | None, dtype: Any) -> NormDef:
     raise ValueError(f"norm must be one of {NORM_NAMES}, got {name!r}")
 
   def make(channels: int, *, residual: bool = False, rngs: nnx.Rngs) -> snn.TdBatchNorm:
+    del rngs  # BN draws nothing; taken as every layer definition takes it
     if name == "bn":
-      return snn.TdBatchNorm(channels, v_th=1.0, axis_name=axis_name, dtype=dtype, rngs=rngs)
+      return snn.TdBatchNorm(channels, v_th=1.0, axis_name=axis_name, dtype=dtype)
     alpha = RESIDUAL_BN_ALPHA if residual else 1.0
-    return snn.TdBatchNorm(channels, alpha=alpha, axis_name=axis_name, dtype=dtype, rngs=rngs)
+    return snn.TdBatchNorm(channels, alpha=alpha, axis_name=axis_name, dtype=dtype)
 
   return make
 

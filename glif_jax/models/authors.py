@@ -90,11 +90,11 @@ _SEW_RULES: tuple[_Rule, ...] = (  # cifar10dvs/smodels.py ResNetN_GLIF
   (r"out", "classifier"),
 )
 
-# Per model class, in network order. Keys are those of their `state_dict()` without DDP's
-# "module." prefix.
+# Per model class (per block class for `resnet.SpikingResNet`), in network order. Keys are
+# those of their `state_dict()` without DDP's "module." prefix.
 _RULES: tuple[tuple[type[nnx.Module], tuple[_Rule, ...]], ...] = (
   (  # blocks.py BasicBlock_CW: conv-BN, neuron, conv-BN; then shortcut and neuron (`lif`)
-    resnet.SpikingResNet,
+    resnet.BasicBlock,
     _resnet_rules(
       (
         (r"0\.0", "conv1.conv_norm.conv"),
@@ -106,7 +106,7 @@ _RULES: tuple[tuple[type[nnx.Module], tuple[_Rule, ...]], ...] = (
     ),
   ),
   (  # blocks.py BasicBlock_CW_MS: neuron, conv-BN, neuron, conv-BN; then shortcut
-    resnet.MSResNet,
+    resnet.MSBlock,
     _resnet_rules(
       (
         (r"0", "neuron0"),
@@ -185,7 +185,7 @@ def _norm_factor_error(module_key: str, norm: snn.TdBatchNorm, v_th: np.ndarray 
   if any(math.isclose(norm.factor, v * a, rel_tol=1e-6) for a in (1.0, 1 / math.sqrt(2))):
     return ""
   mismatch = (
-    f"{module_key}.Vth = {v}: a tdBN, but the model's BN multiplies by {norm.factor}, not "
+    f"{module_key}.Vth = {v:.6g}: a tdBN, but the model's BN multiplies by {norm.factor}, not "
     "by α·V_th for α in (1, 1/√2)"
   )
   if math.isclose(norm.factor, 1.0, rel_tol=1e-6):  # the model's is a plain BN
@@ -232,8 +232,9 @@ def _state_dict(ckpt: Any, path: str) -> tuple[dict[str, np.ndarray], dict[str, 
 
 
 def _rules_for(model: nnx.Module) -> tuple[_Rule, ...]:
+  kind = model.block_cls if isinstance(model, resnet.SpikingResNet) else type(model)
   for cls, rules in _RULES:
-    if isinstance(model, cls):
+    if issubclass(kind, cls):
       return rules
   supported = ", ".join(cls.__name__ for cls, _ in _RULES)
   raise AuthorsCheckpointError(

@@ -14,7 +14,8 @@ layer keeps PyTorch's default initialisation (as SpikingJelly). Dropout is Spiki
 step and shared by all T steps. The output per step is the voting layer's, a firing rate
 in [0, 1] per class; the logits ``[T, B, classes]`` are these.
 
-Variants (module-level partials; SpikingJelly's defaults):
+Variants (module-level partials; SpikingJelly's defaults, plain BN, PLIF or LIF from
+`PLIF_PAPER`):
 
 - `PLIFNetMNIST` (MNIST and Fashion-MNIST, 28×28×1): stages (1, 1), w = 128, hidden 2048.
 - `PLIFNetNMNIST` (N-MNIST, 34×34×2 frames): as MNIST; 34 → 17 → 8.
@@ -26,7 +27,7 @@ Variants (module-level partials; SpikingJelly's defaults):
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -34,11 +35,18 @@ import jax.numpy as jnp
 from flax import nnx
 
 from glif_jax import nn as snn
+from glif_jax import surrogates
 from glif_jax.models import _layers
-from glif_jax.models.sew import _torch_linear_bias
+from glif_jax.models.sew import SEW_PLIF, _torch_linear_bias
 
 VOTES = 10  # output neurons per class (SpikingJelly's VotingLayer(10))
 DROPOUT = 0.5
+# The PLIF paper's neurons (their codes/models.py and README commands): PLIFNode with
+# init_tau 2 or LIFNode with tau 2, both V_th 1, V_reset 0, detached reset, ATan (α = 2).
+PLIF_PAPER = {
+  "plif": SEW_PLIF,
+  "lif": {"tau": 2.0, "detach_reset": True, "surrogate": surrogates.atan(2.0)},
+}
 
 
 def vote(spikes: jax.Array, votes: int = VOTES) -> jax.Array:
@@ -104,8 +112,9 @@ class PLIFNet(nnx.Module):
     in_channels: C of the input.
     num_classes: number of logits; the last FC has ``VOTES · num_classes`` neurons.
     timesteps: T.
-    neuron: the `NeuronDef`.
-    norm: the `NormDef` (theirs: ``norm_def("bn", ...)``).
+    norm: ``"bn"`` (theirs) or ``"tdbn"``.
+    neuron, neuron_options, neuron_defaults, bn_axis_name: as in
+      `glif_jax.models.resnet.SpikingResNet`.
     dropout: the drop probability of both dropout layers.
     dtype: compute dtype; parameters stay float32.
     remat: checkpoint each convolution layer.
@@ -122,8 +131,11 @@ class PLIFNet(nnx.Module):
     in_channels: int,
     num_classes: int,
     timesteps: int,
-    neuron: _layers.NeuronDef,
-    norm: _layers.NormDef,
+    norm: str,
+    neuron: str = "glif",
+    neuron_options: Mapping[str, Any] | None = None,
+    neuron_defaults: _layers.NeuronDefaults | None = None,
+    bn_axis_name: str | None = None,
     dropout: float = DROPOUT,
     dtype: Any = jnp.float32,
     remat: bool = False,
@@ -135,9 +147,17 @@ class PLIFNet(nnx.Module):
       raise ValueError(
         f"input_size must be >= {2**pools} for {pools} 2x2 poolings, got {input_size}"
       )
+    neuron, norm = _layers.layer_defs(
+      neuron=neuron,
+      neuron_options=neuron_options,
+      neuron_defaults=neuron_defaults,
+      timesteps=timesteps,
+      norm=norm,
+      bn_axis_name=bn_axis_name,
+      dtype=dtype,
+      rngs=rngs,
+    )
     conv = _layers.conv_def(_layers.TORCH_DEFAULT, dtype=dtype, rngs=rngs)
-    norm = functools.partial(norm, rngs=rngs)
-    neuron = functools.partial(neuron, rngs=rngs)
 
     def conv_norm(cin: int) -> _layers.ConvNorm:
       return _layers.ConvNorm(conv(cin, width, (3, 3), padding=1), norm(width))
@@ -177,7 +197,15 @@ class PLIFNet(nnx.Module):
     return vote(x).astype(jnp.float32)
 
 
-_plif_net = functools.partial(PLIFNet, width=128, hidden=2048, input_size=28)
+_plif_net = functools.partial(
+  PLIFNet,
+  width=128,
+  hidden=2048,
+  input_size=28,
+  norm="bn",
+  neuron="plif",
+  neuron_defaults=PLIF_PAPER,
+)
 PLIFNetMNIST = functools.partial(_plif_net, stages=(1, 1))
 PLIFNetNMNIST = functools.partial(_plif_net, stages=(1, 1), input_size=34)
 PLIFNetCIFAR10 = functools.partial(_plif_net, stages=(3, 3), width=256, input_size=32)

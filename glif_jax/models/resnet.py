@@ -18,17 +18,18 @@ Layer for layer the GLIF authors' networks (``networks_for_CIFAR.py``,
   with the same shortcut, applied to the block's input itself (not to its spikes); the
   residual stream between blocks is never binarised.
 
-Every convolution is bias-free with padding k // 2 (the MS stem: padding 1), every
-neuron channel-wise, and the head is theirs (`ResNetHead`). The variants are module-level
-partials: `ResNet19`, `ResNet18`, `ResNet18MS`, `ResNet34MS`.
+One class, `SpikingResNet`, by block and stem. Every convolution is bias-free with padding
+k // 2 (the ImageNet stem: padding 1), every neuron channel-wise, and the head is theirs
+(`ResNetHead`). The variants are module-level partials carrying their layout and norm:
+`ResNet19`, `ResNet18` (tdBN), `ResNet18MS`, `ResNet34MS` (plain BN, as their ImageNet runs).
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -128,7 +129,7 @@ class MSBlock(_Residual):
 
 
 def _stages(
-  block: type[_Residual],
+  block: type[BasicBlock | MSBlock],
   cin: int,
   width: int,
   stage_sizes: Sequence[int],
@@ -149,44 +150,91 @@ def _stages(
   return nnx.List(blocks)
 
 
-class _ResNet(nnx.Module):
-  """Stem conv → BN → neuron, residual blocks, global average pool, `ResNetHead`."""
+class Stem(NamedTuple):
+  """The first convolution's kernel side, stride and padding."""
 
-  block: type[_Residual]
+  kernel: int
+  stride: int
+  padding: int
+
+
+CIFAR_STEM = Stem(kernel=3, stride=1, padding=1)
+# Their ImageNet stem: 7×7, stride 2, padding 1 (not 3), no max-pool.
+IMAGENET_STEM = Stem(kernel=7, stride=2, padding=1)
+
+
+class SpikingResNet(nnx.Module):
+  """The GLIF authors' spiking ResNets, by block and stem.
+
+  ``stem conv → BN → neuron → blocks → global average pool → ResNetHead``. With
+  `BasicBlock` and `CIFAR_STEM`: their CIFAR ``ResNet_19_cifar_CW``, ``ResNet_18_stand_CW``.
+  With `MSBlock` and `IMAGENET_STEM`: their ImageNet ``ResNet_*_stand_CW_MS`` (membrane
+  shortcut; every stage strided, 224 → 110 → 55, 28, 14, 7; the stem's spikes enter the
+  first block, whose own neuron runs on them; the pool averages the last membrane).
+
+  Args:
+    block_cls: `BasicBlock` or `MSBlock`.
+    stem: the stem convolution's `Stem`.
+    stage_sizes: blocks per stage.
+    stage_strides: stride of each stage's first block.
+    width: stem width; stage i has width·2^i channels.
+    in_channels: C of the input.
+    num_classes: number of logits.
+    timesteps: T.
+    norm: ``"tdbn"`` or ``"bn"``.
+    neuron: one of `NEURON_NAMES`.
+    neuron_options: keyword arguments of the neuron module.
+    neuron_defaults: initial values per neuron name, overridden by ``neuron_options``.
+    bn_axis_name: pmap/shard_map axis over which BN averages batch statistics.
+    dtype: compute dtype; parameters stay float32.
+    remat: checkpoint each residual block.
+    rngs: parameter initialisation.
+  """
 
   def __init__(
     self,
     *,
+    block_cls: type[BasicBlock | MSBlock],
+    stem: Stem,
     stage_sizes: Sequence[int],
     stage_strides: Sequence[int],
     width: int,
-    stem_kernel: int,
-    stem_stride: int,
-    stem_padding: int,
     in_channels: int,
     num_classes: int,
     timesteps: int,
-    neuron: _layers.NeuronDef,
-    norm: _layers.NormDef,
+    norm: str,
+    neuron: str = "glif",
+    neuron_options: Mapping[str, Any] | None = None,
+    neuron_defaults: _layers.NeuronDefaults | None = None,
+    bn_axis_name: str | None = None,
     dtype: Any = jnp.float32,
     remat: bool = False,
     rngs: nnx.Rngs,
   ):
+    neuron, norm = _layers.layer_defs(
+      neuron=neuron,
+      neuron_options=neuron_options,
+      neuron_defaults=neuron_defaults,
+      timesteps=timesteps,
+      norm=norm,
+      bn_axis_name=bn_axis_name,
+      dtype=dtype,
+      rngs=rngs,
+    )
     conv = _layers.conv_def(_layers.KAIMING_FAN_OUT, dtype=dtype, rngs=rngs)
-    norm = functools.partial(norm, rngs=rngs)
-    neuron = functools.partial(neuron, rngs=rngs)
-    k = (stem_kernel, stem_kernel)
-    stem = conv(in_channels, width, k, strides=stem_stride, padding=stem_padding)
+    k = (stem.kernel, stem.kernel)
+    first = conv(in_channels, width, k, strides=stem.stride, padding=stem.padding)
     self.stem = _layers.Encoder(
-      _layers.ConvNorm(stem, norm(width)),
+      _layers.ConvNorm(first, norm(width)),
       timesteps=timesteps,
       in_channels=in_channels,
       input_size=None,
       dtype=dtype,
     )
     self.stem_neuron = neuron(width)
+    self.block_cls = block_cls
     self.blocks = _stages(
-      self.block, width, width, stage_sizes, stage_strides, conv=conv, norm=norm, neuron=neuron
+      block_cls, width, width, stage_sizes, stage_strides, conv=conv, norm=norm, neuron=neuron
     )
     features = width * 2 ** (len(stage_sizes) - 1)
     self.classifier = ResNetHead(features, num_classes, dtype=dtype, rngs=rngs)
@@ -199,57 +247,20 @@ class _ResNet(nnx.Module):
     return self.classifier(_layers.global_avg_pool(x))
 
 
-class SpikingResNet(_ResNet):
-  """CIFAR spiking ResNet with `BasicBlock`s (their ``ResNet_19_cifar_CW``, ``ResNet_18_stand_CW``).
-
-  ``stem conv3x3 → BN → neuron → blocks → global average pool → ResNetHead``.
-
-  Args:
-    stage_sizes: blocks per stage.
-    stage_strides: stride of each stage's first block.
-    width: stem width; stage i has width·2^i channels.
-    in_channels: C of the input.
-    num_classes: number of logits.
-    timesteps: T.
-    neuron: the `NeuronDef` (e.g. ``neuron_def("glif", T)``).
-    norm: the `NormDef` (the authors': ``norm_def("tdbn", ...)``).
-    dtype: compute dtype; parameters stay float32.
-    remat: checkpoint each residual block.
-    rngs: parameter initialisation.
-  """
-
-  block = BasicBlock
-
-  def __init__(self, **kwargs):
-    super().__init__(stem_kernel=3, stem_stride=1, stem_padding=1, **kwargs)
-
-
-class MSResNet(_ResNet):
-  """ImageNet spiking ResNet with membrane shortcuts (their ``ResNet_*_stand_CW_MS``).
-
-  ``stem conv7x7/2 (padding 1) → BN → neuron → MSBlocks → global average pool of the last
-  membrane → ResNetHead``; no max-pool, every stage strided (224 → 110 → 55, 28, 14, 7).
-  The stem's spikes enter the first block, whose own neuron runs on them.
-
-  Args: as `SpikingResNet`.
-  """
-
-  block = MSBlock
-
-  def __init__(self, **kwargs):
-    super().__init__(stem_kernel=7, stem_stride=2, stem_padding=1, **kwargs)
-
-
-ResNet19 = functools.partial(
-  SpikingResNet, stage_sizes=(3, 3, 2), stage_strides=(1, 2, 2), width=128
-)
+_cifar = functools.partial(SpikingResNet, block_cls=BasicBlock, stem=CIFAR_STEM, norm="tdbn")
+ResNet19 = functools.partial(_cifar, stage_sizes=(3, 3, 2), stage_strides=(1, 2, 2), width=128)
 # Stage strides 1/1/2/2 as their ResNet_18_stand_CW (32×32 → 32, 32, 16, 8).
-ResNet18 = functools.partial(
-  SpikingResNet, stage_sizes=(2, 2, 2, 2), stage_strides=(1, 1, 2, 2), width=64
+ResNet18 = functools.partial(_cifar, stage_sizes=(2, 2, 2, 2), stage_strides=(1, 1, 2, 2), width=64)
+# Their ImageNet runs convert every tdBatchNorm to torch.nn.SyncBatchNorm (train.py:
+# convert_sync_batchnorm before DDP, and again before loading for --eval), which keeps the
+# statistics, weight and bias but drops tdBN's α·V_th: plain BN.
+_imagenet = functools.partial(
+  SpikingResNet,
+  block_cls=MSBlock,
+  stem=IMAGENET_STEM,
+  stage_strides=(2, 2, 2, 2),
+  width=64,
+  norm="bn",
 )
-ResNet18MS = functools.partial(
-  MSResNet, stage_sizes=(2, 2, 2, 2), stage_strides=(2, 2, 2, 2), width=64
-)
-ResNet34MS = functools.partial(
-  MSResNet, stage_sizes=(3, 4, 6, 3), stage_strides=(2, 2, 2, 2), width=64
-)
+ResNet18MS = functools.partial(_imagenet, stage_sizes=(2, 2, 2, 2))
+ResNet34MS = functools.partial(_imagenet, stage_sizes=(3, 4, 6, 3))

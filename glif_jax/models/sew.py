@@ -17,19 +17,27 @@ their code does not re-initialise them. They apply the FC to the mean over T of 
 flattened spikes; here it runs per step and the readout is the mean over T of the logits,
 which is the same number (the FC is affine).
 
-Variants (module-level partials):
+Variants (module-level partials, plain BN as both codes):
 
 - `SEWResNetDVS`, their ``SEWResNet_GLIF_dsr`` (CIFAR10-DVS, 48×48 frames): w = 64, blocks
   64, 64, 64, 64, 128, 128, 128 with average pooling after blocks 4–7 only (48 → 3), FC
-  128·3·3 → classes.
+  128·3·3 → classes; GLIF from `DVS_GLIF`.
 - `SEWResNetGesture`, SEW-ResNet's DVS128 Gesture ``SEWResNet`` (128×128 frames): w = 32,
-  seven blocks of 32, max pooling after every block (128 → 1), FC 32 → classes.
+  seven blocks of 32, max pooling after every block (128 → 1), FC 32 → classes; PLIF from
+  `SEW_PLIF`.
+
+Why not one class with `glif_jax.models.resnet.SpikingResNet`: besides the stem, encoder
+and block loop that `_layers` already shares, everything differs — stride-free blocks with
+separate 1×1 width changes and pooling layers between them (indexed ``layers.i`` as the
+authors' ``nn.Sequential``, which the checkpoint loader maps), a flatten in (C, H, W) order
+and a biased FC instead of a global pool and their bias-free head, PyTorch's default
+initialisers, and a fixed input size.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -37,7 +45,24 @@ import jax.numpy as jnp
 from flax import nnx
 
 from glif_jax import nn as snn
+from glif_jax import surrogates
 from glif_jax.models import _layers
+
+# The neuron of the GLIF authors' CIFAR10-DVS code (cifar10dvs/layers.py, not the CIFAR
+# one): V_th = 0.99999, τ = 0.5, conductance 0.9, linear decay V_th/(2·16) for their
+# fixed steps = 16, reset potential = V_th, gate logits from U(−0.1, 0.1) whatever gate
+# list the network passes.
+DVS_GLIF = {
+  "tau": 0.5,
+  "v_th": 0.99999,
+  "leak": 0.99999 / 32,
+  "v_reset": 0.99999,
+  "conduct": 0.9,
+  "gate_init": "random",
+}
+# SEW-ResNet's DVS128 Gesture neuron: SpikingJelly's MultiStepParametricLIFNode(init_tau=2,
+# detach_reset=True) of the cext backend (V_th 1, V_reset 0, ATan surrogate with α = 2).
+SEW_PLIF = {"init_tau": 2.0, "detach_reset": True, "surrogate": surrogates.atan(2.0)}
 
 # (width multiplier, pool after the block) of SEWResNet_GLIF_dsr's 7 SEW blocks.
 DVS_BLOCKS = ((1, False), (1, False), (1, False), (1, True), (2, True), (2, True), (2, True))
@@ -94,8 +119,9 @@ class SEWResNet(nnx.Module):
     in_channels: C of the input (2 polarities).
     num_classes: number of logits.
     timesteps: T.
-    neuron: the `NeuronDef`.
-    norm: the `NormDef` (theirs: ``norm_def("bn", ...)``).
+    norm: ``"bn"`` (theirs) or ``"tdbn"``.
+    neuron, neuron_options, neuron_defaults, bn_axis_name: as in
+      `glif_jax.models.resnet.SpikingResNet`.
     dtype: compute dtype; parameters stay float32.
     remat: checkpoint each block.
     rngs: parameter initialisation.
@@ -111,8 +137,11 @@ class SEWResNet(nnx.Module):
     in_channels: int,
     num_classes: int,
     timesteps: int,
-    neuron: _layers.NeuronDef,
-    norm: _layers.NormDef,
+    norm: str,
+    neuron: str = "glif",
+    neuron_options: Mapping[str, Any] | None = None,
+    neuron_defaults: _layers.NeuronDefaults | None = None,
+    bn_axis_name: str | None = None,
     dtype: Any = jnp.float32,
     remat: bool = False,
     rngs: nnx.Rngs,
@@ -125,9 +154,17 @@ class SEWResNet(nnx.Module):
       raise ValueError(
         f"input_size must be >= {2**pools} for {pools} 2x2 poolings, got {input_size}"
       )
+    neuron, norm = _layers.layer_defs(
+      neuron=neuron,
+      neuron_options=neuron_options,
+      neuron_defaults=neuron_defaults,
+      timesteps=timesteps,
+      norm=norm,
+      bn_axis_name=bn_axis_name,
+      dtype=dtype,
+      rngs=rngs,
+    )
     conv = _layers.conv_def(_layers.TORCH_DEFAULT, dtype=dtype, rngs=rngs)
-    norm = functools.partial(norm, rngs=rngs)
-    neuron = functools.partial(neuron, rngs=rngs)
 
     def conv1x1_spike(cin: int, cout: int) -> _layers.ConvSpike:
       layer = _layers.ConvNorm(conv(cin, cout, (1, 1), padding=0), norm(cout))
@@ -171,7 +208,22 @@ class SEWResNet(nnx.Module):
     return snn.fold_time(self.classifier, x).astype(jnp.float32)
 
 
-SEWResNetDVS = functools.partial(SEWResNet, blocks=DVS_BLOCKS, width=64, pool="avg", input_size=48)
+SEWResNetDVS = functools.partial(
+  SEWResNet,
+  blocks=DVS_BLOCKS,
+  width=64,
+  pool="avg",
+  input_size=48,
+  norm="bn",
+  neuron_defaults={"glif": DVS_GLIF, "glif_f": DVS_GLIF},
+)
 SEWResNetGesture = functools.partial(
-  SEWResNet, blocks=GESTURE_BLOCKS, width=32, pool="max", input_size=128
+  SEWResNet,
+  blocks=GESTURE_BLOCKS,
+  width=32,
+  pool="max",
+  input_size=128,
+  norm="bn",
+  neuron="plif",
+  neuron_defaults={"plif": SEW_PLIF},
 )

@@ -14,6 +14,7 @@ forward, ≈ 23 MFLOPs for forward + backward (≈ 3× forward), so ≈ 1.4 TFLO
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -37,9 +38,8 @@ class SpikingCNN(nnx.Module):
     width: w.
     input_size: side of the square input (the flatten fixes it).
     hidden: sizes of spiking FC layers before the classifier.
-    in_channels, num_classes, timesteps, neuron, norm, dtype, rngs: as in
-      `glif_jax.models.resnet.SpikingResNet`.
-    remat: accepted for a uniform constructor; nothing here is checkpointed.
+    in_channels, num_classes, timesteps, norm, neuron, neuron_options, bn_axis_name,
+      dtype, rngs: as in `glif_jax.models.resnet.SpikingResNet`.
   """
 
   def __init__(
@@ -51,27 +51,37 @@ class SpikingCNN(nnx.Module):
     in_channels: int,
     num_classes: int,
     timesteps: int,
-    neuron: _layers.NeuronDef,
-    norm: _layers.NormDef,
+    norm: str,
+    neuron: str = "glif",
+    neuron_options: Mapping[str, Any] | None = None,
+    bn_axis_name: str | None = None,
     dtype: Any = jnp.float32,
-    remat: bool = False,
     rngs: nnx.Rngs,
   ):
-    del remat
     if input_size < 4:
       raise ValueError(f"input_size must be >= 4 (two 2x2 poolings), got {input_size}")
+    neuron, norm = _layers.layer_defs(
+      neuron=neuron,
+      neuron_options=neuron_options,
+      neuron_defaults=None,
+      timesteps=timesteps,
+      norm=norm,
+      bn_axis_name=bn_axis_name,
+      dtype=dtype,
+      rngs=rngs,
+    )
     conv = _layers.conv_def(_layers.KAIMING_FAN_OUT, dtype=dtype, rngs=rngs)
     self.stem = _layers.Encoder(
-      _layers.ConvNorm(conv(in_channels, width, (3, 3), padding=1), norm(width, rngs=rngs)),
+      _layers.ConvNorm(conv(in_channels, width, (3, 3), padding=1), norm(width)),
       timesteps=timesteps,
       in_channels=in_channels,
       input_size=input_size,
       dtype=dtype,
     )
-    self.stem_neuron = neuron(width, rngs=rngs)
+    self.stem_neuron = neuron(width)
     self.conv = _layers.ConvSpike(
-      _layers.ConvNorm(conv(width, 2 * width, (3, 3), padding=1), norm(2 * width, rngs=rngs)),
-      neuron(2 * width, rngs=rngs),
+      _layers.ConvNorm(conv(width, 2 * width, (3, 3), padding=1), norm(2 * width)),
+      neuron(2 * width),
     )
     features = (input_size // 4) ** 2 * 2 * width
     self.classifier = _layers.Classifier(
@@ -93,8 +103,8 @@ class SpikingMLP(nnx.Module):
   Args:
     input_size: side of the square input.
     hidden: sizes of the hidden spiking layers (at least one).
-    in_channels, num_classes, timesteps, neuron, dtype, rngs: as in `SpikingCNN`.
-    norm, remat: accepted for a uniform constructor; the MLP has no BN and no blocks.
+    in_channels, num_classes, timesteps, neuron, neuron_options, dtype, rngs: as in
+      `SpikingCNN`.
   """
 
   def __init__(
@@ -105,15 +115,14 @@ class SpikingMLP(nnx.Module):
     in_channels: int,
     num_classes: int,
     timesteps: int,
-    neuron: _layers.NeuronDef,
-    norm: _layers.NormDef | None = None,
+    neuron: str = "glif",
+    neuron_options: Mapping[str, Any] | None = None,
     dtype: Any = jnp.float32,
-    remat: bool = False,
     rngs: nnx.Rngs,
   ):
-    del norm, remat
     if not hidden:
       raise ValueError("SpikingMLP needs at least one hidden layer, got hidden=()")
+    neuron = _layers.neuron_def(neuron, timesteps, **(neuron_options or {}))
     first = nnx.Linear(input_size**2 * in_channels, hidden[0], dtype=dtype, rngs=rngs)
     self.stem = _layers.Encoder(
       nnx.Sequential(_layers.flatten, first),
@@ -137,5 +146,5 @@ def _mlp(*, width: int, **kwargs) -> SpikingMLP:
   return SpikingMLP(hidden=(width,), **kwargs)
 
 
-CNNSmall = functools.partial(SpikingCNN, width=16, input_size=28)
+CNNSmall = functools.partial(SpikingCNN, width=16, input_size=28, norm="tdbn")
 MLP = functools.partial(_mlp, width=256, input_size=28)

@@ -2,102 +2,41 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax.numpy as jnp
 from flax import nnx
 
-from glif_jax import surrogates
 from glif_jax.models import _layers, plif_net, resnet, sew, small
 
-# The neuron of the GLIF authors' CIFAR10-DVS code (cifar10dvs/layers.py, not the CIFAR
-# one): V_th = 0.99999, τ = 0.5, conductance 0.9, linear decay V_th/(2·16) for their
-# fixed steps = 16, reset potential = V_th, gate logits from U(−0.1, 0.1) whatever gate
-# list the network passes.
-DVS_GLIF = {
-  "tau": 0.5,
-  "v_th": 0.99999,
-  "leak": 0.99999 / 32,
-  "v_reset": 0.99999,
-  "conduct": 0.9,
-  "gate_init": "random",
-}
-# SEW-ResNet's DVS128 Gesture neuron: SpikingJelly's MultiStepParametricLIFNode(init_tau=2,
-# detach_reset=True) of the cext backend (V_th 1, V_reset 0, ATan surrogate with α = 2).
-SEW_PLIF = {"init_tau": 2.0, "detach_reset": True, "surrogate": surrogates.atan(2.0)}
-# The PLIF paper's neurons (their codes/models.py and README commands): PLIFNode with
-# init_tau 2 or LIFNode with tau 2, both V_th 1, V_reset 0, detached reset, ATan (α = 2).
-PLIF_PAPER = {
-  "plif": SEW_PLIF,
-  "lif": {"tau": 2.0, "detach_reset": True, "surrogate": surrogates.atan(2.0)},
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class _Spec:
-  """A zoo entry.
-
-  Attributes:
-    build: the model variant (a module-level partial).
-    norm: its batch norm, one of `_layers.NORM_NAMES`.
-    neuron: its neuron when `create` is given none.
-    neuron_defaults: per neuron name, initial values that differ from the module's
-      defaults (options given to `create` override them).
-    flattens: the model fixes its input size (``input_size`` is passed on).
-  """
-
-  build: Callable[..., nnx.Module]
-  norm: str
-  neuron: str = "glif"
-  neuron_defaults: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
-  flattens: bool = False
-
-
-_MODELS: dict[str, _Spec] = {
-  "resnet19": _Spec(resnet.ResNet19, norm="tdbn"),
-  "resnet18": _Spec(resnet.ResNet18, norm="tdbn"),
-  # Their ImageNet runs convert every tdBatchNorm to torch.nn.SyncBatchNorm
-  # (train.py: convert_sync_batchnorm before DDP, and again before loading for --eval),
-  # which keeps the statistics, weight and bias but drops tdBN's α·V_th: plain BN.
-  "resnet18ms": _Spec(resnet.ResNet18MS, norm="bn"),
-  "resnet34ms": _Spec(resnet.ResNet34MS, norm="bn"),
-  "sew_dvs": _Spec(
-    sew.SEWResNetDVS,
-    norm="bn",
-    neuron_defaults={"glif": DVS_GLIF, "glif_f": DVS_GLIF},
-    flattens=True,
-  ),
-  "sew_gesture": _Spec(
-    sew.SEWResNetGesture,
-    norm="bn",
-    neuron="plif",
-    neuron_defaults={"plif": SEW_PLIF},
-    flattens=True,
-  ),
-  **{
-    f"plif_net_{data}": _Spec(
-      build, norm="bn", neuron="plif", neuron_defaults=PLIF_PAPER, flattens=True
-    )
-    for data, build in (
-      ("mnist", plif_net.PLIFNetMNIST),
-      ("fmnist", plif_net.PLIFNetMNIST),
-      ("nmnist", plif_net.PLIFNetNMNIST),
-      ("cifar10", plif_net.PLIFNetCIFAR10),
-      ("cifar10dvs", plif_net.PLIFNetCIFAR10DVS),
-      ("gesture", plif_net.PLIFNetGesture),
-    )
-  },
-  "cnn_small": _Spec(small.CNNSmall, norm="tdbn", flattens=True),
-  "mlp": _Spec(small.MLP, norm="tdbn", flattens=True),
+# Name -> variant, a module-level partial carrying its paper's layout, norm and neuron
+# defaults. A variant with an ``input_size`` default flattens its input (built for one size);
+# one with a ``norm`` default has batch norm.
+_MODELS: dict[str, Callable[..., nnx.Module]] = {
+  "resnet19": resnet.ResNet19,
+  "resnet18": resnet.ResNet18,
+  "resnet18ms": resnet.ResNet18MS,
+  "resnet34ms": resnet.ResNet34MS,
+  "sew_dvs": sew.SEWResNetDVS,
+  "sew_gesture": sew.SEWResNetGesture,
+  "plif_net_mnist": plif_net.PLIFNetMNIST,
+  "plif_net_fmnist": plif_net.PLIFNetMNIST,
+  "plif_net_nmnist": plif_net.PLIFNetNMNIST,
+  "plif_net_cifar10": plif_net.PLIFNetCIFAR10,
+  "plif_net_cifar10dvs": plif_net.PLIFNetCIFAR10DVS,
+  "plif_net_gesture": plif_net.PLIFNetGesture,
+  "cnn_small": small.CNNSmall,
+  "mlp": small.MLP,
 }
 
 MODEL_NAMES = tuple(_MODELS)
 # Models that flatten their input's space, so they are built for one input size.
-FLATTENING_MODELS = tuple(name for name, spec in _MODELS.items() if spec.flattens)
+FLATTENING_MODELS = tuple(name for name, v in _MODELS.items() if "input_size" in v.keywords)
 NEURON_NAMES = _layers.NEURON_NAMES
 NORM_NAMES = _layers.NORM_NAMES
+# Where tests/models/test_paper_networks.py reads it; it lives with its variant.
+DVS_GLIF = sew.DVS_GLIF
 
 
 def _check_positive(**values: Any) -> None:
@@ -153,7 +92,7 @@ def create(
       PLIF and LIF from the PLIF paper's). A misspelt one raises here.
     norm: ``"tdbn"`` or ``"bn"``; None: the model's own (tdBN for the CIFAR ResNets and the
       small models, plain BN for the MS-ResNets, the SEW nets and the PLIF nets, as the
-      authors ran them).
+      authors ran them); ``mlp`` has no BN and refuses one.
     width: base width (default: the paper's: resnet19 128, resnet18/MS 64, sew_dvs 64,
       sew_gesture 32, plif_net_* 128 (cifar10: 256), cnn_small 16, mlp 256 hidden units);
       every layer's width scales with it except the ResNet head's 256 and the PLIF nets'
@@ -163,9 +102,10 @@ def create(
       32 for cifar10, 128 for cifar10dvs and gesture); the others pool globally,
       accept any size and ignore it.
     remat: checkpoint each residual block of the ResNets and each layer of the SEW and
-      PLIF nets (less activation memory, one more forward pass of compute); small models
-      ignore it.
-    bn_axis_name: pmap/shard_map axis over which BN averages batch statistics.
+      PLIF nets (less activation memory, one more forward pass of compute); the small
+      models have no blocks and refuse it (TypeError).
+    bn_axis_name: pmap/shard_map axis over which BN averages batch statistics (unused by
+      ``mlp``, which has no BN).
     dtype: compute dtype (e.g. ``jnp.bfloat16``); parameters stay float32.
     rngs: parameter initialisation (GLIF's random gates too); the PLIF nets keep a
       ``dropout`` stream (the ``default`` one when ``rngs`` has none).
@@ -175,7 +115,8 @@ def create(
 
   Raises:
     ValueError: an unknown name, neuron or norm, a neuron option the neuron does not
-      take, or a bad argument.
+      take, a norm for ``mlp``, or a bad argument.
+    TypeError: ``remat=True`` for ``cnn_small`` or ``mlp``.
 
   Example:
     >>> from flax import nnx
@@ -199,20 +140,26 @@ def create(
     raise ValueError(f"neuron_options must be a dict or None, got {neuron_options!r}")
   if not jnp.issubdtype(dtype, jnp.floating):
     raise ValueError(f"dtype must be a floating-point dtype, got {dtype!r}")
-  spec = _MODELS[name]
-  neuron = spec.neuron if neuron is None else neuron
-  options = {**spec.neuron_defaults.get(neuron, {}), **(neuron_options or {})}
-  kwargs = {"width": width} if width is not None else {}
-  if spec.flattens and input_size is not None:
-    kwargs["input_size"] = input_size
-  return spec.build(
-    in_channels=in_channels,
+  variant = _MODELS[name]
+  has_norm = "norm" in variant.keywords
+  if norm is not None and norm not in NORM_NAMES:
+    raise ValueError(f"norm must be one of {NORM_NAMES}, got {norm!r}")
+  if norm is not None and not has_norm:
+    raise ValueError(f"{name!r} has no batch norm: norm must be None, got {norm!r}")
+  given = {
+    "neuron": neuron,
+    "neuron_options": neuron_options,
+    "norm": norm,
+    "bn_axis_name": bn_axis_name if has_norm else None,
+    "width": width,
+    "input_size": input_size if name in FLATTENING_MODELS else None,
+    "remat": remat or None,  # the models without blocks (cnn_small, mlp) take none
+  }
+  return variant(
     num_classes=num_classes,
     timesteps=timesteps,
-    neuron=_layers.neuron_def(neuron, timesteps, **options),
-    norm=_layers.norm_def(spec.norm if norm is None else norm, axis_name=bn_axis_name, dtype=dtype),
+    in_channels=in_channels,
     dtype=dtype,
-    remat=remat,
     rngs=rngs,
-    **kwargs,
+    **{key: value for key, value in given.items() if value is not None},
   )

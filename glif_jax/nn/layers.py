@@ -46,7 +46,6 @@ class TdBatchNorm(nnx.Module):
     epsilon: added to the variance.
     axis_name: pmap/shard_map axis over which batch statistics are averaged.
     dtype: compute dtype (None: from the input).
-    rngs: unused by BN itself; taken for a uniform constructor.
   """
 
   def __init__(
@@ -59,7 +58,6 @@ class TdBatchNorm(nnx.Module):
     epsilon: float = 1e-5,
     axis_name: str | None = None,
     dtype=None,
-    rngs: nnx.Rngs,
   ):
     self.norm = nnx.BatchNorm(
       num_features,
@@ -69,7 +67,7 @@ class TdBatchNorm(nnx.Module):
       epsilon=epsilon,
       axis_name=axis_name,
       dtype=dtype,
-      rngs=rngs,
+      rngs=nnx.Rngs(0),  # never drawn: this BN has no scale or bias of its own
     )
     self.factor = alpha * v_th
     self.scale = nnx.Param(jnp.ones((num_features,)))

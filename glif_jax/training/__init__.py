@@ -22,7 +22,6 @@ from glif_jax.training.losses import mean_logits_cross_entropy, tet_loss
 from glif_jax.training.optim import learning_rate_schedule, make_optimizer, param_labels
 from glif_jax.training.parallel import Layout
 from glif_jax.training.steps import GraphDefs, TrainState, create_train_state, eval_step, train_step
-from glif_jax.training.synthetic import SyntheticSource
 from glif_jax.training.train import (
   create_model,
   evaluate,
@@ -40,7 +39,6 @@ __all__ = [
   "GraphDefs",
   "Layout",
   "NonFiniteError",
-  "SyntheticSource",
   "TrainState",
   "TrainingInterrupted",
   "create_model",

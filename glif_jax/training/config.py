@@ -15,7 +15,6 @@ from glif_jax import models
 from glif_jax.training import optim, parallel
 from glif_jax.training.parallel import PARALLEL_MODES
 
-SYNTHETIC = "synthetic"
 LOSSES = ("ce", "tet")
 DTYPES = ("float32", "bfloat16")
 NONFINITE_MODES = ("skip", "rollback", "abort")
@@ -38,13 +37,15 @@ def default_config() -> ml_collections.ConfigDict:
 
   # Data.
   # One of glif_jax.data's names (mnist, fashion_mnist, cifar10, cifar100, cifar10_dvs,
-  # dvs128_gesture, imagenet, ...) or "synthetic" (class prototypes + noise, no files).
+  # dvs128_gesture, imagenet2012, ..., synthetic: class prototypes + noise, no files).
   config.dataset = "cifar10"
   config.data_dir = config_dict.placeholder(str)  # prepared data (None: glif_jax.data's default)
   config.manual_dir = config_dict.placeholder(str)  # original files (None: per data set default)
   # Event data sets only: num_frames, split_by ("number" or "time"), size (frame side).
   config.data_options = config_dict.ConfigDict()
-  config.synthetic = config_dict.ConfigDict()  # used only by dataset = "synthetic"
+  # The options of dataset = "synthetic" (a section named after the data set adds to
+  # data_options).
+  config.synthetic = config_dict.ConfigDict()
   config.synthetic.train_size = 512
   config.synthetic.test_size = 128
   config.synthetic.image_size = 8  # H = W
@@ -53,7 +54,7 @@ def default_config() -> ml_collections.ConfigDict:
   # Training augmentation of the registered data sets: a random crop of the input
   # zero-padded by crop_padding pixels back to its size (0: none; event frames: one offset
   # for all T frames), and a random left-right flip. None: the data set's default, the
-  # GLIF authors' (glif_jax.data.default_augmentation: CIFAR 4 + flip, CIFAR10-DVS 4 and
+  # GLIF authors' (glif_jax.data.DatasetInfo.augmentation: CIFAR 4 + flip, CIFAR10-DVS 4 and
   # no flip, others none). ImageNet's random resized crop + flip is always applied.
   config.crop_padding = config_dict.placeholder(int)
   config.flip = config_dict.placeholder(bool)

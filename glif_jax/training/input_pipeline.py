@@ -1,5 +1,8 @@
 """Data for training: the data set's splits and info, and this process's share of each batch.
 
+The data set is ``config.dataset`` with its options: ``config.data_options`` and, where the
+config has a section named after the data set (``config.synthetic``), that section.
+
 Batches come from `glif_jax.data`'s deterministic, step-indexed pipeline, so the batch
 after a given (epoch, batch index) is the same in a resumed run as in an uninterrupted
 one, whatever the number of processes. Each process reads only ``rows`` of every global
@@ -9,53 +12,44 @@ batch (its devices' block, `parallel.Layout.rows`), with grain threads reading a
 
 from __future__ import annotations
 
-from typing import Any, Iterator, NamedTuple, Sequence
+from collections.abc import Iterator
+from typing import Any
 
 import ml_collections
 import numpy as np
 
 from glif_jax import data
-from glif_jax.training import synthetic
 from glif_jax.training.checkpoints import DataPosition
-from glif_jax.training.config import SYNTHETIC
 
 Batch = dict[str, np.ndarray]
 
 
-class DataInfo(NamedTuple):
-  """What the model needs to know about the data: classes and input shape."""
-
-  num_classes: int
-  input_shape: tuple[int, ...]  # (H, W, C) or (T, H, W, C)
-
-
 def dataset_names() -> tuple[str, ...]:
   """The valid values of ``config.dataset``."""
-  return (*data.names(), SYNTHETIC)
+  return data.names()
 
 
-def load(config: ml_collections.ConfigDict) -> tuple[dict[str, Sequence[Any]], DataInfo]:
-  """The ``{"train", "test"}`` sources of ``config.dataset`` and its `DataInfo`."""
-  if config.dataset == SYNTHETIC:
-    c = config.synthetic
-    shape = (c.image_size, c.image_size, c.channels)
-    splits = synthetic.load_synthetic(
-      train_size=c.train_size,
-      test_size=c.test_size,
-      image_shape=shape,
-      num_classes=c.num_classes,
-    )
-    return splits, DataInfo(c.num_classes, shape)
-  options = config.data_options.to_dict()
-  info = data.info(config.dataset, **options)
+def data_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """``config.data_options``, and the data set's own section of the config if it has one."""
+  own = config.get(config.dataset)
+  return {**config.data_options, **(own if isinstance(own, ml_collections.ConfigDict) else {})}
+
+
+def load(
+  config: ml_collections.ConfigDict,
+) -> tuple[dict[str, data.RecordSource], data.DatasetInfo]:
+  """The ``{"train", "test"}`` splits of ``config.dataset`` and its `data.DatasetInfo`."""
   splits = data.load(
-    config.dataset, data_dir=config.data_dir, manual_dir=config.manual_dir, **options
+    config.dataset,
+    data_dir=config.data_dir,
+    manual_dir=config.manual_dir,
+    **data_options(config),
   )
-  return splits, DataInfo(info.num_classes, tuple(info.input_shape))
+  return splits, splits["train"].info
 
 
 def batches(
-  source: Sequence[Any],
+  source: data.RecordSource,
   config: ml_collections.ConfigDict,
   *,
   train: bool,
@@ -80,15 +74,13 @@ def batches(
     rows=rows,
     num_threads=num_threads,
   )
-  if config.dataset == SYNTHETIC:
-    return synthetic.make_batches(source, **options)
   if train:
     options["augmentation"] = augmentation(config)
-  return data.make_batches(source, dataset=config.dataset, **options)
+  return data.make_batches(source, **options)
 
 
 def test_examples(
-  source: Sequence[Any], config: ml_collections.ConfigDict, count: int
+  source: data.RecordSource, config: ml_collections.ConfigDict, count: int
 ) -> tuple[np.ndarray, np.ndarray]:
   """The first ``count`` real examples of the test split (at most one eval batch).
 
@@ -105,12 +97,12 @@ def test_examples(
 def augmentation(config: ml_collections.ConfigDict) -> data.Augmentation:
   """``config.crop_padding`` and ``config.flip``, the data set's default where None."""
   chosen = {"crop_padding": config.crop_padding, "flip": config.flip}
-  default = data.default_augmentation(config.dataset)
+  default = data.info(config.dataset, **data_options(config)).augmentation
   return default._replace(**{k: v for k, v in chosen.items() if v is not None})
 
 
 def train_stream(
-  source: Sequence[Any],
+  source: data.RecordSource,
   config: ml_collections.ConfigDict,
   start: DataPosition,
   **options: Any,
@@ -122,7 +114,7 @@ def train_stream(
     epoch, first = epoch + 1, 0
 
 
-def steps_per_epoch(source: Sequence[Any], config: ml_collections.ConfigDict) -> int:
+def steps_per_epoch(source: data.RecordSource, config: ml_collections.ConfigDict) -> int:
   """Training steps in one epoch (the remainder is dropped)."""
   return data.num_batches(source, batch_size=config.batch_size, train=True)
 

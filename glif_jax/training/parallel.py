@@ -48,7 +48,8 @@ Batch = dict[str, np.ndarray]
 # JAX's own start-up wait outlasts `initialize`'s by this much, so the one-line report
 # comes before JAX's abort.
 _JAX_EXTRA_WAIT_S = 30
-START_FAILURE_STATUS = 3  # exit status of a process whose peers did not all start
+# Exit status of a process whose peers did not all start, or one of which died.
+DISTRIBUTED_FAILURE_STATUS = 3
 # What a collective's error says when a peer process died (CPU: Gloo; GPU: NCCL).
 _PEER_LOST = re.compile(r"Gloo|NCCL|heartbeat|Connection reset|Connection closed|UNAVAILABLE")
 
@@ -145,7 +146,7 @@ def _exit_unless_done(done: threading.Event, seconds: int, why: Callable[[], str
   if not done.wait(seconds):
     sys.stderr.write(f"error: {why()}\n")
     sys.stderr.flush()
-    os._exit(START_FAILURE_STATUS)
+    os._exit(DISTRIBUTED_FAILURE_STATUS)
 
 
 def initialize(timeout_s: int) -> None:

@@ -36,7 +36,7 @@ import numpy as np
 import tqdm
 from flax import nnx
 
-from glif_jax import models
+from glif_jax import data, models
 from glif_jax.training import actions, checkpoints, input_pipeline, losses, optim, parallel
 from glif_jax.training.actions import gate_means
 from glif_jax.training.checkpoints import DataPosition
@@ -92,7 +92,7 @@ def make_tx(config: ml_collections.ConfigDict, steps_per_epoch: int, total_steps
 
 def create_model(
   config: ml_collections.ConfigDict,
-  info: input_pipeline.DataInfo,
+  info: data.DatasetInfo,
   *,
   bn_axis_name: str | None = None,
 ) -> nnx.Module:

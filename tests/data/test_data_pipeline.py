@@ -13,9 +13,16 @@ def _images(n, shape=(32, 32, 3)):
   return [{"image": np.full(shape, i, np.uint8), "label": np.int64(i % 10)} for i in range(n)]
 
 
-def _batches(source, **kw):
-  kw = {"batch_size": 4, "seed": 0, "epoch": 0, "train": True, "dataset": "cifar10"} | kw
-  return list(data.make_batches(source, **kw))
+def _source(records, dataset="cifar10"):
+  """``records`` as a split of ``dataset`` (a prepared split as it is)."""
+  if isinstance(records, data.RecordSource):
+    return records
+  return data.RecordSource(records, data.info(dataset))
+
+
+def _batches(records, dataset="cifar10", **kw):
+  kw = {"batch_size": 4, "seed": 0, "epoch": 0, "train": True} | kw
+  return list(data.make_batches(_source(records, dataset), **kw))
 
 
 def _equal(a, b):
@@ -38,9 +45,7 @@ def test_start_batch_equals_skipping():
   assert _equal(_batches(src, epoch=3, start_batch=2), full[2:])
   assert _batches(src, start_batch=5) == []
   with pytest.raises(ValueError, match="start_batch"):
-    data.make_batches(
-      src, batch_size=4, seed=0, epoch=0, train=True, dataset="cifar10", start_batch=6
-    )
+    data.make_batches(_source(src), batch_size=4, seed=0, epoch=0, train=True, start_batch=6)
 
 
 def test_threads_give_the_same_batches():
@@ -91,18 +96,6 @@ def test_random_crop_flip():
       for c in range(5 - block.shape[1])
     )
   assert len(seen) > 10
-
-
-def test_num_devices_reshapes_and_checks_divisibility():
-  src = _images(16)
-  b = _batches(src, batch_size=8, num_devices=2)[0]
-  assert b["image"].shape == (2, 4, 32, 32, 3) and b["label"].shape == (2, 4)
-  e = _batches(src, batch_size=8, num_devices=2, train=False)[0]
-  assert e["mask"].shape == (2, 4)
-  with pytest.raises(ValueError, match="not divisible by num_devices 2"):
-    data.make_batches(
-      src, batch_size=7, seed=0, epoch=0, train=True, dataset="cifar10", num_devices=2
-    )
 
 
 def test_eval_covers_every_example_with_mask():
@@ -161,8 +154,8 @@ def test_cifar10_dvs_training_crop_is_the_authors():
   windows = [_window(padded, crop) for crop in batch]
   assert all(len(w) == 1 for w in windows)
   assert len({w[0] for w in windows}) > 4
-  assert data.default_augmentation("cifar10_dvs") == data.Augmentation(4, False)
-  assert data.default_augmentation("mnist") == data.Augmentation(0, False)
+  assert data.info("cifar10_dvs").augmentation == data.Augmentation(4, False)
+  assert data.info("mnist").augmentation == data.Augmentation(0, False)
 
 
 def test_negative_crop_padding_is_refused():
@@ -172,7 +165,7 @@ def test_negative_crop_padding_is_refused():
 
 def test_too_few_training_records():
   with pytest.raises(ValueError, match="cannot fill one batch"):
-    data.make_batches(_images(3), batch_size=4, seed=0, epoch=0, train=True, dataset="cifar10")
+    data.make_batches(_source(_images(3)), batch_size=4, seed=0, epoch=0, train=True)
 
 
 def test_pipeline_on_a_prepared_source(tmp_path, data_dir, fmt):

@@ -172,6 +172,40 @@ def test_bad_input_raises(shape, match):
     _tiny("cnn_small")(jnp.zeros(shape))
 
 
+def test_variants_carry_their_defaults():
+  # Built directly, as Flax's ResNet18(num_classes=...): the paper's norm and neuron.
+  tiny = {"in_channels": 2, "num_classes": CLASSES, "timesteps": T, "width": 2}
+  dvs = models.SEWResNetDVS(input_size=16, rngs=nnx.Rngs(0), **tiny)
+  np.testing.assert_allclose(jax.nn.sigmoid(dvs.stem_neuron.conduct[...]), 0.9, rtol=1e-6)
+  gesture = models.SEWResNetGesture(input_size=128, rngs=nnx.Rngs(0), **tiny)
+  assert isinstance(gesture.stem_neuron, snn.PLIF)
+  assert gesture.stem_neuron.options["detach_reset"] is True
+  ms = models.ResNet18MS(rngs=nnx.Rngs(0), **tiny)
+  assert ms.block_cls is models.MSBlock and ms.stem.layer.norm.factor == 1.0
+  cifar = models.ResNet19(rngs=nnx.Rngs(0), neuron="klif", **tiny)
+  assert cifar.block_cls is models.BasicBlock and cifar.stem.layer.norm.factor == 0.5
+  assert isinstance(cifar.stem_neuron, snn.KLIF)
+
+
+def test_flattening_models_are_the_variants_with_an_input_size():
+  assert set(models.FLATTENING_MODELS) == set(models.MODEL_NAMES) - {
+    "resnet19",
+    "resnet18",
+    "resnet18ms",
+    "resnet34ms",
+  }
+
+
+def test_models_without_blocks_or_bn_refuse_remat_and_norm():
+  args = {"num_classes": 10, "timesteps": T, "in_channels": 1, "width": 4, "rngs": nnx.Rngs(0)}
+  with pytest.raises(ValueError, match="'mlp' has no batch norm: norm must be None"):
+    models.create("mlp", norm="bn", **args)
+  for name in ("mlp", "cnn_small"):
+    with pytest.raises(TypeError, match="remat"):
+      models.create(name, remat=True, **args)
+  models.create("mlp", bn_axis_name="batch", **args)  # a layout setting: nothing to average
+
+
 @pytest.mark.parametrize(
   "kwargs,match",
   [

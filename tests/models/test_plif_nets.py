@@ -25,7 +25,7 @@ from glif_jax import data, models, surrogates
 from glif_jax import nn as snn
 from glif_jax.models import plif_net
 from glif_jax.training import create_model, train_and_evaluate, validate_config
-from glif_jax.training.input_pipeline import DataInfo, dataset_names
+from glif_jax.training.input_pipeline import dataset_names
 from tests.models.test_paper_networks import _conv_w, _nchw, _seq, _their_conv
 
 
@@ -239,7 +239,7 @@ def test_configs_validate_and_build(dataset):
   if info.is_event:  # frames at the sensor's size, one per step
     assert info.input_shape[:2] == (config.timesteps, plif_nets.FRAME_SIZE[dataset])
   config.width = 2
-  model = nnx.eval_shape(lambda: create_model(config, DataInfo(info.num_classes, info.input_shape)))
+  model = nnx.eval_shape(lambda: create_model(config, info))
   assert model.stem.input_size == info.input_shape[-2]
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from configs import smoke
+from glif_jax import data
 from glif_jax.training import (
   CheckpointMismatchError,
   CorruptCheckpointError,
@@ -20,7 +21,6 @@ from glif_jax.training import (
   create_train_state,
   make_tx,
 )
-from glif_jax.training.input_pipeline import DataInfo
 
 STEPS = (2, 4, 6)
 # A failed orbax restore leaves TensorStore callbacks to an event loop it has closed.
@@ -155,7 +155,7 @@ def test_checkpoint_of_another_width_is_refused_even_without_config_json(tmp_pat
   def abstract_state(width):
     config = smoke.get_config()
     config.width = width
-    model = create_model(config, DataInfo(4, (8, 8, 1)), bn_axis_name=None)
+    model = create_model(config, data.info("synthetic", num_classes=4), bn_axis_name=None)
     return create_train_state(model, make_tx(config, 4, 8))[1]
 
   saved = jax.eval_shape(lambda: abstract_state(4))  # shapes only: nothing is compiled

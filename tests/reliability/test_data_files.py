@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from glif_jax import data
+from glif_jax.data import _safe
 
 REPO = Path(__file__).parents[2]
 
@@ -199,13 +200,13 @@ def test_unsafe_archive_members_are_refused(tmp_path, members, reason):
   with pytest.raises(
     data.CorruptDatasetError, match=rf"bad\.tar\.gz: unsafe archive member refused .*{reason}"
   ):
-    data.safe_extract(archive, tmp_path / "target" / "inner")
+    _safe.safe_extract(archive, tmp_path / "target" / "inner")
   assert not (tmp_path / "evil").exists() and not (tmp_path / "target" / "evil").exists()
 
 
 def test_setuid_bits_are_stripped_and_inner_links_kept(tmp_path):
   members = [_member("tool", mode=0o4755), _member("alias", tarfile.SYMTYPE, "tool")]
-  target = data.safe_extract(_archive(tmp_path / "ok.tar.gz", members), tmp_path / "target")
+  target = _safe.safe_extract(_archive(tmp_path / "ok.tar.gz", members), tmp_path / "target")
   assert (target / "tool").stat().st_mode & 0o7777 == 0o755
   assert (target / "alias").is_symlink() and (target / "alias").read_bytes() == b"evil"
 

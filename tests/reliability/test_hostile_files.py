@@ -282,5 +282,5 @@ def test_zip_and_tar_members_over_their_format_bound_are_refused_unread(tmp_path
     _safe.read_zip_member(z, "airplane/a.aedat", limit=MiB, source=path)
   _tar_bomb(tmp_path / "DvsGesture.tar.gz", "DvsGesture/user01_fluorescent.aedat", 2 * MiB)
   with pytest.raises(data.CorruptDatasetError, match="user01_fluorescent.aedat' holds more"):
-    data.safe_extract(tmp_path / "DvsGesture.tar.gz", tmp_path / "out", max_member_bytes=MiB)
+    _safe.safe_extract(tmp_path / "DvsGesture.tar.gz", tmp_path / "out", max_member_bytes=MiB)
   assert not list((tmp_path / "out").iterdir())

@@ -12,6 +12,7 @@ import re
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import jax
@@ -41,17 +42,25 @@ def free_port() -> int:
 
 
 def start(
-  args: list[str], log: Path, *, devices: int = 1, processes: int = 1, module: str = "train.main"
+  args: list[str],
+  log: Path,
+  *,
+  devices: int = 1,
+  processes: int = 1,
+  module: str = "train.main",
+  only: Sequence[int] | None = None,
+  extra_args: Mapping[int, list[str]] | None = None,
 ) -> list[subprocess.Popen]:
   """Starts ``python -m module args`` as ``processes`` processes of ``devices`` CPU devices.
 
   With several processes, each gets ``JAX_COORDINATOR_ADDRESS`` (a free port on
   127.0.0.1), ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID``, as in the README's command;
-  process ``i`` writes to ``<log>.<i>``.
+  process ``i`` writes to ``<log>.<i>``. ``only``: the process ids to start (default all);
+  ``extra_args``: more arguments for some process ids.
   """
   port = free_port()
   started = []
-  for i in range(processes):
+  for i in range(processes) if only is None else only:
     extra = {}
     if processes > 1:
       extra = {
@@ -59,10 +68,11 @@ def start(
         "JAX_NUM_PROCESSES": str(processes),
         "JAX_PROCESS_ID": str(i),
       }
+    more = (extra_args or {}).get(i, [])
     with open(f"{log}.{i}", "w") as out:
       started.append(
         subprocess.Popen(
-          [sys.executable, "-m", module, *args],
+          [sys.executable, "-m", module, *args, *more],
           cwd=REPO,
           env=cpu_env(devices, **extra),
           stdout=out,

@@ -11,7 +11,7 @@ from flax import nnx
 
 from glif_jax import data, nn
 from glif_jax.training import create_model, validate_config, validate_input_shape
-from glif_jax.training.input_pipeline import DataInfo, augmentation, dataset_names
+from glif_jax.training.input_pipeline import augmentation, data_options, dataset_names
 
 CONFIG_DIR = Path(__file__).parents[2] / "configs"
 CONFIG_FILES = sorted(p for p in CONFIG_DIR.glob("*.py") if p.name != "__init__.py")
@@ -24,12 +24,8 @@ def load_config(path: Path, arg: str | None = None):
   return module.get_config() if arg is None else module.get_config(arg)
 
 
-def _info(config) -> DataInfo:
-  if config.dataset == "synthetic":
-    s = config.synthetic
-    return DataInfo(s.num_classes, (s.image_size, s.image_size, s.channels))
-  info = data.info(config.dataset, **config.data_options)
-  return DataInfo(info.num_classes, info.input_shape)
+def _info(config) -> data.DatasetInfo:
+  return data.info(config.dataset, **data_options(config))
 
 
 def test_there_are_configs_for_the_papers():
