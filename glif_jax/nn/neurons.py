@@ -100,16 +100,6 @@ class GLIF(SpikingNeuron):
     """The current raw-logit parameters as a `GLIFParams`."""
     return neurons.GLIFParams(*(getattr(self, f)[...] for f in neurons.GLIFParams._fields))
 
-  @property
-  def gating(self) -> str:
-    """``constants.gating``."""
-    return self.constants.gating
-
-  @property
-  def simplified(self) -> bool:
-    """``constants.simplified``: whether this layer is GLIF_f."""
-    return self.constants.simplified
-
   def run(self, x: jax.Array, state: neurons.GLIFState | None = None):
     return neurons.glif(
       self.params, x, state, constants=self.constants, unroll=self.unroll, remat=self.remat
@@ -120,11 +110,6 @@ class _LIFFamily(SpikingNeuron):
   """Holds `glif_jax.neurons.LIFConstants` and the loop policy of LIF, PLIF and KLIF."""
 
   constants: neurons.LIFConstants
-
-  @property
-  def options(self) -> dict:
-    """``constants`` as a dict (read-only view kept for `glif_jax.analysis.nir_export`)."""
-    return self.constants._asdict()
 
 
 class KLIF(_LIFFamily):
