@@ -73,7 +73,7 @@ def autodiff_glif(p: neurons.GLIFParams, x: jax.Array) -> jax.Array:
   """
 
   def step(state, inputs):
-    spike, state = neurons.glif_step(p, state, *inputs)
+    spike, state = neurons.glif_step(p, state, inputs)
     return state, spike
 
   state = neurons.GLIFState.zeros(x.shape[1:], x.dtype)
@@ -163,7 +163,9 @@ def spikingjelly_glif_parity(seed: int = 0) -> dict | None:
   spikes_torch = node(x_torch)
   spikes_torch.sum().backward()
   p = neurons.GLIFParams(*(jnp.asarray(getattr(node, n).detach().numpy()) for n in names))
-  run = lambda p, x: neurons.glif(p, x, surrogate=surrogates.sigmoid(4.0))[0].sum()
+  run = lambda p, x: neurons.glif(
+    p, x, constants=neurons.GLIFConstants(surrogate=surrogates.sigmoid(4.0))
+  )[0].sum()
   spikes = neurons.glif(p, jnp.asarray(x_np))[0]
   grad_p, grad_x = jax.grad(run, argnums=(0, 1))(p, jnp.asarray(x_np))
   param_err = max(

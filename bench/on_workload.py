@@ -31,7 +31,7 @@ def glif_jax_case(x, w, b, cotangent):
   def step(w, b, x, cotangent):
     def spikes(w, b):
       current = (x.reshape(t * batch, n) @ w + b).reshape(t, batch, -1)
-      return neurons.lif(current, tau=2.0)[0]
+      return neurons.lif(current, constants=neurons.LIFConstants(tau=2.0))[0]
 
     out, vjp = jax.vjp(spikes, w, b)
     return out, vjp(cotangent)

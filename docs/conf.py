@@ -19,11 +19,11 @@ sys.path.insert(0, ROOT)  # glif_jax, configs and train importable without insta
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-import glif_jax  # noqa: E402
+import glif_jax
 
 project = "glif-jax"
 author = "the glif-jax authors"
-copyright = "the glif-jax authors, Apache-2.0"  # noqa: A001
+copyright = "the glif-jax authors, Apache-2.0"
 release = version = glif_jax.__version__
 
 extensions = [
@@ -34,14 +34,15 @@ extensions = [
   "sphinx.ext.viewcode",
 ]
 
-exclude_patterns = ["_build", "jupyter_execute", ".jupyter_cache", "**.ipynb_checkpoints",
-                    "README.md", "check_site.py", "build.sh"]
-# Tutorials written against an API that is not in this checkout yet. own_neuron.md uses
-# the public time loop `glif_jax.neurons.run` / `run_trace` of the neuron-core branch:
-# once that branch is merged, delete this line and add "tutorials/own_neuron" to the
-# Tutorials toctree of index.md (docs/check_site.py follows this list).
-PENDING_TUTORIALS = ["tutorials/own_neuron.md"]
-exclude_patterns += PENDING_TUTORIALS
+exclude_patterns = [
+  "_build",
+  "jupyter_execute",
+  ".jupyter_cache",
+  "**.ipynb_checkpoints",
+  "README.md",
+  "check_site.py",
+  "build.sh",
+]
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 
 # --- HTML: furo, everything served from the built site --------------------------------
@@ -95,7 +96,7 @@ python_use_unqualified_type_names = True
 # as in `simulate`."); napoleon escapes the stars of a name only when the entry starts
 # with it, and docutils then reads "**options" as unclosed bold. Escape them here, before
 # napoleon runs, rather than reword the docstrings.
-import re  # noqa: E402
+import re
 
 _GROUPED_ARGS = re.compile(r"^(\s+)([\w*]+(?:,\s*[\w*]+)+)(\s*(?:\([^)]*\))?:\s)")
 
@@ -105,7 +106,7 @@ def _escape_grouped_star_args(app, what, name, obj, options, lines):
     m = _GROUPED_ARGS.match(line)
     if m and "*" in m.group(2):
       names = m.group(2).replace("*", r"\*")
-      lines[i] = m.group(1) + names + m.group(3) + line[m.end():]
+      lines[i] = m.group(1) + names + m.group(3) + line[m.end() :]
 
 
 def _drop_builtin_type_docstring(app, what, name, obj, options, lines):
@@ -120,7 +121,7 @@ def _drop_builtin_type_docstring(app, what, name, obj, options, lines):
 # re-exported values (constants, `functools.partial` model variants): an API page marks
 # where those go with a line "% public-data glif_jax.<module>", replaced here by one
 # autodata entry per such name of the module's __all__, so none is ever listed by hand.
-_PUBLIC_DATA = re.compile(r"^% public-data (\S+)$", re.M)
+_PUBLIC_DATA = re.compile(r"^% public-data (\S+)$", re.MULTILINE)
 
 
 def _public_data(module_name: str) -> str:
@@ -129,9 +130,13 @@ def _public_data(module_name: str) -> str:
 
   module = importlib.import_module(module_name)
   names = [
-    name for name in getattr(module, "__all__", ())
-    if not (inspect.isclass(obj := getattr(module, name)) or inspect.isroutine(obj)
-            or inspect.ismodule(obj))
+    name
+    for name in getattr(module, "__all__", ())
+    if not (
+      inspect.isclass(obj := getattr(module, name))
+      or inspect.isroutine(obj)
+      or inspect.ismodule(obj)
+    )
   ]
   if not names:
     return ""

@@ -11,6 +11,7 @@ from glif_jax import neurons, surrogates
 from tests import numpy_reference as ref
 
 T, B, C = 6, 3, 4
+HARD, STATIC = neurons.GLIFConstants(gating="hard"), neurons.GLIFConstants(gating="static")
 
 
 def params_with(alpha, beta, gamma, timesteps=T, channels=None):
@@ -36,7 +37,8 @@ def as_numpy(p):
 def test_hand_values_half_gates():
   p = params_with(0.5, 0.5, 0.5)
   x = jnp.full((T, 1), 0.5)
-  spikes, state, trace = neurons.glif(p, x, return_trace=True)
+  spikes, trace = neurons.glif_trace(p, x)
+  _, state = neurons.glif(p, x)
   np.testing.assert_allclose(
     trace.u[:, 0], [0.34375, 0.558594, 0.268311, 0.511444, 0.253576, 0.502235], atol=1e-5
   )
@@ -81,7 +83,7 @@ def test_forward_matches_numpy_reference():
   key_x, key_p = jax.random.split(jax.random.key(1))
   p = random_params(key_p)
   x = jax.random.uniform(key_x, (T, B, C), minval=-0.5, maxval=1.5)
-  spikes, _, trace = neurons.glif(p, x, return_trace=True)
+  spikes, trace = neurons.glif_trace(p, x)
   u_ref, o_ref = ref.glif_forward(as_numpy(p), np.asarray(x, np.float64))
   margin = np.abs(u_ref - ref.sigmoid(as_numpy(p)["v_th"]))
   assert margin.min() > 1e-4, "pick a seed with no near-threshold value"
@@ -122,7 +124,7 @@ def test_membrane_is_smooth_without_spikes():
   x = jax.random.uniform(jax.random.key(6), (T, B, C), maxval=0.2)
 
   def membrane(p, x):
-    _, _, trace = neurons.glif(p, x, detach_reset=True, return_trace=True)
+    _, trace = neurons.glif_trace(p, x, constants=neurons.GLIFConstants(detach_reset=True))
     return trace.u
 
   assert not jnp.any(neurons.glif(p, x)[0])
@@ -132,7 +134,8 @@ def test_membrane_is_smooth_without_spikes():
 def test_glif_f_matches_numpy_reference():
   p = random_params(jax.random.key(7))
   x = jax.random.uniform(jax.random.key(8), (T, B, C), minval=-0.5, maxval=2.0)
-  spikes, _, trace = neurons.glif_f(p, x, return_trace=True)
+  spikes, _ = neurons.glif_f(p, x)
+  _, trace = neurons.glif_trace(p, x, constants=neurons.GLIFConstants(simplified=True))
   u_ref, o_ref = ref.glif_f_forward(as_numpy(p), np.asarray(x, np.float64))
   assert 0 < o_ref.mean() < 1
   np.testing.assert_array_equal(spikes, o_ref)
@@ -149,11 +152,11 @@ def test_hard_gating_uses_binary_gates_with_straight_through_gradient():
   binary = lambda raw: jnp.where(raw > 0, 30.0, -30.0)  # σ(±30) is 1 or 0 in float32
   p_binary = p._replace(alpha=binary(p.alpha), beta=binary(p.beta), gamma=binary(p.gamma))
   x = jax.random.uniform(jax.random.key(9), (T, B, 3), maxval=1.5)
-  hard, _, hard_trace = neurons.glif(p, x, gating="hard", return_trace=True)
-  soft, _, soft_trace = neurons.glif(p_binary, x, return_trace=True)
+  hard, hard_trace = neurons.glif_trace(p, x, constants=HARD)
+  soft, soft_trace = neurons.glif_trace(p_binary, x)
   np.testing.assert_array_equal(hard, soft)
   np.testing.assert_allclose(hard_trace.u, soft_trace.u, atol=1e-6)
-  grads = jax.grad(lambda p: neurons.glif(p, x, gating="hard")[0].sum())(p)
+  grads = jax.grad(lambda p: neurons.glif(p, x, constants=HARD)[0].sum())(p)
   assert jnp.any(grads.alpha != 0) and jnp.any(grads.gamma != 0)
 
 
@@ -161,25 +164,12 @@ def test_static_gating_freezes_only_the_gates():
   p = neurons.glif_params(C, T, key=jax.random.key(10))
   x = jax.random.uniform(jax.random.key(11), (T, B, C), maxval=2.0)
   soft = neurons.glif(p, x)[0]
-  static = neurons.glif(p, x, gating="static")[0]
+  static = neurons.glif(p, x, constants=STATIC)[0]
   np.testing.assert_array_equal(soft, static)
-  grads = jax.grad(lambda p: neurons.glif(p, x, gating="static")[0].sum())(p)
+  grads = jax.grad(lambda p: neurons.glif(p, x, constants=STATIC)[0].sum())(p)
   for name in ("alpha", "beta", "gamma"):
     np.testing.assert_array_equal(getattr(grads, name), 0)
   assert jnp.any(grads.tau != 0) and jnp.any(grads.v_th != 0)
-
-
-def test_step_function_loop_equals_scan():
-  p = random_params(jax.random.key(12))
-  x = jax.random.uniform(jax.random.key(13), (T, B, C), maxval=1.5)
-  state = neurons.GLIFState.zeros((B, C))
-  spikes = []
-  for t in range(T):
-    spike, state = neurons.glif_step(p, state, x[t], p.conduct[t])
-    spikes.append(spike)
-  scanned, final = neurons.glif(p, x)
-  np.testing.assert_array_equal(jnp.stack(spikes), scanned)
-  chex.assert_trees_all_close(state, final, atol=1e-6)
 
 
 def test_state_carries_over_between_calls():
@@ -192,16 +182,6 @@ def test_state_carries_over_between_calls():
   second, end_state = neurons.glif(tail, x[2:], mid_state)
   np.testing.assert_array_equal(jnp.concatenate([first, second]), full)
   chex.assert_trees_all_close(end_state, full_state, atol=1e-6)
-
-
-@pytest.mark.parametrize("options", [dict(remat=True), dict(unroll=3), dict(unroll=True)])
-def test_remat_and_unroll_change_nothing(options):
-  p = random_params(jax.random.key(16))
-  x = jax.random.uniform(jax.random.key(17), (T, B, C), maxval=1.5)
-  loss = lambda p, x, **kw: jnp.sum(neurons.glif(p, x, **kw)[0] * jnp.arange(T)[:, None, None])
-  expected = jax.grad(loss, argnums=(0, 1))(p, x)
-  actual = jax.jit(jax.grad(lambda p, x: loss(p, x, **options), argnums=(0, 1)))(p, x)
-  chex.assert_trees_all_close(actual, expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("shape", [(T, C), (T, 2, 5, 5, C)], ids=["no-batch", "images"])
@@ -266,7 +246,9 @@ def test_bfloat16_input_runs_and_stays_finite(fn):
       ["conduct", "(7, 4)", "(6, 4)"],
     ),
     (
-      lambda p: neurons.glif(p, jnp.ones((T, B, C)), gating="sharp"),
+      lambda p: neurons.glif(
+        p, jnp.ones((T, B, C)), constants=neurons.GLIFConstants(gating="sharp")
+      ),
       ValueError,
       ["soft", "'sharp'"],
     ),
@@ -305,6 +287,8 @@ def test_bad_input_raises_a_clear_error(call, error, words):
 def test_glif_uses_the_surrogate_it_is_given():
   p = neurons.glif_params(None, 1, gate_init="fixed")
   x = jnp.array([[0.4]])  # u = I − leak share, a bit below threshold
-  grad = lambda s: jax.grad(lambda x: neurons.glif(p, x, surrogate=s)[0].sum())(x)
+  grad = lambda s: jax.grad(
+    lambda x: neurons.glif(p, x, constants=neurons.GLIFConstants(surrogate=s))[0].sum()
+  )(x)
   assert grad(surrogates.rectangle(1.0))[0, 0] > 0
   assert grad(surrogates.rectangle(0.01))[0, 0] == 0

@@ -13,9 +13,8 @@ T, B, C = 8, 3, 5
 
 
 def test_klif_hand_values():
-  spikes, state, trace = neurons.klif(
-    neurons.klif_params(1.5), jnp.full((4, 1), 0.8), return_trace=True
-  )
+  spikes, trace = neurons.klif_trace(neurons.klif_params(1.5), jnp.full((4, 1), 0.8))
+  _, state = neurons.klif(neurons.klif_params(1.5), jnp.full((4, 1), 0.8))
   np.testing.assert_array_equal(spikes[:, 0], [0, 1, 0, 1])
   np.testing.assert_allclose(trace.v[:, 0], [0.6, 0.0, 0.6, 0.0], atol=1e-6)
   np.testing.assert_allclose(state.v, trace.v[-1])
@@ -43,7 +42,8 @@ def test_klif_k_scales_the_surrogate_slope():
 )
 def test_klif_forward_matches_numpy_reference(options):
   x = jax.random.uniform(jax.random.key(0), (T, B, C), minval=-0.5, maxval=2.0)
-  spikes, _, trace = neurons.klif(neurons.klif_params(1.3), x, return_trace=True, **options)
+  constants = neurons.LIFConstants(**options)
+  spikes, trace = neurons.klif_trace(neurons.klif_params(1.3), x, constants=constants)
   v_ref, s_ref, _ = ref.klif_forward(1.3, np.asarray(x, np.float64), **options)
   assert 0 < s_ref.mean() < 1
   np.testing.assert_array_equal(spikes, s_ref)
@@ -65,7 +65,8 @@ def test_klif_membrane_is_smooth_below_threshold():
   x = jax.random.uniform(jax.random.key(2), (T, B, C), minval=0.05, maxval=0.3)
 
   def membrane(k, x):
-    return neurons.klif(neurons.KLIFParams(k), x, detach_reset=True, return_trace=True)[2].v
+    detached = neurons.LIFConstants(detach_reset=True)
+    return neurons.klif_trace(neurons.KLIFParams(k), x, constants=detached)[1].v
 
   assert not jnp.any(neurons.klif(neurons.KLIFParams(1.2), x)[0])
   check_grads(membrane, (jnp.float32(1.2), x), order=1, modes=["rev"], atol=1e-2, rtol=1e-2)
@@ -73,8 +74,8 @@ def test_klif_membrane_is_smooth_below_threshold():
 
 def test_lif_is_klif_with_unit_k_on_positive_input():
   x = jax.random.uniform(jax.random.key(3), (T, B, C), minval=0.0, maxval=2.0)
-  lif_out, _, lif_trace = neurons.lif(x, return_trace=True)
-  klif_out, _, klif_trace = neurons.klif(neurons.klif_params(1.0), x, return_trace=True)
+  lif_out, lif_trace = neurons.lif_trace(x)
+  klif_out, klif_trace = neurons.klif_trace(neurons.klif_params(1.0), x)
   np.testing.assert_array_equal(lif_out, klif_out)
   np.testing.assert_allclose(lif_trace.v, klif_trace.v, atol=1e-6)
 
@@ -82,11 +83,11 @@ def test_lif_is_klif_with_unit_k_on_positive_input():
 def test_lif_matches_spikingjelly_equations():
   # SpikingJelly LIFNode(tau=2, decay_input=True, v_reset=0): H = V + (X − V)/2, fire at H >= 1.
   x = jnp.array([[1.0], [1.5], [0.6], [2.0]])
-  spikes, _, trace = neurons.lif(x, return_trace=True)
+  spikes, trace = neurons.lif_trace(x)
   # H1 = 0.5; H2 = 0.5 + 0.5 = 1.0 (fires, >=); H3 = 0.3; H4 = 0.3 + 0.85 = 1.15 (fires)
   np.testing.assert_array_equal(spikes[:, 0], [0, 1, 0, 1])
   np.testing.assert_allclose(trace.v[:, 0], [0.5, 0.0, 0.3, 0.0], atol=1e-6)
-  _, _, soft_trace = neurons.lif(x, v_reset=None, return_trace=True)
+  _, soft_trace = neurons.lif_trace(x, constants=neurons.LIFConstants(v_reset=None))
   np.testing.assert_allclose(soft_trace.v[:, 0], [0.5, 0.0, 0.3, 0.15], atol=1e-6)
 
 
@@ -94,7 +95,9 @@ def test_plif_at_its_initial_tau_equals_lif_and_learns_tau():
   x = jax.random.uniform(jax.random.key(4), (T, B, C), maxval=2.0)
   p = neurons.plif_params(init_tau=3.0, channels=C)
   np.testing.assert_allclose(jax.nn.sigmoid(p.w), 1 / 3, rtol=1e-6)
-  np.testing.assert_array_equal(neurons.plif(p, x)[0], neurons.lif(x, tau=3.0)[0])
+  np.testing.assert_array_equal(
+    neurons.plif(p, x)[0], neurons.lif(x, constants=neurons.LIFConstants(tau=3.0))[0]
+  )
   grad = jax.grad(lambda p: neurons.plif(p, x)[0].sum())(p)
   assert jnp.all(jnp.isfinite(grad.w)) and jnp.any(grad.w != 0)
 
@@ -104,7 +107,10 @@ def test_step_loop_equals_scan(which):
   x = jax.random.uniform(jax.random.key(5), (T, B, C), maxval=2.0)
   kp = neurons.klif_params(1.2)
   run = {"lif": lambda x: neurons.lif(x), "klif": lambda x: neurons.klif(kp, x)}[which]
-  step = {"lif": neurons.lif_step, "klif": lambda s, x_t: neurons.klif_step(kp, s, x_t)}[which]
+  step = {
+    "lif": lambda s, x_t: neurons.lif_step(None, s, x_t),
+    "klif": lambda s, x_t: neurons.klif_step(kp, s, x_t),
+  }[which]
   state = neurons.LIFState.zeros((B, C))
   spikes = []
   for t in range(T):
@@ -146,7 +152,11 @@ def test_bfloat16_runs_and_stays_finite(which):
       ["k", "(5,)", "(6,)"],
     ),
     (lambda: neurons.klif((1.0,), jnp.ones((T, C))), TypeError, ["KLIFParams", "tuple"]),
-    (lambda: neurons.lif(jnp.ones((T, C)), tau=0.0), ValueError, ["tau", "0.0"]),
+    (
+      lambda: neurons.lif(jnp.ones((T, C)), constants=neurons.LIFConstants(tau=0.0)),
+      ValueError,
+      ["tau", "0.0"],
+    ),
     (
       lambda: neurons.plif(neurons.plif_params(channels=3), jnp.ones((T, C))),
       ValueError,
@@ -170,6 +180,8 @@ def test_bad_input_raises_a_clear_error(call, error, words):
 
 def test_lif_uses_the_surrogate_it_is_given():
   x = jnp.array([[1.6]])  # H = 0.8, 0.2 below threshold
-  grad = lambda s: jax.grad(lambda x: neurons.lif(x, surrogate=s)[0].sum())(x)[0, 0]
+  grad = lambda s: jax.grad(
+    lambda x: neurons.lif(x, constants=neurons.LIFConstants(surrogate=s))[0].sum()
+  )(x)[0, 0]
   assert grad(surrogates.rectangle(1.0)) == pytest.approx(0.5)
   assert grad(surrogates.rectangle(0.2)) == 0.0

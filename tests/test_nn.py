@@ -23,8 +23,14 @@ T, B, C = 4, 2, 3
       lambda m, x: neurons.glif_f(m.params, x),
     ),
     (lambda: gnn.KLIF(k=1.5), lambda m, x: neurons.klif(neurons.KLIFParams(m.k[...]), x)),
-    (lambda: gnn.PLIF(C, init_tau=3.0), lambda m, x: neurons.lif(x, tau=3.0)),
-    (lambda: gnn.LIF(tau=2.0, v_reset=None), lambda m, x: neurons.lif(x, v_reset=None)),
+    (
+      lambda: gnn.PLIF(C, init_tau=3.0),
+      lambda m, x: neurons.lif(x, constants=neurons.LIFConstants(tau=3.0)),
+    ),
+    (
+      lambda: gnn.LIF(tau=2.0, v_reset=None),
+      lambda m, x: neurons.lif(x, constants=neurons.LIFConstants(v_reset=None)),
+    ),
   ],
   ids=["glif", "glif_f", "klif", "plif", "lif"],
 )

@@ -27,7 +27,10 @@ def test_klif_gradients_match_the_numpy_reference(options):
   key_x, key_g = jax.random.split(jax.random.key(21))
   x = jax.random.uniform(key_x, (T, B, C), minval=-0.5, maxval=2.0)
   cotangent = jax.random.normal(key_g, (T, B, C))
-  loss = lambda k, x: jnp.sum(neurons.klif(neurons.KLIFParams(k), x, **options)[0] * cotangent)
+  constants = neurons.LIFConstants(**options)
+  loss = lambda k, x: jnp.sum(
+    neurons.klif(neurons.KLIFParams(k), x, constants=constants)[0] * cotangent
+  )
   dk, dx = jax.grad(loss, argnums=(0, 1))(jnp.float32(1.3), x)
   x64, cot64 = np.asarray(x, np.float64), np.asarray(cotangent, np.float64)
   dx_ref, dk_ref = ref.klif_backward_general(1.3, x64, cot64, **options)
@@ -42,7 +45,8 @@ def test_glif_gradients_match_the_numpy_reference(gating):
   p = random_params(key_p)
   x = jax.random.uniform(key_x, (T, B, C), minval=-0.5, maxval=1.5)
   cotangent = jax.random.normal(key_g, (T, B, C))
-  spikes, vjp = jax.vjp(lambda p, x: neurons.glif(p, x, gating=gating)[0], p, x)
+  constants = neurons.GLIFConstants(gating=gating)
+  spikes, vjp = jax.vjp(lambda p, x: neurons.glif(p, x, constants=constants)[0], p, x)
   d_params, dx = vjp(cotangent)
   x64 = np.asarray(x, np.float64)
   _, o_ref = ref.glif_forward(as_numpy(p), x64, gating)
@@ -67,12 +71,12 @@ def test_bfloat16_matches_float32_within_its_precision(which):
   x = x.astype(jnp.bfloat16).astype(jnp.float32)  # the same input in both precisions
   p = random_params(jax.random.key(24))
   run = {
-    "glif": lambda x: neurons.glif(p, x, return_trace=True),
-    "klif": lambda x: neurons.klif(neurons.klif_params(1.3), x, return_trace=True),
-    "lif": lambda x: neurons.lif(x, return_trace=True),
+    "glif": lambda x: neurons.glif_trace(p, x),
+    "klif": lambda x: neurons.klif_trace(neurons.klif_params(1.3), x),
+    "lif": lambda x: neurons.lif_trace(x),
   }[which]
-  spikes32, _, trace32 = run(x)
-  spikes16, _, trace16 = run(x.astype(jnp.bfloat16))
+  spikes32, trace32 = run(x)
+  spikes16, trace16 = run(x.astype(jnp.bfloat16))
   assert spikes16.dtype == jnp.bfloat16
   u32, u16 = (np.asarray(t[0], np.float32) for t in (trace32, trace16))
   if which == "glif":  # u is the potential compared with V_th
@@ -97,9 +101,13 @@ def test_bfloat16_glif_gradients_match_float32():
   surrogate = surrogates.sigmoid(4.0)  # smooth: no box edge to fall on either side of
 
   def dx(x):
-    return jax.grad(lambda x: neurons.glif(p, x, surrogate=surrogate)[0].astype(jnp.float32).sum())(
-      x
-    )
+    return jax.grad(
+      lambda x: (
+        neurons.glif(p, x, constants=neurons.GLIFConstants(surrogate=surrogate))[0]
+        .astype(jnp.float32)
+        .sum()
+      )
+    )(x)
 
   dx32 = np.asarray(dx(x))
   dx16 = np.asarray(dx(x.astype(jnp.bfloat16)), np.float32)
@@ -123,51 +131,3 @@ def test_glif_coefficients_are_the_papers_terms():
   np.testing.assert_allclose(
     [f.decay, f.hard_reset, f.leak, f.soft_reset], [0.3, 1, 0.1, 0.4], rtol=1e-5
   )
-
-
-def _loop_loss(p, x, state, cotangent, **options):
-  """The loss of `test_glif_backward_equals_autodiff_of_the_step_loop`, by `glif_step`."""
-  spikes = []
-  for t in range(x.shape[0]):
-    spike, state = neurons.glif_step(p, state, x[t], p.conduct[t], **options)
-    spikes.append(spike)
-  return jnp.sum(jnp.stack(spikes) * cotangent) + jnp.sum(state.u**2) + jnp.sum(state.o)
-
-
-@pytest.mark.parametrize(
-  "options",
-  [{}, {"detach_reset": True}, {"gating": "hard"}, {"unroll": 1}, {"remat": True}],
-  ids=["default", "detach", "hard", "rolled", "remat"],
-)
-def test_glif_backward_equals_autodiff_of_the_step_loop(options):
-  """The hand-written backward pass against autodiff of `glif_step`, from a given state.
-
-  The loss also uses the final state, so the cotangents of the membrane and of the
-  initial state are checked too.
-  """
-  keys = jax.random.split(jax.random.key(27), 4)
-  p = random_params(keys[0])
-  x = jax.random.uniform(keys[1], (T, B, C), minval=-0.5, maxval=1.5)
-  state = neurons.GLIFState(
-    jax.random.uniform(keys[2], (B, C)), jax.random.bernoulli(keys[3], 0.5, (B, C)).astype(float)
-  )
-  cotangent = jax.random.normal(keys[3], (T, B, C))
-
-  def loss(p, x, state):
-    spikes, final = neurons.glif(p, x, state, **options)
-    return jnp.sum(spikes * cotangent) + jnp.sum(final.u**2) + jnp.sum(final.o)
-
-  step_options = {k: v for k, v in options.items() if k in ("detach_reset", "gating")}
-  expected = jax.grad(_loop_loss, argnums=(0, 1, 2))(p, x, state, cotangent, **step_options)
-  actual = jax.grad(loss, argnums=(0, 1, 2))(p, x, state)
-  for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected)):
-    np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
-
-
-def test_glif_long_sequences_take_the_rolled_loop_with_the_same_gradients():
-  T_long = 40  # > MAX_FULL_UNROLL: a rolled loop that recomputes the membrane
-  p = random_params(jax.random.key(28), timesteps=T_long)
-  x = jax.random.uniform(jax.random.key(29), (T_long, 2, C), maxval=1.5)
-  grad = lambda **kw: jax.grad(lambda p, x: neurons.glif(p, x, **kw)[0].sum(), argnums=(0, 1))(p, x)
-  for a, e in zip(jax.tree.leaves(grad()), jax.tree.leaves(grad(unroll=True, remat=False))):
-    np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)

@@ -1,8 +1,9 @@
 r"""Single-neuron dynamics, vmapped over parameter grids: f–I curves, gate sweeps, responses.
 
-A *neuron function* is any of the pure functions of `glif_jax.neurons` that take
-``(params, x)``: `glif`, `glif_f`, `klif`, `plif` (LIF with ``1/τ = sigmoid(w)``), bound
-to their keyword options with `functools.partial` if needed. Here every leaf of
+A *neuron function* is one of the pure functions of `glif_jax.neurons` that take
+``(params, x)``: `glif`, `glif_f`, `klif`, `plif` (LIF with ``1/τ = sigmoid(w)``); its
+constants are given as keyword arguments (``tau=3.0``, ``gating="hard"``) and its
+``*_trace`` twin runs. Here every leaf of
 ``params`` carries a leading grid axis G (one layer-wise parameter set per grid point),
 and each function runs all G sets in one `jax.vmap`'d call: no Python loop over a grid.
 
@@ -114,26 +115,54 @@ def poisson_spikes(key: jax.Array, rates: Any, timesteps: int) -> jax.Array:
   return jax.random.bernoulli(key, rates, (timesteps, rates.shape[0])).astype(jnp.float32)
 
 
-def simulate(neuron: NeuronFn, params: Any, x: jax.Array, **options) -> tuple[jax.Array, Any]:
+_TRACES = {  # neuron function -> (its trace twin, its constants)
+  neurons.glif: (neurons.glif_trace, neurons.GLIFConstants),
+  neurons.glif_f: (neurons.glif_trace, neurons.GLIFConstants),
+  neurons.klif: (neurons.klif_trace, neurons.LIFConstants),
+  neurons.plif: (neurons.plif_trace, neurons.LIFConstants),
+}
+
+
+def simulate(
+  neuron: NeuronFn,
+  params: Any,
+  x: jax.Array,
+  *,
+  unroll: int | bool | None = 1,
+  remat: bool | None = None,
+  **constants: Any,
+) -> tuple[jax.Array, Any]:
   """Runs ``neuron`` once per parameter set of a grid, all in one `jax.vmap`.
 
   Args:
-    neuron: a pure neuron function ``neuron(params, x, **options)`` (e.g. `neurons.glif`).
+    neuron: `neurons.glif`, `neurons.glif_f`, `neurons.klif` or `neurons.plif`; its
+      ``*_trace`` twin runs.
     params: its parameters with a leading grid axis G on every leaf, layer-wise
       otherwise (e.g. from `glif_logits`, `plif_logits`, ``KLIFParams(k=(G,))``).
     x: input ``[T, *batch, N]``, shared by every grid point.
-    **options: keyword arguments of ``neuron`` (``gating``, ``tau``, ...); ``unroll``
-      defaults to 1 here (a rolled time loop compiles fastest for one-off analysis runs).
+    unroll, remat: the time-loop policy; ``unroll`` defaults to 1 here (a rolled time
+      loop compiles fastest for one-off analysis runs).
+    **constants: fields of the neuron's constants (``gating``, ``tau``, ``v_th``, ...:
+      `neurons.GLIFConstants` or `neurons.LIFConstants`), or ``constants=`` one value.
 
   Returns:
     ``(spikes [G, T, *batch, N], trace)``: the trace is the neuron's state after every
     step, each leaf ``[G, T, *batch, N]``.
   """
-  options.setdefault("unroll", 1)
+  if neuron not in _TRACES:
+    raise ValueError(
+      f"neuron must be one of neurons.glif, glif_f, klif, plif, got {getattr(neuron, '__name__', neuron)!r}"
+    )
+  trace_fn, constants_type = _TRACES[neuron]
+  given = constants.pop("constants", None)
+  if given is not None and constants:
+    raise TypeError(f"give constants= or its fields, not both: got {sorted(constants)} too")
+  c = constants_type(**constants) if given is None else given
+  if neuron is neurons.glif_f:
+    c = c._replace(simplified=True)
 
   def one(p):
-    spikes, _, trace = neuron(p, x, return_trace=True, **options)
-    return spikes, trace
+    return trace_fn(p, x, constants=c, unroll=unroll, remat=remat)
 
   return jax.vmap(one)(params)
 
@@ -150,7 +179,7 @@ def fi_curve(
   """Firing rate (spikes per step) against constant input current, for a parameter grid.
 
   Args:
-    neuron, params, **options: as in `simulate`.
+    neuron, params, **options: as in `simulate` (its loop policy and constants).
     currents: N input currents.
     timesteps: T, the length of each run.
     skip: initial steps left out of the rate (the transient).
@@ -265,7 +294,7 @@ def glif_terms(
   Args:
     p: the run's raw-logit parameters (one set: ``(C,)`` or ``()`` leaves).
     x: its input ``[T, *batch, C]``.
-    trace: ``trace`` returned by ``glif(p, x, gating=gating, return_trace=True)``.
+    trace: the trace of ``glif_trace(p, x, constants=GLIFConstants(gating=gating))``.
     gating: the run's gating mode.
 
   Returns:

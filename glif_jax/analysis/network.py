@@ -375,7 +375,7 @@ def glif_gates(model: nnx.Module) -> dict[str, dict[str, np.ndarray]]:
   return {
     "/".join(map(str, path)): {g: _sigmoid(getattr(m, g)[...]) for g in GATE_NAMES}
     for path, m in nnx.iter_modules(model)
-    if isinstance(m, snn.GLIF) and not m.simplified
+    if isinstance(m, snn.GLIF) and not m.constants.simplified
   }
 
 

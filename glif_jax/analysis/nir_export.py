@@ -106,8 +106,8 @@ def run_layers(layers: Sequence[Layer], x: jax.Array) -> jax.Array:
 
 
 def _lif_coefficients(module: snn.LIF | snn.PLIF, inv_tau: Any) -> dict[str, np.ndarray]:
-  options = module.options
-  if options["v_reset"] is None:
+  constants = module.constants
+  if constants.v_reset is None:
     raise NotImplementedError(
       f"{type(module).__name__} with soft reset (v_reset=None, V <- H - V_th): NIR's LIF "
       "resets to a constant v_reset and has no subtractive reset"
@@ -115,15 +115,18 @@ def _lif_coefficients(module: snn.LIF | snn.PLIF, inv_tau: Any) -> dict[str, np.
   inv_tau = np.asarray(inv_tau, np.float64)
   return {
     "rate": inv_tau,
-    "r": 1.0 if options["decay_input"] else 1.0 / inv_tau,
+    "r": 1.0 if constants.decay_input else 1.0 / inv_tau,
     "v_leak": 0.0,
-    "v_threshold": options["v_th"] - options["v_reset"],
+    "v_threshold": constants.v_th - constants.v_reset,
     "v_reset": 0.0,
   }
 
 
 def _glif_coefficients(module: snn.GLIF) -> dict[str, np.ndarray]:
-  c = neurons.glif_coefficients(module.params, gating=module.gating, simplified=module.simplified)
+  constants = module.constants
+  c = neurons.glif_coefficients(
+    module.params, gating=constants.gating, simplified=constants.simplified
+  )
   c = neurons.GLIFCoefficients(*(np.asarray(a, np.float64) for a in c))
   why = "GLIF maps onto NIR's LIF only with "
   if not np.all(c.hard_reset == 1):
@@ -164,7 +167,7 @@ def _neuron_coefficients(module: snn.SpikingNeuron) -> dict[str, np.ndarray]:
   if isinstance(module, snn.PLIF):
     return _lif_coefficients(module, jax.nn.sigmoid(module.w[...]))
   if isinstance(module, snn.LIF):
-    return _lif_coefficients(module, 1.0 / module.options["tau"])
+    return _lif_coefficients(module, 1.0 / module.constants.tau)
   raise NotImplementedError(f"no NIR export for neuron module {type(module).__name__}")
 
 

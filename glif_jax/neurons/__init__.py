@@ -1,13 +1,22 @@
-"""Pure neuron functions: NamedTuple parameters and state, scanned over time.
+"""Pure neuron functions: NamedTuple parameters, state and constants, run over time.
 
-Every function takes time-major, channel-last input ``[T, *batch, C]`` and returns
-``(spikes, final_state)``; ``*_step`` functions advance one time step. They import
-no Flax and work under `jax.jit`, `jax.grad`, `jax.vmap` and `jax.pmap`.
+Every neuron is a step ``*_step(params, state, x_t, *, constants) -> (spike_t, new_state)``
+written once beside its equations (`glif_step`, `klif_step`, `lif_step`), and
+`run(step, params, x, state)` runs any such step over the leading time axis of
+``x [T, *batch, C]`` with one unroll/remat policy, returning ``(spikes, final_state)``;
+`run_trace` returns ``(spikes, states [T, ...])`` instead. The layer functions `glif`,
+`glif_f`, `klif`, `lif`, `plif` (and their ``*_trace`` twins) check their arguments and
+run their step; `glif` through a hand-written backward pass equal to autodiff of
+`run`-ning `glif_step`. Constants that are not arrays travel in one hashable NamedTuple
+per family: `GLIFConstants`, `LIFConstants` (LIF, PLIF, KLIF). Nothing here imports Flax;
+everything works under `jax.jit`, `jax.grad`, `jax.vmap` and `jax.pmap`.
 """
 
+from glif_jax.neurons._loop import run, run_trace
 from glif_jax.neurons.glif import (
   GATINGS,
   GLIFCoefficients,
+  GLIFConstants,
   GLIFParams,
   GLIFState,
   glif,
@@ -16,17 +25,37 @@ from glif_jax.neurons.glif import (
   glif_gates,
   glif_params,
   glif_step,
+  glif_trace,
 )
-from glif_jax.neurons.klif import KLIFParams, KLIFState, klif, klif_params, klif_step
-from glif_jax.neurons.lif import LIFState, PLIFParams, lif, lif_step, plif, plif_params
+from glif_jax.neurons.klif import (
+  KLIFParams,
+  KLIFState,
+  klif,
+  klif_params,
+  klif_step,
+  klif_trace,
+)
+from glif_jax.neurons.lif import (
+  LIFConstants,
+  LIFState,
+  PLIFParams,
+  lif,
+  lif_step,
+  lif_trace,
+  plif,
+  plif_params,
+  plif_trace,
+)
 
 __all__ = [
   "GATINGS",
   "GLIFCoefficients",
+  "GLIFConstants",
   "GLIFParams",
   "GLIFState",
   "KLIFParams",
   "KLIFState",
+  "LIFConstants",
   "LIFState",
   "PLIFParams",
   "glif",
@@ -35,11 +64,17 @@ __all__ = [
   "glif_gates",
   "glif_params",
   "glif_step",
+  "glif_trace",
   "klif",
   "klif_params",
   "klif_step",
+  "klif_trace",
   "lif",
   "lif_step",
+  "lif_trace",
   "plif",
   "plif_params",
+  "plif_trace",
+  "run",
+  "run_trace",
 ]

@@ -14,26 +14,30 @@ and time-dependent conductance G_t, for t = 1..T (u_0 = o_0 = 0)::
 The reset uses the previous step's spike and is not detached by default. The default
 surrogate is GLIF's rectangle, dH/dx = 1[|x| < 1/2].
 
-GLIF_f, the simplified variant with fixed gates, is
-``u_t = τ·u_{t−1}·(1 − o_{t−1}) − V_L + G_t·X_t − V_R·o_{t−1}``. Both are one update
-in the terms of `glif_coefficients`::
+GLIF_f, the simplified variant with fixed gates (``GLIFConstants(simplified=True)``), is
+``u_t = τ·u_{t−1}·(1 − o_{t−1}) − V_L + G_t·X_t − V_R·o_{t−1}``. Both are one update in
+the terms of `glif_coefficients`, which `glif_step` writes out::
 
     u_t = decay·u_{t−1}·(1 − hard_reset·o_{t−1}) − leak + gain_t·X_t − soft_reset·o_{t−1}
 
-`glif` runs it over time with a hand-written backward pass (`_update_vjp`): it keeps
-one membrane potential per step and reduces the parameter gradients step by step.
+with decay = 1 − α(1 − τ), hard_reset = γ, leak = (1 − α)·V_L, soft_reset = (1 − γ)·V_R
+and gain_t = 1 − β(1 − G_t) (GLIF_f: τ, 1, V_L, V_R and G_t).
+
+Layout: this module holds the parameters, state, constants, coefficients and the step;
+`glif` / `glif_trace` / `glif_f` run the update over time through the fast path of
+`glif_jax.neurons._glif_fast` (a hand-written backward pass, contract: equal to
+autodiff of `run`-ning `glif_step`). That module imports nothing from this one.
 """
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from glif_jax import surrogates
-from glif_jax.neurons import _common
+from glif_jax.neurons import _common, _glif_fast
 
 GATINGS = ("soft", "hard", "static")
 GATE_INITS = ("random", "fixed")
@@ -211,117 +215,67 @@ def glif_coefficients(
   )
 
 
-def _update(
-  c: GLIFCoefficients,
-  state: GLIFState,
-  x_t: jax.Array,
-  gain_t: jax.Array,
-  spike=surrogates.heaviside,
-) -> tuple[jax.Array, GLIFState]:
-  """One step: ``u_t = decay·u·(1 − hard_reset·o) − leak + gain_t·x_t − soft_reset·o``."""
-  u, o = state
-  u = c.decay * u * (1 - c.hard_reset * o) - c.leak + gain_t * x_t - c.soft_reset * o
-  o = spike(u - c.v_th)
-  return o, GLIFState(u, o)
+class GLIFConstants(NamedTuple):
+  """GLIF's choices that are not arrays; hashable, so a static argument of `jax.jit`.
 
-
-class _Sums(NamedTuple):
-  """Per-step sums over the batch from which `_update_vjp` builds the parameter gradients."""
-
-  du_u: jax.Array  # Σ δu_{t+1}·u_t
-  du_o_u: jax.Array  # Σ δu_{t+1}·o_t·u_t
-  du_o: jax.Array  # Σ δu_{t+1}·o_t
-  du: jax.Array  # Σ δu_t
-
-
-def _update_vjp(c, du_next, u, o, total, detach_reset):
-  r"""Backpropagates ``δu_{t+1} = ∂L/∂u_{t+1}`` through `_update` to ``(u_t, o_t)``.
-
-  ``∂u_{t+1}/∂u_t = decay·(1 − hard_reset·o_t)`` and, unless the reset is detached,
-  ``∂u_{t+1}/∂o_t = −(decay·hard_reset·u_t + soft_reset)``. Also returns the sums over
-  the batch (``total``) that the gradients of decay, hard_reset and soft_reset need:
-  ``Σ δu_{t+1}·u_t``, ``Σ δu_{t+1}·o_t·u_t`` and ``Σ δu_{t+1}·o_t``.
+  Attributes:
+    gating: how the gates are used: ``"soft"`` (σ(raw)), ``"hard"`` (1[σ(raw) > 0.5]
+      forward, straight-through gradient) or ``"static"`` (σ(raw), not trained).
+    simplified: run GLIF_f (fixed gates; ``gating`` and the gate logits unused).
+    detach_reset: stop gradients through the previous spike o_{t−1} in the update.
+    surrogate: the spike function H; the default is GLIF's rectangle of width 1.
   """
-  du_o = du_next * o
-  du = c.decay * (du_next - c.hard_reset * du_o)
-  if detach_reset:
-    do = jnp.zeros_like(u)
-  else:
-    do = -(c.decay * c.hard_reset * u + c.soft_reset) * du_next
-  return du, do, (total(du_next * u), total(du_o * u), total(du_o))
+
+  gating: str = "soft"
+  simplified: bool = False
+  detach_reset: bool = False
+  surrogate: surrogates.Surrogate = surrogates.rectangle()
+
+  def validated(self) -> GLIFConstants:
+    """Returns these constants, or raises naming the field, what it must be and its value."""
+    _common.check_choice("gating", self.gating, GATINGS)
+    if not isinstance(self.surrogate, surrogates.Surrogate):
+      raise TypeError(f"surrogate must be a surrogates.Surrogate, got {self.surrogate!r}")
+    return self
 
 
-def _forward(
-  c: GLIFCoefficients, x: jax.Array, state: GLIFState | None, unroll
-) -> list | jax.Array:
-  """The membrane potential after every step: ``[T, *batch, C]``, a list if unrolled."""
-  if state is None:  # rest, a constant XLA folds into the first step
-    state = GLIFState.zeros(x.shape[1:], x.dtype)
+def glif_step(
+  params: GLIFParams,
+  state: GLIFState,
+  x_t: tuple[jax.Array, jax.Array],
+  *,
+  constants: GLIFConstants = GLIFConstants(),
+) -> tuple[jax.Array, GLIFState]:
+  """One GLIF time step (the module docstring's update), differentiated by autodiff.
 
-  def step(s, inputs):
-    _, s = _update(c, s, *inputs)
-    return s, s.u
+  Args:
+    params: raw-logit parameters; ``params.conduct`` is ignored in favour of ``G_t``.
+    state: `GLIFState` ``(u_{t−1}, o_{t−1})`` of ``[*batch, C]``.
+    x_t: ``(X_t, G_t)``: the input current ``[*batch, C]`` and the raw conductance
+      logit of this step, shaped as the other parameters, ``(C,)`` or ``()``
+      (``params.conduct[t]``; `run` slices ``(x, params.conduct)`` so).
+    constants: `GLIFConstants`.
 
-  return _common.time_loop(step, state, (x, _common.time_expand(c.gain, x.ndim)), unroll=unroll)[1]
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5, 6))
-def _run(c, x, state, surrogate, detach_reset, unroll, remat):
-  """``(spikes, u)``, each ``[T, *batch, C]``, of `_update` from ``state`` (None: rest)."""
-  u = _common.stack(_forward(c, x, state, unroll))
-  return surrogates.heaviside(u - c.v_th), u
-
-
-def _run_fwd(c, x, state, surrogate, detach_reset, unroll, remat):
-  us = _forward(c, x, state, unroll)
-  u = _common.stack(us)
-  return (surrogates.heaviside(u - c.v_th), u), (c, x, state, None if remat else us)
-
-
-def _run_bwd(surrogate, detach_reset, unroll, remat, residuals, cotangents):
-  """Backpropagation through time, the parameter gradients summed over the batch per step."""
-  c, x, state, us = residuals
-  ct_spikes, ct_u = cotangents
-  if us is None:
-    us = _forward(c, x, state, unroll)
-  per_channel = jnp.ndim(c.v_th) == 1
-  total = functools.partial(jnp.sum, axis=tuple(range(x.ndim - 1 - per_channel)))
-
-  def step(du_next, inputs):  # δu_{t+1} -> δu_t
-    u, ct_spike, ct_u_t = inputs
-    o = surrogates.heaviside(u - c.v_th)
-    du_kept, do, sums = _update_vjp(c, du_next, u, o, total, detach_reset)
-    du = du_kept + ct_u_t + (ct_spike + do) * surrogate.grad(u - c.v_th)
-    return du, (du, _Sums(*sums, total(du)))
-
-  du_1, per_step = _common.time_loop(
-    step, jnp.zeros(x.shape[1:], x.dtype), (us, ct_spikes, ct_u), unroll=unroll, reverse=True
+  Returns:
+    ``(o_t, GLIFState(u_t, o_t))``; o_t = H(u_t − V_th), H(x) = 1[x > 0].
+  """
+  if not (isinstance(x_t, tuple) and len(x_t) == 2):
+    raise TypeError(
+      f"x_t must be a pair (X_t, G_t) of GLIF's input and conductance, got {type(x_t).__name__}"
+    )
+  x_t, conduct_t = x_t
+  x_t = _check_step(params, state, x_t, conduct_t)
+  k = _common.check_constants(constants, GLIFConstants)
+  c = glif_coefficients(
+    params._replace(conduct=conduct_t), gating=k.gating, simplified=k.simplified
   )
-  du, sums = _common.stack(per_step)
-  first_du, sums = sums.du[0], _Sums(*(jnp.sum(s, 0) for s in sums))  # over time
-  if state is None:  # from rest: u_0 = o_0 = 0 add nothing
-    state_grads = None
-    du_u, du_o_u, du_o = sums[:3]
-  else:
-    du_0, do_0, sums_0 = _update_vjp(c, du_1, state.u, state.o, total, detach_reset)
-    state_grads = GLIFState(du_0, do_0)
-    du_u, du_o_u, du_o = (s + s0 for s, s0 in zip(sums, sums_0))
-  # Σ_t ∂L/∂o_t·H'(u_t − V_th) = Σ_t δu_t − decay·Σ_t (δu_{t+1} − hard_reset·δu_{t+1}·o_t)
-  #   − Σ_t ct_u_t, with Σ_t δu_{t+1} = Σ_t δu_t − Σ δu_1 (the loop's δu_{t+1}·o_t sums)
-  spike_total = sums.du - c.decay * (sums.du - first_du - c.hard_reset * sums.du_o)
-  spike_total -= jnp.sum(ct_u, axis=tuple(range(x.ndim - per_channel)))
-  grads = GLIFCoefficients(
-    decay=du_u - c.hard_reset * du_o_u,
-    hard_reset=-c.decay * du_o_u,
-    leak=-sums.du,
-    soft_reset=-du_o,
-    gain=jnp.sum(du * x, axis=tuple(range(1, x.ndim - per_channel))),
-    v_th=-spike_total,
-  )
-  return grads, du * _common.time_expand(c.gain, x.ndim), state_grads
-
-
-_run.defvjp(_run_fwd, _run_bwd)
+  c = _common.cast_tree(c, x_t.dtype)
+  u, o = state
+  if k.detach_reset:
+    o = jax.lax.stop_gradient(o)
+  u = c.decay * u * (1 - c.hard_reset * o) - c.leak + c.gain * x_t - c.soft_reset * o
+  o = k.surrogate(u - c.v_th)
+  return o, GLIFState(u, o)
 
 
 def _check_channel_params(p: GLIFParams, channels: int) -> None:
@@ -343,133 +297,7 @@ def _check_params(p: GLIFParams, x: jax.Array) -> None:
     )
 
 
-GLIFResult = tuple[jax.Array, GLIFState] | tuple[jax.Array, GLIFState, GLIFState]
-
-
-def _run_over_time(
-  c: GLIFCoefficients,
-  x: jax.Array,
-  state: GLIFState | None,
-  *,
-  surrogate: surrogates.Surrogate,
-  detach_reset: bool,
-  unroll: int | bool | None,
-  remat: bool | None,
-  return_trace: bool,
-) -> GLIFResult:
-  if state is not None:
-    _common.check_state(state, x.shape[1:])
-    state = _common.cast_tree(state, x.dtype)
-  unroll, remat = _common.loop_defaults(x.shape[0], unroll, remat)
-  c = _common.cast_tree(c, x.dtype)
-  spikes, u = _run(c, x, state, surrogate, detach_reset, unroll, remat)
-  final = GLIFState(u[-1], spikes[-1])
-  return (spikes, final, GLIFState(u, spikes)) if return_trace else (spikes, final)
-
-
-def glif(
-  p: GLIFParams,
-  x: jax.Array,
-  state: GLIFState | None = None,
-  *,
-  gating: str = "soft",
-  surrogate: surrogates.Surrogate = surrogates.rectangle(),
-  detach_reset: bool = False,
-  unroll: int | bool | None = None,
-  remat: bool | None = None,
-  return_trace: bool = False,
-) -> GLIFResult:
-  """Runs a GLIF layer over time.
-
-  Args:
-    p: raw-logit parameters (see `glif_params`).
-    x: input current ``[T, *batch, C]`` (time-major, channel-last).
-    state: state before the first step, ``GLIFState`` of ``[*batch, C]``; zeros if None.
-    gating: ``"soft"`` (gates σ(raw)), ``"hard"`` (1[σ(raw) > 0.5] with a
-      straight-through gradient) or ``"static"`` (σ(raw), not trained).
-    surrogate: spike function; the default is GLIF's rectangle of width 1.
-    detach_reset: stop gradients through the previous spike in the reset.
-    unroll: unroll factor of the time loop (`jax.lax.scan`); ``True`` runs it as
-      straight-line code. None: ``True`` for T <= 32, else 1.
-    remat: recompute the membrane potentials in the backward pass instead of storing
-      them (``T·|x|`` less memory between the passes, one more forward pass);
-      None: only for T > 32.
-    return_trace: also return the `GLIFState` after every step, stacked ``[T, ...]``.
-
-  Returns:
-    ``(spikes, final_state)`` with spikes shaped like ``x``; with ``return_trace``,
-    ``(spikes, final_state, trace)``.
-
-  The backward pass is written by hand (reverse mode: `jax.grad`, `jax.vjp`); forward
-  mode (`jax.jvp`) is not defined for it — loop `glif_step` where it is needed.
-  """
-  x = _common.check_input(x)
-  _check_params(p, x)
-  return _run_over_time(
-    glif_coefficients(p, gating=gating),
-    x,
-    state,
-    surrogate=surrogate,
-    detach_reset=detach_reset,
-    unroll=unroll,
-    remat=remat,
-    return_trace=return_trace,
-  )
-
-
-def glif_f(
-  p: GLIFParams,
-  x: jax.Array,
-  state: GLIFState | None = None,
-  *,
-  surrogate: surrogates.Surrogate = surrogates.rectangle(),
-  detach_reset: bool = False,
-  unroll: int | bool | None = None,
-  remat: bool | None = None,
-  return_trace: bool = False,
-) -> GLIFResult:
-  """Runs GLIF_f, the simplified fixed-gate GLIF, over time.
-
-  ``u_t = τ·u_{t−1}·(1 − o_{t−1}) − V_L + G_t·X_t − V_R·o_{t−1}``; the gate
-  logits of ``p`` are unused. Arguments and returns as in `glif`.
-  """
-  x = _common.check_input(x)
-  _check_params(p, x)
-  return _run_over_time(
-    glif_coefficients(p, simplified=True),
-    x,
-    state,
-    surrogate=surrogate,
-    detach_reset=detach_reset,
-    unroll=unroll,
-    remat=remat,
-    return_trace=return_trace,
-  )
-
-
-def glif_step(
-  p: GLIFParams,
-  state: GLIFState,
-  x_t: jax.Array,
-  conduct_t: jax.Array,
-  *,
-  gating: str = "soft",
-  surrogate: surrogates.Surrogate = surrogates.rectangle(),
-  detach_reset: bool = False,
-) -> tuple[jax.Array, GLIFState]:
-  """One GLIF time step, the update of `glif`, differentiated by autodiff.
-
-  Args:
-    p: raw-logit parameters; ``p.conduct`` is ignored in favour of ``conduct_t``.
-    state: `GLIFState` of ``[*batch, C]``.
-    x_t: input of this step, ``[*batch, C]``.
-    conduct_t: raw conductance logit of this step, shaped as the other parameters,
-      ``(C,)`` or ``()`` (e.g. ``p.conduct[t]``).
-    gating, surrogate, detach_reset: as in `glif`.
-
-  Returns:
-    ``(spike_t, new_state)``.
-  """
+def _check_step(p: GLIFParams, state: GLIFState, x_t: jax.Array, conduct_t: jax.Array) -> jax.Array:
   x_t = _common.check_step_input(x_t)
   _check_channel_params(p, x_t.shape[-1])
   if jnp.shape(conduct_t) != jnp.shape(p.alpha):
@@ -478,8 +306,98 @@ def glif_step(
       f"parameters), got shape {jnp.shape(conduct_t)}"
     )
   _common.check_state(state, x_t.shape)
-  c = glif_coefficients(p._replace(conduct=conduct_t), gating=gating)
-  c = _common.cast_tree(c, x_t.dtype)
-  if detach_reset:
-    state = state._replace(o=jax.lax.stop_gradient(state.o))
-  return _update(c, state, x_t, c.gain, surrogate)
+  return x_t
+
+
+def _scan(
+  p: GLIFParams,
+  x: jax.Array,
+  state: GLIFState | None,
+  constants: GLIFConstants,
+  unroll: int | bool | None,
+  remat: bool | None,
+) -> tuple[jax.Array, jax.Array]:
+  """Checks the arguments, then ``(spikes, u)`` ``[T, *batch, C]`` by the fast path."""
+  k = _common.check_constants(constants, GLIFConstants)
+  x = _common.check_input(x)
+  _check_params(p, x)
+  if state is not None:
+    _common.check_state(state, x.shape[1:])
+    state = _common.cast_tree(state, x.dtype)
+  c = glif_coefficients(p, gating=k.gating, simplified=k.simplified)
+  return _glif_fast.glif_scan(
+    _common.cast_tree(c, x.dtype),
+    x,
+    state,
+    surrogate=k.surrogate,
+    detach_reset=k.detach_reset,
+    unroll=unroll,
+    remat=remat,
+  )
+
+
+def glif(
+  p: GLIFParams,
+  x: jax.Array,
+  state: GLIFState | None = None,
+  *,
+  constants: GLIFConstants = GLIFConstants(),
+  unroll: int | bool | None = None,
+  remat: bool | None = None,
+) -> tuple[jax.Array, GLIFState]:
+  """Runs a GLIF layer over time: `glif_step` at every step, with a fast backward pass.
+
+  Args:
+    p: raw-logit parameters (see `glif_params`); ``conduct`` has T rows.
+    x: input current ``[T, *batch, C]`` (time-major, channel-last).
+    state: state before the first step, ``GLIFState`` of ``[*batch, C]``; rest if None.
+    constants: `GLIFConstants` (gating, GLIF_f, reset detach, surrogate).
+    unroll, remat: the time-loop policy of `glif_jax.neurons.run`; ``remat`` recomputes
+      the membrane potentials in the backward pass instead of storing them.
+
+  Returns:
+    ``(spikes, final_state)`` with spikes shaped like ``x``.
+
+  The backward pass is written by hand (`glif_jax.neurons._glif_fast`; reverse mode:
+  `jax.grad`, `jax.vjp`); forward mode (`jax.jvp`) is not defined for it — `run`
+  `glif_step` where it is needed.
+  """
+  spikes, u = _scan(p, x, state, constants, unroll, remat)
+  return spikes, GLIFState(u[-1], spikes[-1])
+
+
+def glif_trace(
+  p: GLIFParams,
+  x: jax.Array,
+  state: GLIFState | None = None,
+  *,
+  constants: GLIFConstants = GLIFConstants(),
+  unroll: int | bool | None = None,
+  remat: bool | None = None,
+) -> tuple[jax.Array, GLIFState]:
+  """`glif`, returning the `GLIFState` after every step, each leaf ``[T, *batch, C]``.
+
+  Returns:
+    ``(spikes, trace)``; ``trace[-1]`` (as a pytree) is `glif`'s final state.
+  """
+  spikes, u = _scan(p, x, state, constants, unroll, remat)
+  return spikes, GLIFState(u, spikes)
+
+
+def glif_f(
+  p: GLIFParams,
+  x: jax.Array,
+  state: GLIFState | None = None,
+  *,
+  constants: GLIFConstants = GLIFConstants(),
+  unroll: int | bool | None = None,
+  remat: bool | None = None,
+) -> tuple[jax.Array, GLIFState]:
+  """Runs GLIF_f, the simplified fixed-gate GLIF: `glif` with ``constants.simplified``.
+
+  ``u_t = τ·u_{t−1}·(1 − o_{t−1}) − V_L + G_t·X_t − V_R·o_{t−1}``; the gate logits of
+  ``p`` and ``constants.gating`` are unused. Arguments and returns as in `glif`.
+  """
+  return glif(
+    p, x, state, constants=constants._replace(simplified=True), unroll=unroll, remat=remat
+  )

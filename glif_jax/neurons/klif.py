@@ -11,19 +11,21 @@ As SpikingJelly's ``KLIFNode``, for t = 1..T (V_0 = V_reset, or 0 with soft rese
 
 With ``scale_reset`` the kept potential is divided by k (``F_t/k`` before a hard
 reset, the soft-reset result after). The default surrogate is the sigmoid with
-α = 4; by the chain rule through F, k scales the surrogate's slope.
+α = 4; by the chain rule through F, k scales the surrogate's slope. `klif_step` is
+this update; its constants are `glif_jax.neurons.LIFConstants`.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from glif_jax import surrogates
 from glif_jax.neurons import _common
-from glif_jax.neurons.lif import LIFResult, LIFState, lif_update, run_lif
+from glif_jax.neurons._loop import run, run_trace
+from glif_jax.neurons.lif import LIFConstants, LIFState, initial_state
 
 KLIFState = LIFState
 
@@ -40,9 +42,65 @@ def klif_params(k: float = 1.0, channels: int | None = None, *, dtype=jnp.float3
   return KLIFParams(jnp.full(shape, k, dtype))
 
 
-def _check_params(p: KLIFParams) -> None:
+def _check_params(p: KLIFParams, channels: int) -> None:
   if not isinstance(p, KLIFParams):
     raise TypeError(f"params must be KLIFParams, got {type(p).__name__}")
+  _common.check_channel_param("k", p.k, channels)
+
+
+def klif_step(
+  params: KLIFParams,
+  state: KLIFState,
+  x_t: jax.Array,
+  *,
+  constants: LIFConstants = LIFConstants(),
+) -> tuple[jax.Array, KLIFState]:
+  """One KLIF time step, the module docstring's update.
+
+  Args:
+    params: `KLIFParams`.
+    state: `KLIFState` of ``[*batch, C]``.
+    x_t: input current of this step, ``[*batch, C]``.
+    constants: `LIFConstants` (τ, V_th, V_reset, decay_input, scale_reset, ...).
+
+  Returns:
+    ``(S_t, KLIFState(V_t))``.
+  """
+  if not isinstance(params, KLIFParams):
+    raise TypeError(f"params must be KLIFParams, got {type(params).__name__}")
+  c = _common.check_constants(constants, LIFConstants)
+  x_t = _common.check_step_input(x_t)
+  _check_params(params, x_t.shape[-1])
+  _common.check_state(state, x_t.shape)
+  k = jnp.asarray(params.k).astype(x_t.dtype)
+  inv_tau, v_rest = 1.0 / c.tau, 0.0 if c.v_reset is None else c.v_reset
+  v = state.v
+  if c.decay_input:
+    h = v + (x_t - (v - v_rest)) * inv_tau
+  else:
+    h = v - (v - v_rest) * inv_tau + x_t
+  f = jax.nn.relu(k * h)
+  spike = c.surrogate(f - c.v_th, inclusive=True)
+  s = jax.lax.stop_gradient(spike) if c.detach_reset else spike
+  if c.v_reset is None:
+    v = f - c.v_th * s
+    v = v / k if c.scale_reset else v
+  else:
+    kept = f / k if c.scale_reset else f
+    v = kept * (1 - s) + c.v_reset * s
+  return spike, KLIFState(v)
+
+
+def _run(loop, p, x, state, constants, unroll, remat):
+  """Checks the arguments, then `run` or `run_trace` (``loop``) of `klif_step`."""
+  if not isinstance(p, KLIFParams):
+    raise TypeError(f"params must be KLIFParams, got {type(p).__name__}")
+  constants = _common.check_constants(constants, LIFConstants)
+  x = _common.check_input(x)
+  _check_params(p, x.shape[-1])
+  state = initial_state(state, x, constants)
+  step = functools.partial(klif_step, constants=constants)
+  return loop(step, p, x, state, unroll=unroll, remat=remat)
 
 
 def klif(
@@ -50,84 +108,33 @@ def klif(
   x: jax.Array,
   state: KLIFState | None = None,
   *,
-  tau: float = 2.0,
-  v_th: float = 1.0,
-  v_reset: float | None = 0.0,
-  decay_input: bool = True,
-  scale_reset: bool = False,
-  surrogate: surrogates.Surrogate = surrogates.sigmoid(4.0),
-  detach_reset: bool = False,
+  constants: LIFConstants = LIFConstants(),
   unroll: int | bool | None = None,
   remat: bool | None = None,
-  return_trace: bool = False,
-) -> LIFResult:
-  """Runs a KLIF layer over time.
+) -> tuple[jax.Array, KLIFState]:
+  """Runs a KLIF layer over time: `klif_step` at every step.
 
   Args:
     p: `KLIFParams`.
     x: input current ``[T, *batch, C]``.
     state: `KLIFState` of ``[*batch, C]``; ``V = v_reset`` (or 0) if None.
-    tau: membrane time constant (> 0).
-    v_th: threshold; fires when ``F − v_th >= 0``.
-    v_reset: reset potential (hard reset), or ``None`` for soft reset.
-    decay_input: whether the input is divided by τ too.
-    scale_reset: divide the kept potential by k.
-    surrogate: spike function (default sigmoid, α = 4).
-    detach_reset, unroll, remat, return_trace: as in `glif_jax.neurons.glif`.
+    constants: `LIFConstants`.
+    unroll, remat: the time-loop policy of `glif_jax.neurons.run`.
 
   Returns:
-    ``(spikes, final_state)`` (and the stacked state trace if ``return_trace``).
+    ``(spikes, final_state)``.
   """
-  _check_params(p)
-  _common.check_tau(tau)
-  x = _common.check_input(x)
-  _common.check_channel_param("k", p.k, x.shape[-1])
-  return run_lif(
-    x,
-    state,
-    inv_tau=1.0 / tau,
-    k=jnp.asarray(p.k).astype(x.dtype),
-    v_th=v_th,
-    v_reset=v_reset,
-    decay_input=decay_input,
-    scale_reset=scale_reset,
-    surrogate=surrogate,
-    detach_reset=detach_reset,
-    unroll=unroll,
-    remat=remat,
-    return_trace=return_trace,
-  )
+  return _run(run, p, x, state, constants, unroll, remat)
 
 
-def klif_step(
+def klif_trace(
   p: KLIFParams,
-  state: KLIFState,
-  x_t: jax.Array,
+  x: jax.Array,
+  state: KLIFState | None = None,
   *,
-  tau: float = 2.0,
-  v_th: float = 1.0,
-  v_reset: float | None = 0.0,
-  decay_input: bool = True,
-  scale_reset: bool = False,
-  surrogate: surrogates.Surrogate = surrogates.sigmoid(4.0),
-  detach_reset: bool = False,
+  constants: LIFConstants = LIFConstants(),
+  unroll: int | bool | None = None,
+  remat: bool | None = None,
 ) -> tuple[jax.Array, KLIFState]:
-  """One KLIF time step: ``(spike_t, new_state)``; arguments as in `klif`."""
-  _check_params(p)
-  _common.check_tau(tau)
-  x_t = _common.check_step_input(x_t)
-  _common.check_channel_param("k", p.k, x_t.shape[-1])
-  _common.check_state(state, x_t.shape)
-  spike, v = lif_update(
-    state.v,
-    x_t,
-    inv_tau=1.0 / tau,
-    k=jnp.asarray(p.k).astype(x_t.dtype),
-    v_th=v_th,
-    v_reset=v_reset,
-    decay_input=decay_input,
-    scale_reset=scale_reset,
-    surrogate=surrogate,
-    detach_reset=detach_reset,
-  )
-  return spike, KLIFState(v)
+  """`klif`, returning ``(spikes, trace)``: the `KLIFState` after every step, ``[T, ...]``."""
+  return _run(run_trace, p, x, state, constants, unroll, remat)

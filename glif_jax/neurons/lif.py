@@ -9,12 +9,16 @@ As SpikingJelly's ``LIFNode`` / ``ParametricLIFNode``, for t = 1..T (V_0 = V_res
     V_t = H_t·(1 − S_t) + V_reset·S_t                     (hard reset)
     V_t = H_t − V_th·S_t                                  (soft reset, v_reset=None)
 
-PLIF learns ``1/τ = sigmoid(w)`` from the raw logit ``w`` (init ``w = −log(τ_0 − 1)``).
-KLIF (`glif_jax.neurons.klif`) inserts ``F_t = ReLU(k·H_t)`` between charge and fire.
+`lif_step` is this update. LIF takes τ from `LIFConstants` (its params are ``None``);
+PLIF learns ``1/τ = sigmoid(w)`` from the raw logit ``w`` of `PLIFParams` (init
+``w = −log(τ_0 − 1)``). `lif`, `plif` (and `lif_trace`, `plif_trace`) run it over
+time with `glif_jax.neurons.run`. KLIF (`glif_jax.neurons.klif`) inserts
+``F_t = ReLU(k·H_t)`` between charge and fire and shares `LIFConstants`.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -23,6 +27,37 @@ import numpy as np
 
 from glif_jax import surrogates
 from glif_jax.neurons import _common
+from glif_jax.neurons._loop import run, run_trace
+
+
+class LIFConstants(NamedTuple):
+  """The constants of LIF, PLIF and KLIF; hashable, so a static argument of `jax.jit`.
+
+  Attributes:
+    tau: membrane time constant τ (> 0); unused by PLIF, which learns it.
+    v_th: threshold V_th; fires when ``H − V_th >= 0`` (KLIF: ``F − V_th``).
+    v_reset: reset potential (hard reset), or ``None`` for soft reset (subtract V_th).
+    decay_input: whether the input is divided by τ too.
+    scale_reset: KLIF only: divide the kept potential by k.
+    detach_reset: stop gradients through the spike in the reset.
+    surrogate: spike function (default: sigmoid, α = 4, as SpikingJelly).
+  """
+
+  tau: float = 2.0
+  v_th: float = 1.0
+  v_reset: float | None = 0.0
+  decay_input: bool = True
+  scale_reset: bool = False
+  detach_reset: bool = False
+  surrogate: surrogates.Surrogate = surrogates.sigmoid(4.0)
+
+  def validated(self) -> LIFConstants:
+    """Returns these constants, or raises naming the field, what it must be and its value."""
+    if not self.tau > 0:
+      raise ValueError(f"tau must be > 0, got {self.tau!r}")
+    if not isinstance(self.surrogate, surrogates.Surrogate):
+      raise TypeError(f"surrogate must be a surrogates.Surrogate, got {self.surrogate!r}")
+    return self
 
 
 class LIFState(NamedTuple):
@@ -34,10 +69,6 @@ class LIFState(NamedTuple):
   def zeros(cls, shape: tuple[int, ...], dtype=jnp.float32) -> LIFState:
     """The state of potential 0 (``v_reset`` 0 or soft reset) of shape ``shape``."""
     return cls(jnp.zeros(shape, dtype))
-
-
-LIFResult = tuple[jax.Array, LIFState] | tuple[jax.Array, LIFState, LIFState]
-"""``(spikes, final_state)``, or ``(spikes, final_state, trace)`` with ``return_trace``."""
 
 
 class PLIFParams(NamedTuple):
@@ -56,138 +87,107 @@ def plif_params(
   return PLIFParams(jnp.full(shape, -np.log(init_tau - 1), dtype))
 
 
-def _initial_state(state: LIFState | None, x: jax.Array, v_reset: float | None) -> LIFState:
+def lif_step(
+  params: PLIFParams | None,
+  state: LIFState,
+  x_t: jax.Array,
+  *,
+  constants: LIFConstants = LIFConstants(),
+) -> tuple[jax.Array, LIFState]:
+  """One LIF (``params=None``) or PLIF (`PLIFParams`) time step, the module docstring's update.
+
+  Args:
+    params: ``None`` for LIF (τ = ``constants.tau``), or `PLIFParams` (1/τ = sigmoid(w)).
+    state: `LIFState` of ``[*batch, C]``.
+    x_t: input current of this step, ``[*batch, C]``.
+    constants: `LIFConstants` (``scale_reset`` must be False: it is KLIF's).
+
+  Returns:
+    ``(S_t, LIFState(V_t))``.
+  """
+  x_t = _check_step(params, state, x_t)
+  c = _common.check_constants(constants, LIFConstants)
+  if c.scale_reset:
+    raise ValueError("scale_reset divides by KLIF's k: LIF and PLIF take scale_reset=False")
+  inv_tau = 1.0 / c.tau if params is None else jax.nn.sigmoid(params.w).astype(x_t.dtype)
+  v_rest = 0.0 if c.v_reset is None else c.v_reset
+  v = state.v
+  if c.decay_input:
+    h = v + (x_t - (v - v_rest)) * inv_tau
+  else:
+    h = v - (v - v_rest) * inv_tau + x_t
+  spike = c.surrogate(h - c.v_th, inclusive=True)
+  s = jax.lax.stop_gradient(spike) if c.detach_reset else spike
+  v = h - c.v_th * s if c.v_reset is None else h * (1 - s) + c.v_reset * s
+  return spike, LIFState(v)
+
+
+def _check_step(params: PLIFParams | None, state: LIFState, x_t: jax.Array) -> jax.Array:
+  x_t = _common.check_step_input(x_t)
+  if params is not None:
+    _check_params(params, x_t.shape[-1])
+  _common.check_state(state, x_t.shape)
+  return x_t
+
+
+def _check_params(p: PLIFParams, channels: int) -> None:
+  if not isinstance(p, PLIFParams):
+    raise TypeError(f"params must be PLIFParams (or None for LIF), got {type(p).__name__}")
+  _common.check_channel_param("w", p.w, channels)
+
+
+def initial_state(state: LIFState | None, x: jax.Array, constants: LIFConstants) -> LIFState:
+  """``state`` checked and cast to ``x``'s dtype, or V = V_reset (0 with soft reset)."""
   if state is None:
-    rest = 0.0 if v_reset is None else v_reset
-    return LIFState(jnp.full(x.shape[1:], rest, x.dtype))
+    v_rest = 0.0 if constants.v_reset is None else constants.v_reset
+    return LIFState(jnp.full(x.shape[1:], v_rest, x.dtype))
   _common.check_state(state, x.shape[1:])
   return _common.cast_tree(state, x.dtype)
 
 
-def lif_update(
-  v: jax.Array,
-  x_t: jax.Array,
-  *,
-  inv_tau: jax.Array,
-  v_th: float,
-  v_reset: float | None,
-  decay_input: bool,
-  surrogate: surrogates.Surrogate,
-  detach_reset: bool,
-  k: jax.Array | None = None,
-  scale_reset: bool = False,
-) -> tuple[jax.Array, jax.Array]:
-  """Charge, fire and reset of LIF/PLIF, and of KLIF when ``k`` is given.
-
-  Returns ``(spike, new_v)``.
-  """
-  rest = 0.0 if v_reset is None else v_reset
-  if decay_input:
-    h = v + (x_t - (v - rest)) * inv_tau
-  else:
-    h = v - (v - rest) * inv_tau + x_t
-  if k is not None:
-    h = jax.nn.relu(k * h)
-  spike = surrogate(h - v_th, inclusive=True)
-  s = jax.lax.stop_gradient(spike) if detach_reset else spike
-  if v_reset is None:
-    new_v = h - v_th * s
-    if scale_reset:
-      new_v = new_v / k
-  else:
-    if scale_reset:
-      h = h / k
-    new_v = h * (1 - s) + v_reset * s
-  return spike, new_v
-
-
-def run_lif(
-  x, state, *, inv_tau, v_reset, unroll, remat, return_trace, **update_kwargs
-) -> LIFResult:
-  """Scans `lif_update` over time; shared by `lif`, `plif` and KLIF."""
+def _run(loop, params, x, state, constants, unroll, remat):
+  """Checks the arguments, then `run` or `run_trace` (``loop``) of `lif_step`."""
+  constants = _common.check_constants(constants, LIFConstants)
   x = _common.check_input(x)
-  state = _initial_state(state, x, v_reset)
-  inv_tau = jnp.asarray(inv_tau).astype(x.dtype)
-
-  def step(s, x_t):
-    spike, v = lif_update(s.v, x_t, inv_tau=inv_tau, v_reset=v_reset, **update_kwargs)
-    return spike, LIFState(v)
-
-  return _common.scan_time(step, state, x, unroll=unroll, remat=remat, return_trace=return_trace)
+  if params is not None:
+    _check_params(params, x.shape[-1])
+  state = initial_state(state, x, constants)
+  step = functools.partial(lif_step, constants=constants)
+  return loop(step, params, x, state, unroll=unroll, remat=remat)
 
 
 def lif(
   x: jax.Array,
   state: LIFState | None = None,
   *,
-  tau: float = 2.0,
-  v_th: float = 1.0,
-  v_reset: float | None = 0.0,
-  decay_input: bool = True,
-  surrogate: surrogates.Surrogate = surrogates.sigmoid(4.0),
-  detach_reset: bool = False,
+  constants: LIFConstants = LIFConstants(),
   unroll: int | bool | None = None,
   remat: bool | None = None,
-  return_trace: bool = False,
-) -> LIFResult:
-  """Runs a LIF layer over time.
+) -> tuple[jax.Array, LIFState]:
+  """Runs a LIF layer over time: `lif_step` with ``params=None`` at every step.
 
   Args:
     x: input current ``[T, *batch, C]``.
     state: `LIFState` of ``[*batch, C]`` before the first step; ``V = v_reset`` if None.
-    tau: membrane time constant (> 0).
-    v_th: threshold; fires when ``H − v_th >= 0``.
-    v_reset: reset potential (hard reset), or ``None`` for soft reset (subtract v_th).
-    decay_input: whether the input is divided by τ too.
-    surrogate: spike function (default: sigmoid, α = 4, as SpikingJelly).
-    detach_reset: stop gradients through the spike in the reset.
-    unroll, remat, return_trace: as in `glif_jax.neurons.glif`.
+    constants: `LIFConstants`.
+    unroll, remat: the time-loop policy of `glif_jax.neurons.run`.
 
   Returns:
-    ``(spikes, final_state)`` (and the stacked `LIFState` trace if ``return_trace``).
+    ``(spikes, final_state)``.
   """
-  _common.check_tau(tau)
-  return run_lif(
-    x,
-    state,
-    inv_tau=1.0 / tau,
-    v_th=v_th,
-    v_reset=v_reset,
-    decay_input=decay_input,
-    surrogate=surrogate,
-    detach_reset=detach_reset,
-    unroll=unroll,
-    remat=remat,
-    return_trace=return_trace,
-  )
+  return _run(run, None, x, state, constants, unroll, remat)
 
 
-def lif_step(
-  state: LIFState,
-  x_t: jax.Array,
+def lif_trace(
+  x: jax.Array,
+  state: LIFState | None = None,
   *,
-  tau: float = 2.0,
-  v_th: float = 1.0,
-  v_reset: float | None = 0.0,
-  decay_input: bool = True,
-  surrogate: surrogates.Surrogate = surrogates.sigmoid(4.0),
-  detach_reset: bool = False,
+  constants: LIFConstants = LIFConstants(),
+  unroll: int | bool | None = None,
+  remat: bool | None = None,
 ) -> tuple[jax.Array, LIFState]:
-  """One LIF time step: ``(spike_t, new_state)``; arguments as in `lif`."""
-  _common.check_tau(tau)
-  x_t = _common.check_step_input(x_t)
-  _common.check_state(state, x_t.shape)
-  spike, v = lif_update(
-    state.v,
-    x_t,
-    inv_tau=1.0 / tau,
-    v_th=v_th,
-    v_reset=v_reset,
-    decay_input=decay_input,
-    surrogate=surrogate,
-    detach_reset=detach_reset,
-  )
-  return spike, LIFState(v)
+  """`lif`, returning ``(spikes, trace)``: the `LIFState` after every step, ``[T, ...]``."""
+  return _run(run_trace, None, x, state, constants, unroll, remat)
 
 
 def plif(
@@ -195,33 +195,30 @@ def plif(
   x: jax.Array,
   state: LIFState | None = None,
   *,
-  v_th: float = 1.0,
-  v_reset: float | None = 0.0,
-  decay_input: bool = True,
-  surrogate: surrogates.Surrogate = surrogates.sigmoid(4.0),
-  detach_reset: bool = False,
+  constants: LIFConstants = LIFConstants(),
   unroll: int | bool | None = None,
   remat: bool | None = None,
-  return_trace: bool = False,
-) -> LIFResult:
+) -> tuple[jax.Array, LIFState]:
   """Runs a PLIF layer (LIF with learnable ``1/τ = sigmoid(p.w)``) over time.
 
-  Arguments and returns as in `lif`; ``p.w`` has shape ``()`` or ``(C,)``.
+  Arguments and returns as in `lif`; ``p.w`` has shape ``()`` or ``(C,)``;
+  ``constants.tau`` is unused.
   """
   if not isinstance(p, PLIFParams):
     raise TypeError(f"params must be PLIFParams, got {type(p).__name__}")
-  x = _common.check_input(x)
-  _common.check_channel_param("w", p.w, x.shape[-1])
-  return run_lif(
-    x,
-    state,
-    inv_tau=jax.nn.sigmoid(p.w),
-    v_th=v_th,
-    v_reset=v_reset,
-    decay_input=decay_input,
-    surrogate=surrogate,
-    detach_reset=detach_reset,
-    unroll=unroll,
-    remat=remat,
-    return_trace=return_trace,
-  )
+  return _run(run, p, x, state, constants, unroll, remat)
+
+
+def plif_trace(
+  p: PLIFParams,
+  x: jax.Array,
+  state: LIFState | None = None,
+  *,
+  constants: LIFConstants = LIFConstants(),
+  unroll: int | bool | None = None,
+  remat: bool | None = None,
+) -> tuple[jax.Array, LIFState]:
+  """`plif`, returning ``(spikes, trace)``: the `LIFState` after every step, ``[T, ...]``."""
+  if not isinstance(p, PLIFParams):
+    raise TypeError(f"params must be PLIFParams, got {type(p).__name__}")
+  return _run(run_trace, p, x, state, constants, unroll, remat)

@@ -3,7 +3,10 @@
 Each module maps ``x [T, *batch, C] -> (spikes, final_state)`` and accepts an
 optional initial ``state``. Under ``nnx.capture(fn, nnx.Intermediate)`` each call
 sows the per-channel firing rate ``[C]`` as ``"firing_rate"`` (the latest call's).
-Learnable neuron quantities are `NeuronParam`s, so
+Each module holds one constants value (`glif_jax.neurons.GLIFConstants` or
+`LIFConstants`), built from its keyword arguments and validated once here, plus its
+time-loop policy (``unroll``, ``remat``). Learnable neuron quantities are
+`NeuronParam`s, so
 training can give them their own learning rate and no weight decay::
 
     weights = nnx.All(nnx.Param, nnx.Not(NeuronParam))
@@ -48,11 +51,11 @@ class GLIF(SpikingNeuron):
     channels: C, or ``None`` for layer-wise parameters.
     timesteps: T, the number of rows of the learnable conductance.
     gate_init: ``"random"`` or ``"fixed"`` (see `glif_jax.neurons.glif_params`).
-    gating: ``"soft"``, ``"hard"`` or ``"static"``.
-    simplified: run GLIF_f (fixed gates) instead of GLIF.
+    gating, simplified, surrogate, detach_reset: the fields of
+      `glif_jax.neurons.GLIFConstants`, held as ``self.constants``.
     tau, v_th, leak, v_reset, conduct: initial values after the sigmoid
       (see `glif_jax.neurons.glif_params`; ``leak=None`` is ``v_th / 8``).
-    surrogate, detach_reset, unroll, remat: as in `glif_jax.neurons.glif`.
+    unroll, remat: the time-loop policy of `glif_jax.neurons.run`.
     rngs: draws the random gate logits.
   """
 
@@ -75,8 +78,7 @@ class GLIF(SpikingNeuron):
     remat: bool | None = None,
     rngs: nnx.Rngs,
   ):
-    if gating not in neurons.GATINGS:
-      raise ValueError(f"gating must be one of {neurons.GATINGS}, got {gating!r}")
+    self.constants = neurons.GLIFConstants(gating, simplified, detach_reset, surrogate).validated()
     key = rngs.params() if gate_init == "random" else None
     p = neurons.glif_params(
       channels,
@@ -91,9 +93,7 @@ class GLIF(SpikingNeuron):
     )
     for name, value in p._asdict().items():
       setattr(self, name, NeuronParam(value))
-    self.gating = gating
-    self.simplified = simplified
-    self.options = dict(surrogate=surrogate, detach_reset=detach_reset, unroll=unroll, remat=remat)
+    self.unroll, self.remat = unroll, remat
 
   @property
   def params(self) -> neurons.GLIFParams:
@@ -101,19 +101,26 @@ class GLIF(SpikingNeuron):
     return neurons.GLIFParams(*(getattr(self, f)[...] for f in neurons.GLIFParams._fields))
 
   def run(self, x: jax.Array, state: neurons.GLIFState | None = None):
-    if self.simplified:
-      return neurons.glif_f(self.params, x, state, **self.options)
-    return neurons.glif(self.params, x, state, gating=self.gating, **self.options)
+    return neurons.glif(
+      self.params, x, state, constants=self.constants, unroll=self.unroll, remat=self.remat
+    )
 
 
-class KLIF(SpikingNeuron):
+class _LIFFamily(SpikingNeuron):
+  """Holds `glif_jax.neurons.LIFConstants` and the loop policy of LIF, PLIF and KLIF."""
+
+  constants: neurons.LIFConstants
+
+
+class KLIF(_LIFFamily):
   """KLIF layer (`glif_jax.neurons.klif`) with a learnable scale ``k``.
 
   Args:
     channels: C for a per-channel k, or ``None`` for one k per layer (the paper's).
     k: initial k.
-    tau, v_th, v_reset, decay_input, scale_reset, surrogate, detach_reset, unroll, remat:
-      as in `glif_jax.neurons.klif`; ``options`` holds them.
+    tau, v_th, v_reset, decay_input, scale_reset, surrogate, detach_reset: the fields
+      of `glif_jax.neurons.LIFConstants`, held as ``self.constants``.
+    unroll, remat: the time-loop policy of `glif_jax.neurons.run`.
   """
 
   def __init__(
@@ -131,31 +138,32 @@ class KLIF(SpikingNeuron):
     unroll: int | bool | None = None,
     remat: bool | None = None,
   ):
-    self.k = NeuronParam(neurons.klif_params(k, channels).k)
-    self.options = dict(
+    self.constants = neurons.LIFConstants(
       tau=tau,
       v_th=v_th,
       v_reset=v_reset,
       decay_input=decay_input,
       scale_reset=scale_reset,
-      surrogate=surrogate,
       detach_reset=detach_reset,
-      unroll=unroll,
-      remat=remat,
-    )
+      surrogate=surrogate,
+    ).validated()
+    self.k = NeuronParam(neurons.klif_params(k, channels).k)
+    self.unroll, self.remat = unroll, remat
 
   def run(self, x: jax.Array, state: neurons.KLIFState | None = None):
-    return neurons.klif(neurons.KLIFParams(self.k[...]), x, state, **self.options)
+    p = neurons.KLIFParams(self.k[...])
+    return neurons.klif(p, x, state, constants=self.constants, unroll=self.unroll, remat=self.remat)
 
 
-class PLIF(SpikingNeuron):
+class PLIF(_LIFFamily):
   """Parametric LIF layer (`glif_jax.neurons.plif`): learnable ``1/τ = sigmoid(w)``.
 
   Args:
     channels: C for a per-channel τ, or ``None`` for one τ per layer.
     init_tau: initial τ (> 1).
-    v_th, v_reset, decay_input, surrogate, detach_reset, unroll, remat: as in
-      `glif_jax.neurons.plif`; ``options`` holds them.
+    v_th, v_reset, decay_input, surrogate, detach_reset: the fields of
+      `glif_jax.neurons.LIFConstants` (its ``tau`` unused), held as ``self.constants``.
+    unroll, remat: the time-loop policy of `glif_jax.neurons.run`.
   """
 
   def __init__(
@@ -171,27 +179,28 @@ class PLIF(SpikingNeuron):
     unroll: int | bool | None = None,
     remat: bool | None = None,
   ):
-    self.w = NeuronParam(neurons.plif_params(init_tau, channels).w)
-    self.options = dict(
+    self.constants = neurons.LIFConstants(
       v_th=v_th,
       v_reset=v_reset,
       decay_input=decay_input,
-      surrogate=surrogate,
       detach_reset=detach_reset,
-      unroll=unroll,
-      remat=remat,
-    )
+      surrogate=surrogate,
+    ).validated()
+    self.w = NeuronParam(neurons.plif_params(init_tau, channels).w)
+    self.unroll, self.remat = unroll, remat
 
   def run(self, x: jax.Array, state: neurons.LIFState | None = None):
-    return neurons.plif(neurons.PLIFParams(self.w[...]), x, state, **self.options)
+    p = neurons.PLIFParams(self.w[...])
+    return neurons.plif(p, x, state, constants=self.constants, unroll=self.unroll, remat=self.remat)
 
 
-class LIF(SpikingNeuron):
+class LIF(_LIFFamily):
   """LIF layer (`glif_jax.neurons.lif`); it has no learnable parameters.
 
   Args:
-    tau, v_th, v_reset, decay_input, surrogate, detach_reset, unroll, remat: as in
-      `glif_jax.neurons.lif`; ``options`` holds them.
+    tau, v_th, v_reset, decay_input, surrogate, detach_reset: the fields of
+      `glif_jax.neurons.LIFConstants`, held as ``self.constants``.
+    unroll, remat: the time-loop policy of `glif_jax.neurons.run`.
   """
 
   def __init__(
@@ -206,16 +215,15 @@ class LIF(SpikingNeuron):
     unroll: int | bool | None = None,
     remat: bool | None = None,
   ):
-    self.options = dict(
+    self.constants = neurons.LIFConstants(
       tau=tau,
       v_th=v_th,
       v_reset=v_reset,
       decay_input=decay_input,
-      surrogate=surrogate,
       detach_reset=detach_reset,
-      unroll=unroll,
-      remat=remat,
-    )
+      surrogate=surrogate,
+    ).validated()
+    self.unroll, self.remat = unroll, remat
 
   def run(self, x: jax.Array, state: neurons.LIFState | None = None):
-    return neurons.lif(x, state, **self.options)
+    return neurons.lif(x, state, constants=self.constants, unroll=self.unroll, remat=self.remat)

@@ -73,15 +73,13 @@ def test_vmapped_gate_sweep_equals_a_python_loop():
   x = jax.random.uniform(jax.random.key(0), (16,), maxval=1.2)
   conduct = jnp.linspace(0.2, 0.8, 16)
   sweep = dynamics.gate_sweep(alpha, beta, gamma, x, conduct=conduct)
-  glif = jax.jit(
-    functools.partial(neurons.glif, return_trace=True, unroll=1)
-  )  # one compile for the loop
+  glif = jax.jit(functools.partial(neurons.glif_trace, unroll=1))  # one compile for the loop
   for i, a in enumerate(alpha):
     for j, b in enumerate(beta):
       for k, g in enumerate(gamma):
         p = dynamics.glif_logits(alpha=a, beta=b, gamma=g, timesteps=16, conduct=conduct)
         p = jax.tree.map(lambda leaf: leaf[0], p)
-        spikes, _, trace = glif(p, x[:, None])
+        spikes, trace = glif(p, x[:, None])
         np.testing.assert_array_equal(sweep.spikes[i, j, k], spikes[:, 0])
         np.testing.assert_allclose(sweep.u[i, j, k], trace.u[:, 0], rtol=1e-6, atol=1e-7)
         assert sweep.spike_count[i, j, k] == spikes.sum()
@@ -94,9 +92,10 @@ def test_simulate_vmaps_over_parameters_like_a_loop():
   ks = jnp.array([0.7, 1.0, 1.6])
   x = dynamics.poisson_spikes(jax.random.key(3), jnp.array([0.2, 0.5]), 20) * 1.5
   spikes, trace = dynamics.simulate(neurons.klif, neurons.KLIFParams(ks), x, tau=3.0)
-  klif = jax.jit(functools.partial(neurons.klif, tau=3.0, return_trace=True, unroll=1))
+  constants = neurons.LIFConstants(tau=3.0)
+  klif = jax.jit(functools.partial(neurons.klif_trace, constants=constants, unroll=1))
   for g, k in enumerate(ks):
-    s, _, tr = klif(neurons.KLIFParams(k), x)
+    s, tr = klif(neurons.KLIFParams(k), x)
     np.testing.assert_array_equal(spikes[g], s)
     np.testing.assert_allclose(trace.v[g], tr.v, rtol=1e-6, atol=1e-7)
 
@@ -121,7 +120,7 @@ def test_glif_terms_sum_to_the_membrane_and_match_hand_values():
     lambda a: a[0], dynamics.glif_logits(alpha=0.5, beta=0.5, gamma=0.5, timesteps=6)
   )
   x = jnp.full((6, 1), 0.5)
-  _, _, trace = neurons.glif(p, x, return_trace=True, unroll=1)
+  _, trace = neurons.glif_trace(p, x, unroll=1)
   np.testing.assert_allclose(
     trace.u[:, 0], [0.34375, 0.558594, 0.268311, 0.511444, 0.253576, 0.502235], rtol=1e-5
   )  # DESIGN.md §2
@@ -136,7 +135,8 @@ def test_glif_terms_sum_to_the_membrane_and_match_hand_values():
 def test_glif_terms_with_hard_gating_and_channels():
   p = neurons.glif_params(3, 10, key=jax.random.key(0))
   x = jax.random.uniform(jax.random.key(1), (10, 2, 3), maxval=1.5)
-  _, _, trace = neurons.glif(p, x, gating="hard", return_trace=True, unroll=1)
+  hard = neurons.GLIFConstants(gating="hard")
+  _, trace = neurons.glif_trace(p, x, constants=hard, unroll=1)
   terms = dynamics.glif_terms(p, x, trace, gating="hard")
   u = terms.decay - terms.hard_reset - terms.leak + terms.input - terms.soft_reset
   np.testing.assert_allclose(u, trace.u, rtol=1e-6, atol=1e-6)

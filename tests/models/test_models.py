@@ -135,8 +135,8 @@ def test_every_neuron_is_a_distinct_submodule():
 
 def test_options_reach_the_neurons():
   model = _tiny("mlp", neuron_options={"gating": "hard", "remat": True})
-  assert model.stem_neuron.gating == "hard"
-  assert model.stem_neuron.options["remat"] is True
+  assert model.stem_neuron.constants.gating == "hard"
+  assert model.stem_neuron.constants.gating == "hard" and model.stem_neuron.remat is True
 
 
 def test_block_remat_keeps_results_and_stores_less():
@@ -179,7 +179,7 @@ def test_variants_carry_their_defaults():
   np.testing.assert_allclose(jax.nn.sigmoid(dvs.stem_neuron.conduct[...]), 0.9, rtol=1e-6)
   gesture = models.SEWResNetGesture(input_size=128, rngs=nnx.Rngs(0), **tiny)
   assert isinstance(gesture.stem_neuron, snn.PLIF)
-  assert gesture.stem_neuron.options["detach_reset"] is True
+  assert gesture.stem_neuron.constants.detach_reset is True
   ms = models.ResNet18MS(rngs=nnx.Rngs(0), **tiny)
   assert ms.block_cls is models.MSBlock and ms.stem.layer.norm.factor == 1.0
   cifar = models.ResNet19(rngs=nnx.Rngs(0), neuron="klif", **tiny)

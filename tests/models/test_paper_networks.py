@@ -390,5 +390,5 @@ def test_gesture_network_is_sews_with_plif():
   model = _abstract("sew_gesture", num_classes=11, timesteps=16, in_channels=2)
   neurons = [m for _, m in nnx.iter_graph(model) if isinstance(m, snn.SpikingNeuron)]
   assert len(neurons) == 15 and all(isinstance(n, snn.PLIF) for n in neurons)
-  assert neurons[0].options["detach_reset"] is True
+  assert neurons[0].constants.detach_reset is True
   assert model.classifier.kernel.shape == (32, 11)

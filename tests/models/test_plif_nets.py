@@ -129,10 +129,10 @@ def test_neurons_are_the_plif_papers():
   assert len(neurons) == 4 and all(isinstance(n, snn.PLIF) for n in neurons)
   for n in neurons:  # τ₀ = 2: w = −log(τ₀ − 1) = 0; V_th 1, V_reset 0, detached, ATan(2)
     assert n.w.shape == () and float(n.w[...]) == 0.0
-    assert n.options["detach_reset"] and n.options["surrogate"] == surrogates.atan(2.0)
-    assert n.options["v_th"] == 1.0 and n.options["v_reset"] == 0.0
+    assert n.constants.detach_reset and n.constants.surrogate == surrogates.atan(2.0)
+    assert n.constants.v_th == 1.0 and n.constants.v_reset == 0.0
   lif = _abstract("plif_net_mnist", num_classes=10, timesteps=8, in_channels=1, neuron="lif")
-  assert lif.stem_neuron.options["tau"] == 2.0 and lif.stem_neuron.options["detach_reset"]
+  assert lif.stem_neuron.constants.tau == 2.0 and lif.stem_neuron.constants.detach_reset
   norms = [m for _, m in nnx.iter_graph(model) if isinstance(m, snn.TdBatchNorm)]
   assert len(norms) == 2 and all(m.factor == 1.0 for m in norms)  # BatchNorm2d
 

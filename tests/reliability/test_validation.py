@@ -119,9 +119,9 @@ def test_glif_validates_or_runs(data, case):
     )
   p = _glif_params(per_channel, conduct, seed)
   state = neurons.GLIFState.zeros(state_shape) if with_state else None
-  gating = draw(st.sampled_from(neurons.GATINGS))
+  constants = neurons.GLIFConstants(gating=draw(st.sampled_from(neurons.GATINGS)))
   x = _values(shape, dtype, seed)
-  _check(lambda: neurons.glif(p, x, state, gating=gating), expected, shape, dtype, shape[1:])
+  _check(lambda: neurons.glif(p, x, state, constants=constants), expected, shape, dtype, shape[1:])
 
 
 @FAST
@@ -146,7 +146,7 @@ def test_glif_step_validates_or_runs(data, case):
     _values(state_shape, dtype, seed, 0.0, 1.0), jnp.zeros(state_shape, dtype)
   )
   x_t = _values(shape, dtype, seed)
-  run = lambda: neurons.glif_step(p, state, x_t, _values(conduct_t, "float32", seed))
+  run = lambda: neurons.glif_step(p, state, (x_t, _values(conduct_t, "float32", seed)))
   _check(run, expected, shape, dtype, shape)
 
 
@@ -171,18 +171,18 @@ def test_lif_plif_klif_validate_or_run(data, case):
     draw, fault, shape, dtype, per_channel, step=False
   )
   tau, tau_error = _tau(draw, fault)
-  options = {"v_reset": draw(st.sampled_from([0.0, None])), "tau": tau}
+  v_reset = draw(st.sampled_from([0.0, None]))
+  constants = neurons.LIFConstants(v_reset=v_reset, tau=tau)
   state = neurons.LIFState(_values(state_shape, "float32", seed, 0.0, 1.0)) if with_state else None
   x = _values(shape, dtype, seed)
   if which == "lif":
-    run = lambda: neurons.lif(x, state, **options)
+    run = lambda: neurons.lif(x, state, constants=constants)
   elif which == "plif":
     p = neurons.PLIFParams(_values(per_channel, "float32", seed, -3.0, 3.0))
-    del options["tau"]
-    run = lambda: neurons.plif(p, x, state, **options)
+    run = lambda: neurons.plif(p, x, state, constants=neurons.LIFConstants(v_reset=v_reset))
   else:
     p = neurons.KLIFParams(_values(per_channel, "float32", seed, 0.2, 3.0))
-    run = lambda: neurons.klif(p, x, state, **options)
+    run = lambda: neurons.klif(p, x, state, constants=constants)
   _check(run, tau_error or expected, shape, dtype, shape[1:])
 
 
@@ -200,11 +200,12 @@ def test_lif_and_klif_steps_validate_or_run(data, case):
   tau, tau_error = _tau(draw, fault)
   state = neurons.LIFState(_values(state_shape, dtype, seed, 0.0, 1.0))  # steps do not cast it
   x_t = _values(shape, dtype, seed)
+  constants = neurons.LIFConstants(tau=tau)
   if which == "lif":
-    run = lambda: neurons.lif_step(state, x_t, tau=tau)
+    run = lambda: neurons.lif_step(None, state, x_t, constants=constants)
   else:
     p = neurons.KLIFParams(_values(per_channel, "float32", seed, 0.2, 3.0))
-    run = lambda: neurons.klif_step(p, state, x_t, tau=tau)
+    run = lambda: neurons.klif_step(p, state, x_t, constants=constants)
   _check(run, tau_error or expected, shape, dtype, shape)
 
 
