@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import signal
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, final
 
 import jax
 import ml_collections
@@ -24,8 +25,9 @@ from flax import nnx
 from tensorboardX import SummaryWriter
 
 from glif_jax.training import checkpoints, parallel
-from glif_jax.training.optim import GATE_NAMES
 from glif_jax.training.checkpoints import DataPosition
+from glif_jax.training.config import read
+from glif_jax.training.optim import GATE_NAMES
 from glif_jax.training.steps import FINITE, FINITE_LEAVES, TrainState, leaf_names
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -121,6 +123,7 @@ class Writer:
       self._writer.close()
 
 
+@final
 class StopSignals:
   """While active, SIGTERM and SIGINT only set ``signum``; the `Stop` action reads it.
 
@@ -244,7 +247,7 @@ class Guard:
       return
     record.nonfinite += len(found)
     listed = "; ".join(f"step {s}: {what}" for s, what in found)
-    mode, limit = self.config.nonfinite, self.config.max_nonfinite_steps
+    mode, limit = self.config.nonfinite, read(self.config, "max_nonfinite_steps", int)
     if mode == "abort" or record.nonfinite > limit:
       why = "" if mode == "abort" else f"; {record.nonfinite} steps > max_nonfinite_steps={limit}"
       raise NonFiniteError(

@@ -203,7 +203,7 @@ def state_digest(state: TrainState) -> str:
   for name, leaf in zip(leaf_names(state), jax.tree.leaves(parallel.host(state)), strict=True):
     array = np.ascontiguousarray(leaf)
     digest.update(f"{name}:{array.dtype}:{array.shape};".encode())
-    digest.update(array.reshape(-1).view(np.uint8))
+    digest.update(array.reshape(-1).view(np.uint8).data)
   return digest.hexdigest()
 
 
@@ -243,9 +243,9 @@ def _restore_step(
       digest=ocp.args.JsonRestore(),
     ),
   )
-  if state_digest(restored.state) != restored.digest["sha256"]:
+  if state_digest(restored["state"]) != restored["digest"]["sha256"]:
     raise ValueError("its arrays differ from those saved (SHA-256 digest mismatch)")
-  return restored.state, DataPosition(**restored.position)
+  return restored["state"], DataPosition(**restored["position"])
 
 
 def _brief(err: Exception) -> str:

@@ -1,11 +1,15 @@
-"""The default training config, and checks of a config run before anything is built."""
+"""The default training config, and checks of a config run before anything is built.
+
+Code reads config values through `read` and `read_optional`, which check each value's type
+(an int passes as a float) and give the type checker a typed value.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import ml_collections
 from ml_collections import config_dict
@@ -23,6 +27,8 @@ FREE_FORM_KEYS = ("data_options", "neuron_options")
 # Keys that may differ between the processes of one run (paths on each host, its threads).
 PER_PROCESS_KEYS = ("data_dir", "manual_dir", "input_threads", "progress_bar")
 VERSION_KEY = "glif_jax.__version__"  # compared between processes with the config
+
+_T = TypeVar("_T")
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -125,12 +131,31 @@ def default_config() -> ml_collections.ConfigDict:
   # Locked: setting a key that does not exist (a misspelling) raises, naming the closest key.
   config.lock()
   for key in FREE_FORM_KEYS:
-    config[key].unlock()
+    read(config, key, ml_collections.ConfigDict).unlock()
   return config
 
 
 class ConfigError(ValueError):
   """A config value, key or workdir that does not fit: the user's to fix."""
+
+
+def read(config: ml_collections.ConfigDict, key: str, kind: type[_T]) -> _T:
+  """``config[key]``, checked to be a ``kind`` (an int is taken as a float).
+
+  Raises:
+    ConfigError: the value is of another type.
+  """
+  found = config[key]
+  if isinstance(found, kind):
+    return found
+  if kind is float and isinstance(found, int):
+    return kind(found)
+  raise ConfigError(f"config.{key} must be a {kind.__name__}, got {found!r}")
+
+
+def read_optional(config: ml_collections.ConfigDict, key: str, kind: type[_T]) -> _T | None:
+  """``config[key]`` if it is not None, checked as `read` does."""
+  return None if config[key] is None else read(config, key, kind)
 
 
 def _one_of(config: ml_collections.ConfigDict, key: str, valid: Iterable[str]) -> None:
@@ -141,7 +166,8 @@ def _one_of(config: ml_collections.ConfigDict, key: str, valid: Iterable[str]) -
 
 def _positive(config: ml_collections.ConfigDict, *keys: str, prefix: str = "") -> None:
   for key in keys:
-    if config[key] is not None and config[key] <= 0:
+    number = read_optional(config, key, float)
+    if number is not None and number <= 0:
       raise ConfigError(f"config.{prefix}{key} must be > 0, got {config[key]!r}")
 
 
@@ -218,7 +244,8 @@ def validate_config(
     "grad_clip_norm",
     "cosine_period_epochs",
   )
-  _positive(config.synthetic, *config.synthetic.keys(), prefix="synthetic.")
+  synthetic = read(config, "synthetic", ml_collections.ConfigDict)
+  _positive(synthetic, *synthetic.keys(), prefix="synthetic.")
   _positive(config, "distributed_timeout")
   for key in (
     "seed",
@@ -228,19 +255,22 @@ def validate_config(
     "neuron_lr_scale",
     "gate_lr_scale",
   ):
-    if config[key] is not None and config[key] < 0:
+    number = read_optional(config, key, float)
+    if number is not None and number < 0:
       raise ConfigError(f"config.{key} must be >= 0, got {config[key]}")
   for key in ("batch_size", "eval_batch_size"):
-    if config[key] % num_devices:
+    if read(config, key, int) % num_devices:
       raise ConfigError(
         f"config.{key} must be divisible by the number of devices ({num_devices}), "
         f"got {config[key]}"
       )
-  if not 0.0 <= config.label_smoothing < 1.0:
-    raise ConfigError(f"config.label_smoothing must be in [0, 1), got {config.label_smoothing}")
-  if not 0.0 <= config.tet_mse_weight <= 1.0:
-    raise ConfigError(f"config.tet_mse_weight must be in [0, 1], got {config.tet_mse_weight}")
-  if config.cosine_period_epochs is not None and config.warmup_epochs > 0:
+  label_smoothing = read(config, "label_smoothing", float)
+  if not 0.0 <= label_smoothing < 1.0:
+    raise ConfigError(f"config.label_smoothing must be in [0, 1), got {label_smoothing}")
+  tet_mse_weight = read(config, "tet_mse_weight", float)
+  if not 0.0 <= tet_mse_weight <= 1.0:
+    raise ConfigError(f"config.tet_mse_weight must be in [0, 1], got {tet_mse_weight}")
+  if config.cosine_period_epochs is not None and read(config, "warmup_epochs", float) > 0:
     raise ConfigError(
       "config.cosine_period_epochs and config.warmup_epochs cannot both be set, got "
       f"{config.cosine_period_epochs} and {config.warmup_epochs}"

@@ -29,7 +29,8 @@ def read_scalars(workdir: str | Path, prefix: str = "") -> dict[str, list[tuple[
   found: dict[str, list[tuple[int, float]]] = {}
   for path in sorted(Path(workdir).glob("events.out.tfevents.*")):
     for record in _records(path):
-      event = event_pb2.Event.FromString(record)
+      # protobuf makes Event when the module is imported; the module has no stub.
+      event = event_pb2.Event.FromString(record)  # pyright: ignore[reportAttributeAccessIssue]
       for value in event.summary.value:
         if value.tag.startswith(prefix):
           found.setdefault(value.tag, []).append((event.step, value.simple_value))

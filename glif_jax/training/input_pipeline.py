@@ -20,6 +20,7 @@ import numpy as np
 
 from glif_jax import data
 from glif_jax.training.checkpoints import DataPosition
+from glif_jax.training.config import read, read_optional
 
 Batch = dict[str, np.ndarray]
 
@@ -31,8 +32,11 @@ def dataset_names() -> tuple[str, ...]:
 
 def data_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """``config.data_options``, and the data set's own section of the config if it has one."""
-  own = config.get(config.dataset)
-  return {**config.data_options, **(own if isinstance(own, ml_collections.ConfigDict) else {})}
+  own = config.get(read(config, "dataset", str))
+  return {
+    **read(config, "data_options", ml_collections.ConfigDict),
+    **(own if isinstance(own, ml_collections.ConfigDict) else {}),
+  }
 
 
 def load(
@@ -40,9 +44,9 @@ def load(
 ) -> tuple[dict[str, data.RecordSource], data.DatasetInfo]:
   """The ``{"train", "test"}`` splits of ``config.dataset`` and its `data.DatasetInfo`."""
   splits = data.load(
-    config.dataset,
-    data_dir=config.data_dir,
-    manual_dir=config.manual_dir,
+    read(config, "dataset", str),
+    data_dir=read_optional(config, "data_dir", str),
+    manual_dir=read_optional(config, "manual_dir", str),
     **data_options(config),
   )
   return splits, splits["train"].info
@@ -65,18 +69,17 @@ def batches(
   (``config.eval_batch_size``) keep the order and pad the last batch, marking real
   examples in ``"mask"``. ``num_threads > 0`` grain threads read ahead (the same batches).
   """
-  options = dict(
-    batch_size=config.batch_size if train else config.eval_batch_size,
-    seed=config.seed,
+  return data.make_batches(
+    source,
+    batch_size=read(config, "batch_size" if train else "eval_batch_size", int),
+    seed=read(config, "seed", int),
     epoch=epoch,
     train=train,
     start_batch=start_batch,
     rows=rows,
     num_threads=num_threads,
+    augmentation=augmentation(config) if train else None,
   )
-  if train:
-    options["augmentation"] = augmentation(config)
-  return data.make_batches(source, **options)
 
 
 def test_examples(
@@ -96,8 +99,11 @@ def test_examples(
 
 def augmentation(config: ml_collections.ConfigDict) -> data.Augmentation:
   """``config.crop_padding`` and ``config.flip``, the data set's default where None."""
-  chosen = {"crop_padding": config.crop_padding, "flip": config.flip}
-  default = data.info(config.dataset, **data_options(config)).augmentation
+  chosen = {
+    "crop_padding": read_optional(config, "crop_padding", int),
+    "flip": read_optional(config, "flip", bool),
+  }
+  default = data.info(read(config, "dataset", str), **data_options(config)).augmentation
   return default._replace(**{k: v for k, v in chosen.items() if v is not None})
 
 
@@ -116,11 +122,12 @@ def train_stream(
 
 def steps_per_epoch(source: data.RecordSource, config: ml_collections.ConfigDict) -> int:
   """Training steps in one epoch (the remainder is dropped)."""
-  return data.num_batches(source, batch_size=config.batch_size, train=True)
+  return data.num_batches(source, batch_size=read(config, "batch_size", int), train=True)
 
 
 def total_steps(config: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
   """The run's training steps: ``config.num_train_steps`` if > 0, else whole epochs."""
+  num_train_steps = read(config, "num_train_steps", int)
   return (
-    config.num_train_steps if config.num_train_steps > 0 else config.num_epochs * steps_per_epoch
+    num_train_steps if num_train_steps > 0 else read(config, "num_epochs", int) * steps_per_epoch
   )

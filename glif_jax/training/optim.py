@@ -91,8 +91,8 @@ def learning_rate_schedule(
         f"{cosine_period_epochs!r}; set one of them"
       )
 
-    def annealing(step: jax.Array) -> jax.Array:
-      epoch = step // steps_per_epoch
+    def annealing(step: jax.typing.ArrayLike) -> jax.Array:
+      epoch = jnp.floor_divide(step, steps_per_epoch)
       return base_lr * 0.5 * (1 + jnp.cos(jnp.pi * epoch / cosine_period_epochs))
 
     return annealing

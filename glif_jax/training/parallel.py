@@ -164,15 +164,10 @@ def initialize(timeout_s: int) -> None:
   from glif_jax.training.config import ConfigError  # here: config imports this module
 
   env = os.environ
-  options = dict(
-    initialization_timeout=timeout_s + _JAX_EXTRA_WAIT_S,
-    heartbeat_timeout_seconds=timeout_s,
-    shutdown_timeout_seconds=timeout_s,
-  )
+  address, count, process = None, None, None  # None: detected by JAX
   if "JAX_NUM_PROCESSES" in env and "JAX_PROCESS_ID" in env:
     address = env.get("JAX_COORDINATOR_ADDRESS", "")
     count, process = int(env["JAX_NUM_PROCESSES"]), int(env["JAX_PROCESS_ID"])
-    options.update(coordinator_address=address, num_processes=count, process_id=process)
     why = functools.partial(_missing, address, process, count, timeout_s)
     waiting = f"process {process} of {count}: waiting for the coordinator at {address}"
   else:
@@ -182,7 +177,14 @@ def initialize(timeout_s: int) -> None:
   done = threading.Event()
   threading.Thread(target=_exit_unless_done, args=(done, timeout_s, why), daemon=True).start()
   try:
-    jax.distributed.initialize(**options)
+    jax.distributed.initialize(
+      coordinator_address=address,
+      num_processes=count,
+      process_id=process,
+      initialization_timeout=timeout_s + _JAX_EXTRA_WAIT_S,
+      heartbeat_timeout_seconds=timeout_s,
+      shutdown_timeout_seconds=timeout_s,
+    )
   except ValueError as err:  # nothing detected: "coordinator_address should be defined"
     raise ConfigError(
       f"--config.distributed=True but no cluster was detected ({err}); set "
@@ -215,7 +217,7 @@ class Layout:
   def rows(self, batch_size: int) -> slice:
     """This process's rows of a global batch of ``batch_size``: its devices' block."""
     indices = self._split.addressable_devices_indices_map((batch_size,)).values()
-    blocks = [range(batch_size)[index] for (index,) in indices]
+    blocks = [range(batch_size)[index[0]] for index in indices if index is not None]
     start, stop = min(b.start for b in blocks), max(b.stop for b in blocks)
     if stop - start != batch_size * jax.local_device_count() // jax.device_count():
       raise ValueError(f"the devices of process {jax.process_index()} hold no contiguous block")

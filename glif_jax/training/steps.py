@@ -13,7 +13,8 @@ batch-major event frames ``[B, T, H, W, C]``, which the steps make time-major.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -184,7 +185,8 @@ def train_step(
 
   def update() -> TrainState:
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    return TrainState(state.step, optax.apply_updates(state.params, updates), rest, opt_state)
+    params = cast(nnx.State, optax.apply_updates(state.params, updates))  # the same tree type
+    return TrainState(state.step, params, rest, opt_state)
 
   # A cond, not a select of new and old state: the update runs in place only when applied
   # (a select costs a pass over the whole state, +70% per step on a parameter-heavy MLP).

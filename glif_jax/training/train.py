@@ -26,8 +26,9 @@ import contextlib
 import functools
 import json
 import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -42,6 +43,8 @@ from glif_jax.training.actions import gate_means
 from glif_jax.training.checkpoints import DataPosition
 from glif_jax.training.config import (
   agree_across_processes,
+  read,
+  read_optional,
   validate_config,
   validate_input_shape,
 )
@@ -60,33 +63,34 @@ _DEVICE_PREFETCH = 2  # global batches placed on the devices ahead of the step
 
 def make_loss(config: ml_collections.ConfigDict) -> LossFn:
   """The per-example loss ``config.loss`` names, with its options bound."""
+  label_smoothing = read(config, "label_smoothing", float)
   if config.loss == "tet":
     return functools.partial(
       losses.tet_loss,
-      label_smoothing=config.label_smoothing,
-      mse_weight=config.tet_mse_weight,
-      mse_target=config.tet_mse_target,
+      label_smoothing=label_smoothing,
+      mse_weight=read(config, "tet_mse_weight", float),
+      mse_target=read(config, "tet_mse_target", float),
     )
-  return functools.partial(losses.mean_logits_cross_entropy, label_smoothing=config.label_smoothing)
+  return functools.partial(losses.mean_logits_cross_entropy, label_smoothing=label_smoothing)
 
 
 def make_tx(config: ml_collections.ConfigDict, steps_per_epoch: int, total_steps: int):
   """The optimiser of ``config`` with its learning-rate schedule over ``total_steps``."""
   schedule = optim.learning_rate_schedule(
-    config.learning_rate,
+    read(config, "learning_rate", float),
     total_steps=total_steps,
-    warmup_steps=int(config.warmup_epochs * steps_per_epoch),
+    warmup_steps=int(read(config, "warmup_epochs", float) * steps_per_epoch),
     steps_per_epoch=steps_per_epoch,
-    cosine_period_epochs=config.cosine_period_epochs,
+    cosine_period_epochs=read_optional(config, "cosine_period_epochs", float),
   )
   return optim.make_optimizer(
-    optimizer=config.optimizer,
+    optimizer=read(config, "optimizer", str),
     learning_rate=schedule,
-    momentum=config.momentum,
-    weight_decay=config.weight_decay,
-    neuron_lr_scale=config.neuron_lr_scale,
-    gate_lr_scale=config.gate_lr_scale,
-    grad_clip_norm=config.grad_clip_norm,
+    momentum=read(config, "momentum", float),
+    weight_decay=read(config, "weight_decay", float),
+    neuron_lr_scale=read(config, "neuron_lr_scale", float),
+    gate_lr_scale=read(config, "gate_lr_scale", float),
+    grad_clip_norm=read_optional(config, "grad_clip_norm", float),
   )
 
 
@@ -101,20 +105,22 @@ def create_model(
   ``bn_axis_name``: the pmap axis tdBN averages its batch statistics over (None under
   jit, where the global batch is one array).
   """
+  # The config.json of a run from before the key "norm" has none.
+  norm = read_optional(config, "norm", str) if "norm" in config else None
   return models.create(
-    config.model,
+    read(config, "model", str),
     num_classes=info.num_classes,
-    timesteps=config.timesteps,
+    timesteps=read(config, "timesteps", int),
     in_channels=info.input_shape[-1],
-    neuron=config.neuron,
-    neuron_options=config.neuron_options.to_dict(),
-    norm=config.get("norm"),  # get: the config.json of a run from before the key
-    width=config.width,
+    neuron=read(config, "neuron", str),
+    neuron_options=read(config, "neuron_options", ml_collections.ConfigDict).to_dict(),
+    norm=norm,
+    width=read_optional(config, "width", int),
     input_size=info.input_shape[-2],
-    remat=config.remat,
+    remat=read(config, "remat", bool),
     bn_axis_name=bn_axis_name,
-    dtype=jnp.dtype(config.dtype),
-    rngs=nnx.Rngs(config.seed),
+    dtype=jnp.dtype(read(config, "dtype", str)),
+    rngs=nnx.Rngs(read(config, "seed", int)),
   )
 
 
@@ -122,7 +128,7 @@ def evaluate(
   p_eval_step: Callable[..., dict[str, jax.Array]],
   layout: parallel.Layout,
   state: Any,
-  source: Sequence[Any],
+  source: data.RecordSource,
   config: ml_collections.ConfigDict,
 ) -> dict[str, float]:
   """Mean eval metrics over ``source``: ``loss``, ``accuracy``, ``firing_rate/<layer>``.
@@ -134,13 +140,17 @@ def evaluate(
     source: the test split; this process reads its rows of every eval batch.
     config: the run's config (``eval_batch_size``, ``input_threads``, data keys).
   """
-  rows = layout.rows(config.eval_batch_size)
-  totals: dict[str, float] = collections.defaultdict(float)
+  batch_size = read(config, "eval_batch_size", int)
   local_batches = input_pipeline.batches(
-    source, config, train=False, rows=rows, num_threads=config.input_threads
+    source,
+    config,
+    train=False,
+    rows=layout.rows(batch_size),
+    num_threads=read(config, "input_threads", int),
   )
+  totals: dict[str, float] = collections.defaultdict(float)
   for local in local_batches:
-    sums = layout.host(p_eval_step(state, layout.batch(local, config.eval_batch_size)))
+    sums = layout.host(p_eval_step(state, layout.batch(local, batch_size)))
     for k, v in sums.items():
       totals[k] += float(np.sum(v))
   count = totals.pop("count")
@@ -192,11 +202,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
   checkpoints.guard_workdir(workdir, config)
   splits, info = input_pipeline.load(config)
   validate_input_shape(config, info.input_shape)
-  layout = parallel.Layout(config.parallel)
+  layout = parallel.Layout(read(config, "parallel", str))
   per_epoch = input_pipeline.steps_per_epoch(splits["train"], config)
   total_steps = input_pipeline.total_steps(config, per_epoch)
   schedule = actions.Schedule(
-    total_steps, config.log_every_steps, per_epoch, config.checkpoint_every_steps
+    total_steps,
+    read(config, "log_every_steps", int),
+    per_epoch,
+    read(config, "checkpoint_every_steps", int),
   )
   tx, loss_fn = make_tx(config, per_epoch, total_steps), make_loss(config)
   graphdefs, initial = create_train_state(
@@ -213,7 +226,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
 
   with contextlib.ExitStack() as stack:
     manager = stack.enter_context(
-      checkpoints.checkpoint_manager(workdir, max_to_keep=config.max_to_keep)
+      checkpoints.checkpoint_manager(workdir, max_to_keep=read(config, "max_to_keep", int))
     )
     writer = stack.enter_context(contextlib.closing(actions.Writer(workdir)))
     hidden = not config.progress_bar or jax.process_index() > 0
@@ -243,15 +256,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
       actions.say(f"resuming at step {first} from {manager.directory}")
     else:
       writer.write_scalars(0, gate_means(state.params, layout.host))
+    batch_size = read(config, "batch_size", int)
     while True:
       local = input_pipeline.train_stream(
         splits["train"],
         config,
         DataPosition(*divmod(first, per_epoch)),
-        rows=layout.rows(config.batch_size),
-        num_threads=config.input_threads,
+        rows=layout.rows(batch_size),
+        num_threads=read(config, "input_threads", int),
       )
-      batches = _on_devices(local, layout, config.batch_size)
+      batches = _on_devices(local, layout, batch_size)
       try:
         state = _train(
           p_train_step, state, range(first + 1, total_steps + 1), batches, periodic, record
