@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ DOWNLOAD_DIR_ENV = "GLIF_JAX_DOWNLOAD_DIR"
 _CACHE = Path("~/.cache/glif_jax")
 
 # The data sets TFDS builds from original files (prepared once on disk), by name.
-BUILDERS: dict[str, type[tfds.core.GeneratorBasedBuilder]] = {
+BUILDERS: dict[str, type[_tfds.Builder]] = {
   b.name: b
   for b in (
     _mnist.MnistBuilder,
@@ -48,14 +49,14 @@ def names() -> tuple[str, ...]:
   return (*BUILDERS, *_IN_MEMORY)
 
 
-def _builder_class(name: str) -> type[tfds.core.GeneratorBasedBuilder]:
+def _builder_class(name: str) -> type[_tfds.Builder]:
   try:
     return BUILDERS[name]
   except KeyError:
     raise ValueError(f"unknown data set {name!r}; known: {', '.join(names())}") from None
 
 
-def _config(cls: type[tfds.core.GeneratorBasedBuilder], config: dict[str, Any]) -> Any:
+def _config(cls: type[_tfds.Builder], config: dict[str, Any]) -> Any:
   """The builder config (a predefined name or an EventConfig) for keyword options."""
   if not _tfds.is_event_builder(cls):
     if config:
@@ -71,11 +72,13 @@ def _config(cls: type[tfds.core.GeneratorBasedBuilder], config: dict[str, Any]) 
   return chosen.name if chosen.name in predefined else chosen
 
 
-def _input_shape(cls: type[tfds.core.GeneratorBasedBuilder], chosen: Any) -> tuple[int, ...]:
+def _input_shape(cls: type[_tfds.Builder], chosen: Any) -> tuple[int, ...]:
   """``IMAGE_SHAPE``, or ``(T, S, S, 2)`` of the chosen event config."""
   if not _tfds.is_event_builder(cls):
     return cls.IMAGE_SHAPE
   c = chosen if isinstance(chosen, _tfds.EventConfig) else cls.builder_configs[chosen]
+  if not isinstance(c, _tfds.EventConfig):
+    raise TypeError(f"{cls.name}'s config {chosen!r} is not an EventConfig")
   return (c.num_frames, c.size, c.size, 2)
 
 
@@ -138,7 +141,7 @@ def default_manual_dir(name: str) -> Path:
 
 def builder(
   name: str, *, data_dir: str | os.PathLike[str] | None = None, **config: Any
-) -> tfds.core.GeneratorBasedBuilder:
+) -> _tfds.Builder:
   """The TFDS builder for ``name`` (writing ``array_record`` under ``data_dir``)."""
   cls = _builder_class(name)
   chosen = _config(cls, config)
@@ -190,6 +193,14 @@ def load(
     )
   sources, described = b.as_data_source(), info(name, **config)
   return {
-    "train": RecordSource(sources["train"], described),
-    "test": RecordSource(sources[b.EVAL_SPLIT], described),
+    "train": RecordSource(_records(sources, "train"), described),
+    "test": RecordSource(_records(sources, b.EVAL_SPLIT), described),
   }
+
+
+def _records(sources: object, split: str) -> Sequence[Any]:
+  """The records of ``split`` among ``as_data_source()``'s ``{split: records}``."""
+  records = sources.get(split) if isinstance(sources, Mapping) else None
+  if not isinstance(records, Sequence):
+    raise TypeError(f"as_data_source() gave no records of split {split!r}: {sources!r}")
+  return records

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import tensorflow_datasets as tfds
 
 from glif_jax.data import _images, _safe, _tfds
-from glif_jax.data._info import Augmentation, DatasetFacts
+from glif_jax.data._info import Augmentation
 
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer",
@@ -31,7 +31,7 @@ CIFAR100_CLASSES = (  # the fine labels, in label order
 )  # fmt: skip
 
 
-class Cifar10Builder(tfds.core.GeneratorBasedBuilder, DatasetFacts, skip_registration=True):
+class Cifar10Builder(_tfds.Builder, skip_registration=True):
   """CIFAR-10 (50k train, 10k test) from the official ``cifar-10-python.tar.gz``."""
 
   name = "cifar10"

@@ -14,7 +14,7 @@ import tensorflow_datasets as tfds
 from glif_jax.data import _events, _safe, _tfds
 from glif_jax.data._cifar import CIFAR10_CLASSES
 from glif_jax.data._errors import DatasetNotFoundError
-from glif_jax.data._info import Augmentation, DatasetFacts
+from glif_jax.data._info import Augmentation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +34,7 @@ class _AedatFile:
       )
 
 
-class Cifar10DvsBuilder(tfds.core.GeneratorBasedBuilder, DatasetFacts, skip_registration=True):
+class Cifar10DvsBuilder(_tfds.Builder, skip_registration=True):
   """CIFAR10-DVS (10k event recordings, 1000 per class, 128x128) as frames.
 
   Source: the official per-class ``.aedat`` files, either in folders ``airplane/`` ...

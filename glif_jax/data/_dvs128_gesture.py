@@ -11,10 +11,9 @@ import tensorflow_datasets as tfds
 
 from glif_jax.data import _events, _safe, _tfds
 from glif_jax.data._errors import CorruptDatasetError
-from glif_jax.data._info import DatasetFacts
 
 
-class Dvs128GestureBuilder(tfds.core.GeneratorBasedBuilder, DatasetFacts, skip_registration=True):
+class Dvs128GestureBuilder(_tfds.Builder, skip_registration=True):
   """DVS128 Gesture (11 gestures, 1176 train / 288 test samples, 128x128) as frames.
 
   Source: the official ``DvsGesture.tar.gz`` (extracted safely into TFDS's download
@@ -99,4 +98,4 @@ def _gesture_labels(path: Path) -> list[tuple[int, int, int]]:
   bad = [r for r in parsed if len(r) != 3 or not 1 <= r[0] <= 11 or r[1] > r[2]]
   if bad:
     raise CorruptDatasetError(path, f"rows are not (class 1..11, start, end): {bad[:3]}")
-  return parsed
+  return [(label, start, end) for label, start, end in parsed]

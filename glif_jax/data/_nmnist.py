@@ -21,7 +21,6 @@ import tensorflow_datasets as tfds
 from glif_jax.data import _safe, _tfds
 from glif_jax.data._errors import CorruptDatasetError, DatasetNotFoundError
 from glif_jax.data._events import Events
-from glif_jax.data._info import DatasetFacts
 from glif_jax.data._mnist import DIGITS
 
 SENSOR_SIZE = 34
@@ -130,7 +129,7 @@ def _recordings(source: Path, folder: str) -> Iterator[Recording]:
     yield from zip_recordings(z, archive=source, folder=folder)
 
 
-class NMnistBuilder(tfds.core.GeneratorBasedBuilder, DatasetFacts, skip_registration=True):
+class NMnistBuilder(_tfds.Builder, skip_registration=True):
   """N-MNIST (10 digits, 60k train / 10k test ATIS recordings, 34x34) as frames.
 
   Source: the official ``Train.zip`` and ``Test.zip`` or their extracted ``Train/`` and

@@ -286,13 +286,13 @@ def batch_dataset(
     len(source), batch_size=batch_size, seed=seed, epoch=epoch, train=train, rows=rows
   )
   ds = ds.map(_Fetch(source, mask=not train))
-  crop = info.train_crop if train else info.eval_crop
-  if crop is None:
-    ds = ds.map(_stack)
-  elif train:
-    ds = ds.random_map(_RandomPerRecord(crop, batch_size, rows), seed=_derive_seed(seed, epoch, 2))
+  if train and info.train_crop is not None:
+    per_record = _RandomPerRecord(info.train_crop, batch_size, rows)
+    ds = ds.random_map(per_record, seed=_derive_seed(seed, epoch, 2))
+  elif not train and info.eval_crop is not None:
+    ds = ds.map(_PerRecord(info.eval_crop))
   else:
-    ds = ds.map(_PerRecord(crop))
+    ds = ds.map(_stack)
   if train and augmentation != Augmentation():
     ds = ds.random_map(_Augment(augmentation, batch_size, rows), seed=_derive_seed(seed, epoch, 1))
   ds = ds.map(_Normalise(info))
@@ -356,4 +356,5 @@ def iterate(ds: grain.MapDataset, *, start_batch: int = 0, num_threads: int = 0)
   if num_threads:
     options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=2 * num_threads)
     return iter(ds.to_iter_dataset(options))
-  return (ds[k] for k in range(len(ds)))
+  # As grain's own iterators: None is an element a filter dropped (there are none here).
+  return (batch for k in range(len(ds)) if (batch := ds[k]) is not None)

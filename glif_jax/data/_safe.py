@@ -109,7 +109,7 @@ def _too_large(source: str | os.PathLike[str], what: str, limit: int) -> Corrupt
 
 
 def read_bounded(
-  file: IO[bytes], limit: int, *, source: str | os.PathLike[str], what: str
+  file: IO[bytes] | gzip.GzipFile, limit: int, *, source: str | os.PathLike[str], what: str
 ) -> bytes:
   """Reads ``file`` to its end, reading at most ``limit + 1`` bytes.
 
@@ -126,7 +126,9 @@ class _BoundedReader:
   """``file`` for an unpickler, refusing to deliver more than ``limit`` bytes; a read that
   asks for more than is left is refused unread (the pickle would be too large or truncated)."""
 
-  def __init__(self, file: IO[bytes], limit: int, *, source: str, what: str) -> None:
+  def __init__(
+    self, file: IO[bytes] | gzip.GzipFile, limit: int, *, source: str, what: str
+  ) -> None:
     self._file, self._left = file, limit
     self._error = _too_large(source, what, limit)
 
@@ -166,7 +168,7 @@ def load_gzip_pickle(file: IO[bytes], *, name: str, limit: int, encoding: str = 
 
 
 @contextlib.contextmanager
-def open_gzip(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
+def open_gzip(path: str | os.PathLike[str]) -> Iterator[gzip.GzipFile]:
   """Opens a ``.gz`` file for reading (read it with a bound: :func:`read_bounded`).
 
   Raises:
@@ -252,8 +254,10 @@ def safe_extract(
   target.mkdir(parents=True, exist_ok=True)
   with open_tar(archive) as tar:
     try:
-      large = [m for m in tar if max_member_bytes is not None and m.size > max_member_bytes]
-      if large:
+      members = tar.getmembers()
+      if max_member_bytes is not None and (
+        large := [m for m in members if m.size > max_member_bytes]
+      ):
         raise _too_large(archive, f"member {large[0].name!r}", max_member_bytes)
       tar.extractall(target, filter="data")
     except tarfile.FilterError as err:

@@ -32,7 +32,7 @@ class SyntheticRecords:
   """
 
   def __init__(
-    self, num_records: int, *, image_shape: tuple[int, int, int], num_classes: int, seed: int
+    self, num_records: int, *, image_shape: tuple[int, ...], num_classes: int, seed: int
   ):
     prototypes = np.random.default_rng(_PROTOTYPE_SEED).uniform(size=(num_classes, *image_shape))
     rng = np.random.default_rng(seed)

@@ -27,9 +27,14 @@ import tensorflow_datasets as tfds
 
 from glif_jax.data import _events, _images
 from glif_jax.data._errors import DatasetNotFoundError
+from glif_jax.data._info import DatasetFacts
 
 Example = dict[str, Any]
 FIRST_RELEASE: dict[str, str] = {"1.0.0": "First release."}
+
+
+class Builder(tfds.core.GeneratorBasedBuilder, DatasetFacts, skip_registration=True):
+  """A TFDS builder that states its data set's facts: the base of every builder here."""
 
 
 def manual_dir(dl_manager: tfds.download.DownloadManager, name: str, how: str) -> Path:
@@ -44,7 +49,7 @@ def manual_dir(dl_manager: tfds.download.DownloadManager, name: str, how: str) -
 # --- static images ---------------------------------------------------------------------------
 
 
-def image_info(builder: tfds.core.DatasetBuilder) -> tfds.core.DatasetInfo:
+def image_info(builder: Builder) -> tfds.core.DatasetInfo:
   """Images stored as uint8 ``IMAGE_SHAPE`` (raw bytes, zlib-compressed), ``CLASS_NAMES``."""
   return tfds.core.DatasetInfo(
     builder=builder,
@@ -84,7 +89,7 @@ class EventConfig(tfds.core.BuilderConfig):
   """
 
   num_frames: int = 16
-  split_by: str = "number"
+  split_by: _events.SplitBy = "number"
   size: int = _events.SENSOR_SIZE
 
 
@@ -112,14 +117,22 @@ def event_config(
   )
 
 
-def is_event_builder(cls: type[tfds.core.DatasetBuilder]) -> bool:
+def is_event_builder(cls: type[Builder]) -> bool:
   """Whether ``cls`` makes event frames (its configs are :class:`EventConfig`)."""
   return bool(cls.BUILDER_CONFIGS) and isinstance(cls.BUILDER_CONFIGS[0], EventConfig)
 
 
-def frames_info(builder: tfds.core.DatasetBuilder) -> tfds.core.DatasetInfo:
+def builder_event_config(builder: Builder) -> EventConfig:
+  """The :class:`EventConfig` of an event data set's builder."""
+  config = builder.builder_config
+  if not isinstance(config, EventConfig):
+    raise TypeError(f"{builder.name} is not an event data set (its config is {config!r})")
+  return config
+
+
+def frames_info(builder: Builder) -> tfds.core.DatasetInfo:
   """Frames ``[T, S, S, 2]`` (uint16 counts at the sensor's size, else float32), labels."""
-  c = builder.builder_config
+  c = builder_event_config(builder)
   dtype = np.uint16 if c.size == builder.SENSOR_SIZE else np.float32
   shape = (c.num_frames, c.size, c.size, 2)
   return tfds.core.DatasetInfo(
@@ -136,9 +149,9 @@ def frames_info(builder: tfds.core.DatasetBuilder) -> tfds.core.DatasetInfo:
   )
 
 
-def frames(builder: tfds.core.DatasetBuilder, events: _events.Events) -> np.ndarray:
+def frames(builder: Builder, events: _events.Events) -> np.ndarray:
   """The frames of one sample under the builder's config (see :class:`EventConfig`)."""
-  config, sensor_size = builder.builder_config, builder.SENSOR_SIZE
+  config, sensor_size = builder_event_config(builder), builder.SENSOR_SIZE
   counts = _events.events_to_frames(
     events, num_frames=config.num_frames, split_by=config.split_by, sensor_size=sensor_size
   )
