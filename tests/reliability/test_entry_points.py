@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from absl import flags
+from absl import logging as absl_logging
 
 from configs import smoke
 from glif_jax import data
@@ -97,7 +98,7 @@ def _exit_now(status: int) -> None:
 @pytest.fixture
 def in_process(monkeypatch, capsys):
   """Runs ``python -m module args`` in this process: (status, stderr). `_cli`'s `os._exit`
-  raises SystemExit instead, and its hooks are undone after the test."""
+  raises SystemExit instead; its hooks and the mains' log verbosity are undone after."""
   monkeypatch.setattr(os, "_exit", _exit_now)
   monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)
   monkeypatch.chdir(launch.REPO)
@@ -109,7 +110,9 @@ def in_process(monkeypatch, capsys):
       _cli.run(main)
     return stop.value.code, capsys.readouterr().err
 
-  return run
+  verbosity = absl_logging.get_verbosity()
+  yield run
+  absl_logging.set_verbosity(verbosity)
 
 
 @pytest.fixture(scope="module")
@@ -261,7 +264,8 @@ def test_user_mistakes_of_python_m_end_in_one_line_and_status_2(tmp_path, files)
 def test_an_empty_workdir_is_refused_and_nothing_is_written(tmp_path, in_process, monkeypatch):
   config = str(launch.REPO / "configs" / "smoke.py")
   monkeypatch.chdir(tmp_path)
-  _assert_one_line(*in_process("train.main", ["--config", config, "--workdir", ""]), "empty")
+  status, stderr = in_process("train.main", ["--config", config, "--workdir", ""])
+  _assert_one_line(status, stderr, r"--workdir is empty")
   assert list(tmp_path.iterdir()) == []
 
 
