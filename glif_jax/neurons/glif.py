@@ -127,7 +127,7 @@ def glif_params(
       raise ValueError(f"{name} must lie in (0, 1) (a value after the sigmoid), got {value!r}")
   shape = () if channels is None else (channels,)
 
-  def const(value: float, shape=shape) -> jax.Array:
+  def const(value: float, shape: tuple[int, ...] = shape) -> jax.Array:
     return jnp.full(shape, _common.logit(value), dtype)
 
   if gate_init == "random":
@@ -263,17 +263,17 @@ def glif_step(
     raise TypeError(
       f"x_t must be a pair (X_t, G_t) of GLIF's input and conductance, got {type(x_t).__name__}"
     )
-  x_t, conduct_t = x_t
-  x_t = _check_step(params, state, x_t, conduct_t)
+  current, conduct_t = x_t
+  current = _check_step(params, state, current, conduct_t)
   k = _common.check_constants(constants, GLIFConstants)
   c = glif_coefficients(
     params._replace(conduct=conduct_t), gating=k.gating, simplified=k.simplified
   )
-  c = _common.cast_tree(c, x_t.dtype)
+  c = _common.cast_tree(c, current.dtype)
   u, o = state
   if k.detach_reset:
     o = jax.lax.stop_gradient(o)
-  u = c.decay * u * (1 - c.hard_reset * o) - c.leak + c.gain * x_t - c.soft_reset * o
+  u = c.decay * u * (1 - c.hard_reset * o) - c.leak + c.gain * current - c.soft_reset * o
   o = k.surrogate(u - c.v_th)
   return o, GLIFState(u, o)
 

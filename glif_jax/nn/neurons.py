@@ -31,7 +31,7 @@ class SpikingNeuron(nnx.Module):
   """Base of the neuron modules: runs the neuron and records its firing rate."""
 
   @abc.abstractmethod
-  def run(self, x: jax.Array, state=None):
+  def run(self, x: jax.Array, state=None) -> tuple[jax.Array, tuple[jax.Array, ...]]:
     """Calls the pure neuron function: ``(spikes, final_state)``."""
 
   def __call__(self, x: jax.Array, state=None):
@@ -40,7 +40,10 @@ class SpikingNeuron(nnx.Module):
     # state; sowing outside one is deprecated in Flax 0.12 and would add a variable.
     if nnx.state(self, nnx.Intermediate):
       rate = jnp.mean(spikes, axis=tuple(range(spikes.ndim - 1)), dtype=jnp.float32)
-      self.sow(nnx.Intermediate, "firing_rate", rate, reduce_fn=lambda _, new: new)
+      # Flax's annotation: sow's default init_fn returns () but is typed () -> B (jax.Array).
+      self.sow(  # pyright: ignore[reportArgumentType]
+        nnx.Intermediate, "firing_rate", rate, reduce_fn=lambda _, new: new
+      )
     return spikes, final_state
 
 
