@@ -7,6 +7,7 @@ blocks; model variants are module-level partials of one class (``ResNet19 = part
 - a `NeuronDef` builds a neuron layer: ``neuron(channels, *, rngs)``;
 - a `NormDef` builds a batch norm: ``norm(channels, *, residual=False, rngs)``, where
   ``residual`` marks the second BN of a residual block and the shortcut BN (tdBN's α = 1/√2);
+- blocks take them with ``rngs`` bound (`BoundNeuronDef`, `BoundNormDef`, see `layer_defs`);
 - a conv definition is `nnx.Conv` with its dtype, initialiser and ``rngs`` bound.
 
 Every synaptic layer here is per-sample (``[N, ...]``); models apply it to time-major
@@ -54,6 +55,18 @@ class NormDef(Protocol):
   """Builds a batch norm; ``residual``: a block's second BN or its shortcut BN."""
 
   def __call__(self, channels: int, *, residual: bool = False, rngs: nnx.Rngs) -> nnx.Module: ...
+
+
+class BoundNeuronDef(Protocol):
+  """A `NeuronDef` with ``rngs`` bound."""
+
+  def __call__(self, channels: int) -> snn.SpikingNeuron: ...
+
+
+class BoundNormDef(Protocol):
+  """A `NormDef` with ``rngs`` bound."""
+
+  def __call__(self, channels: int, *, residual: bool = False) -> nnx.Module: ...
 
 
 _NEURON_CLASSES = {
@@ -121,7 +134,7 @@ def layer_defs(
   bn_axis_name: str | None,
   dtype: Any,
   rngs: nnx.Rngs,
-) -> tuple[Callable[[int], snn.SpikingNeuron], Callable[..., nnx.Module]]:
+) -> tuple[BoundNeuronDef, BoundNormDef]:
   """A model's neuron and norm constructors, with ``rngs`` bound.
 
   Args:
@@ -349,7 +362,7 @@ class Classifier(nnx.Module):
     features: F.
     hidden: sizes of the hidden spiking layers (may be empty).
     num_classes: number of logits.
-    neuron: the `NeuronDef`.
+    neuron: the `BoundNeuronDef`.
     dtype: compute dtype.
     rngs: parameter initialisation.
   """
@@ -360,13 +373,13 @@ class Classifier(nnx.Module):
     hidden: tuple[int, ...],
     num_classes: int,
     *,
-    neuron: NeuronDef,
+    neuron: BoundNeuronDef,
     dtype: Any,
     rngs: nnx.Rngs,
   ):
     sizes = (features, *hidden)
     self.fcs = nnx.List([nnx.Linear(a, b, dtype=dtype, rngs=rngs) for a, b in zip(sizes, hidden)])
-    self.neurons = nnx.List([neuron(h, rngs=rngs) for h in hidden])
+    self.neurons = nnx.List([neuron(h) for h in hidden])
     self.head = nnx.Linear(sizes[-1], num_classes, dtype=dtype, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:

@@ -33,7 +33,7 @@ import posixpath
 import re
 import zipfile
 import zlib
-from typing import Any
+from typing import Any, Literal
 
 import ml_dtypes
 import numpy as np
@@ -146,7 +146,7 @@ class _Unpickler(pickle.Unpickler):
     self._archive = archive
     self._prefix = prefix
     self._path = path
-    self._byteorder = "<" if byteorder == "little" else ">"
+    self._byteorder: Literal["<", ">"] = "<" if byteorder == "little" else ">"
     self._storages: dict[str, np.ndarray] = {}
     self._copy_budget = _COPY_SLACK_BYTES  # grows by each storage's size
     # Fresh functions per load: whatever a crafted BUILD opcode sets on them is discarded

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import jax.numpy as jnp
@@ -122,11 +123,13 @@ _RULES: tuple[tuple[type[nnx.Module], tuple[_Rule, ...]], ...] = (
 )
 
 
+_Permutation = tuple[int, ...] | None
 # Their parameter name -> (our variable path, axis permutation to our layout), per kind of
 # our module; None marks buffers with no counterpart (tdBN's Vth is checked, not stored).
-_CONV = {"weight": ("kernel", (2, 3, 1, 0))}  # OIHW -> HWIO
-_LINEAR = {"weight": ("kernel", (1, 0)), "bias": ("bias", None)}
-_NORM = {
+_ParamMap = Mapping[str, tuple[str, _Permutation] | None]
+_CONV: _ParamMap = {"weight": ("kernel", (2, 3, 1, 0))}  # OIHW -> HWIO
+_LINEAR: _ParamMap = {"weight": ("kernel", (1, 0)), "bias": ("bias", None)}
+_NORM: _ParamMap = {
   "weight": ("scale", None),
   "bias": ("bias", None),
   "running_mean": ("norm.mean", None),
@@ -134,7 +137,7 @@ _NORM = {
   "num_batches_tracked": None,
   "Vth": None,
 }
-_GLIF = {
+_GLIF: _ParamMap = {
   theirs: (ours, None)
   for theirs, ours in zip(
     ("alpha", "beta", "gamma", "tau", "Vth", "leak", "reVth", "conduct"),
@@ -143,10 +146,8 @@ _GLIF = {
 }
 _PARAMS = ((nnx.Conv, _CONV), (nnx.Linear, _LINEAR), (snn.TdBatchNorm, _NORM), (snn.GLIF, _GLIF))
 
-_Permutation = tuple[int, ...] | None
 
-
-def _module_params(module: nnx.Module) -> dict[str, tuple[str, _Permutation] | None]:
+def _module_params(module: nnx.Module) -> _ParamMap:
   for cls, params in _PARAMS:
     if isinstance(module, cls):
       return params
@@ -278,9 +279,10 @@ def _plan(
       norms[module_key] = module
       if name == "Vth":
         thresholds[module_key] = tensor
-    if params[name] is None:
+    target = params[name]
+    if target is None:
       continue
-    variable_path, perm = params[name]
+    variable_path, perm = target
     variable = _walk(module, variable_path)
     expected = tuple(variable[...].shape)
     value = _to_ours(tensor, perm)

@@ -147,7 +147,7 @@ class PLIFNet(nnx.Module):
       raise ValueError(
         f"input_size must be >= {2**pools} for {pools} 2x2 poolings, got {input_size}"
       )
-    neuron, norm = _layers.layer_defs(
+    make_neuron, make_norm = _layers.layer_defs(
       neuron=neuron,
       neuron_options=neuron_options,
       neuron_defaults=neuron_defaults,
@@ -160,7 +160,7 @@ class PLIFNet(nnx.Module):
     conv = _layers.conv_def(_layers.TORCH_DEFAULT, dtype=dtype, rngs=rngs)
 
     def conv_norm(cin: int) -> _layers.ConvNorm:
-      return _layers.ConvNorm(conv(cin, width, (3, 3), padding=1), norm(width))
+      return _layers.ConvNorm(conv(cin, width, (3, 3), padding=1), make_norm(width))
 
     self.stem = _layers.Encoder(
       conv_norm(in_channels),
@@ -169,11 +169,11 @@ class PLIFNet(nnx.Module):
       input_size=input_size,
       dtype=dtype,
     )
-    self.stem_neuron = neuron(width)
+    self.stem_neuron = make_neuron(width)
     layers = []
     for index, convs in enumerate(stages):
       layers += [
-        _layers.ConvSpike(conv_norm(width), neuron(width)) for _ in range(convs - (index == 0))
+        _layers.ConvSpike(conv_norm(width), make_neuron(width)) for _ in range(convs - (index == 0))
       ]
       layers.append(snn.TimeFolded(_layers.max_pool))
     self.layers = nnx.List(layers)
@@ -181,10 +181,10 @@ class PLIFNet(nnx.Module):
     dropout_layer = functools.partial(SharedDropout, dropout, rngs=rngs)
     self.dropout1 = dropout_layer()
     self.fc1 = linear(width * side * side, hidden)
-    self.fc1_neuron = neuron(hidden)
+    self.fc1_neuron = make_neuron(hidden)
     self.dropout2 = dropout_layer()
     self.fc2 = linear(hidden, VOTES * num_classes)
-    self.fc2_neuron = neuron(VOTES * num_classes)
+    self.fc2_neuron = make_neuron(VOTES * num_classes)
     self.remat = remat
 
   def __call__(self, x: jax.Array) -> jax.Array:

@@ -71,7 +71,7 @@ class ResNetHead(nnx.Module):
 
 
 def _shortcut(
-  cin: int, cout: int, stride: int, *, conv: Callable[..., nnx.Conv], norm: _layers.NormDef
+  cin: int, cout: int, stride: int, *, conv: Callable[..., nnx.Conv], norm: _layers.BoundNormDef
 ) -> nnx.Module:
   """BN(α=1/√2), after a strided 1×1 convolution when the shape changes."""
   if cin == cout and stride == 1:
@@ -91,8 +91,8 @@ class _Residual(nnx.Module):
     stride: int,
     *,
     conv: Callable[..., nnx.Conv],
-    norm: _layers.NormDef,
-    neuron: _layers.NeuronDef,
+    norm: _layers.BoundNormDef,
+    neuron: _layers.BoundNeuronDef,
   ):
     self.conv1 = _layers.ConvSpike(
       _layers.ConvNorm(conv(cin, cout, (3, 3), strides=stride, padding=1), norm(cout)),
@@ -211,7 +211,7 @@ class SpikingResNet(nnx.Module):
     remat: bool = False,
     rngs: nnx.Rngs,
   ):
-    neuron, norm = _layers.layer_defs(
+    make_neuron, make_norm = _layers.layer_defs(
       neuron=neuron,
       neuron_options=neuron_options,
       neuron_defaults=neuron_defaults,
@@ -225,16 +225,23 @@ class SpikingResNet(nnx.Module):
     k = (stem.kernel, stem.kernel)
     first = conv(in_channels, width, k, strides=stem.stride, padding=stem.padding)
     self.stem = _layers.Encoder(
-      _layers.ConvNorm(first, norm(width)),
+      _layers.ConvNorm(first, make_norm(width)),
       timesteps=timesteps,
       in_channels=in_channels,
       input_size=None,
       dtype=dtype,
     )
-    self.stem_neuron = neuron(width)
+    self.stem_neuron = make_neuron(width)
     self.block_cls = block_cls
     self.blocks = _stages(
-      block_cls, width, width, stage_sizes, stage_strides, conv=conv, norm=norm, neuron=neuron
+      block_cls,
+      width,
+      width,
+      stage_sizes,
+      stage_strides,
+      conv=conv,
+      norm=make_norm,
+      neuron=make_neuron,
     )
     features = width * 2 ** (len(stage_sizes) - 1)
     self.classifier = ResNetHead(features, num_classes, dtype=dtype, rngs=rngs)

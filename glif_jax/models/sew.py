@@ -94,8 +94,8 @@ class SEWBlock(nnx.Module):
     channels: int,
     *,
     conv: Callable[..., nnx.Conv],
-    norm: _layers.NormDef,
-    neuron: _layers.NeuronDef,
+    norm: _layers.BoundNormDef,
+    neuron: _layers.BoundNeuronDef,
   ):
     def conv_spike() -> _layers.ConvSpike:
       layer = _layers.ConvNorm(conv(channels, channels, (3, 3), padding=1), norm(channels))
@@ -154,7 +154,7 @@ class SEWResNet(nnx.Module):
       raise ValueError(
         f"input_size must be >= {2**pools} for {pools} 2x2 poolings, got {input_size}"
       )
-    neuron, norm = _layers.layer_defs(
+    make_neuron, make_norm = _layers.layer_defs(
       neuron=neuron,
       neuron_options=neuron_options,
       neuron_defaults=neuron_defaults,
@@ -167,24 +167,24 @@ class SEWResNet(nnx.Module):
     conv = _layers.conv_def(_layers.TORCH_DEFAULT, dtype=dtype, rngs=rngs)
 
     def conv1x1_spike(cin: int, cout: int) -> _layers.ConvSpike:
-      layer = _layers.ConvNorm(conv(cin, cout, (1, 1), padding=0), norm(cout))
-      return _layers.ConvSpike(layer, neuron(cout))
+      layer = _layers.ConvNorm(conv(cin, cout, (1, 1), padding=0), make_norm(cout))
+      return _layers.ConvSpike(layer, make_neuron(cout))
 
     cin = width * blocks[0][0]
     self.stem = _layers.Encoder(
-      _layers.ConvNorm(conv(in_channels, cin, (1, 1), padding=0), norm(cin)),
+      _layers.ConvNorm(conv(in_channels, cin, (1, 1), padding=0), make_norm(cin)),
       timesteps=timesteps,
       in_channels=in_channels,
       input_size=input_size,
       dtype=dtype,
     )
-    self.stem_neuron = neuron(cin)
+    self.stem_neuron = make_neuron(cin)
     layers = []
     for multiplier, pooled in blocks:
       cout = width * multiplier
       if cout != cin:
         layers.append(conv1x1_spike(cin, cout))
-      layers.append(SEWBlock(cout, conv=conv, norm=norm, neuron=neuron))
+      layers.append(SEWBlock(cout, conv=conv, norm=make_norm, neuron=make_neuron))
       if pooled:
         layers.append(snn.TimeFolded(POOLS[pool]))
       cin = cout

@@ -60,7 +60,7 @@ class SpikingCNN(nnx.Module):
   ):
     if input_size < 4:
       raise ValueError(f"input_size must be >= 4 (two 2x2 poolings), got {input_size}")
-    neuron, norm = _layers.layer_defs(
+    make_neuron, make_norm = _layers.layer_defs(
       neuron=neuron,
       neuron_options=neuron_options,
       neuron_defaults=None,
@@ -72,20 +72,20 @@ class SpikingCNN(nnx.Module):
     )
     conv = _layers.conv_def(_layers.KAIMING_FAN_OUT, dtype=dtype, rngs=rngs)
     self.stem = _layers.Encoder(
-      _layers.ConvNorm(conv(in_channels, width, (3, 3), padding=1), norm(width)),
+      _layers.ConvNorm(conv(in_channels, width, (3, 3), padding=1), make_norm(width)),
       timesteps=timesteps,
       in_channels=in_channels,
       input_size=input_size,
       dtype=dtype,
     )
-    self.stem_neuron = neuron(width)
+    self.stem_neuron = make_neuron(width)
     self.conv = _layers.ConvSpike(
-      _layers.ConvNorm(conv(width, 2 * width, (3, 3), padding=1), norm(2 * width)),
-      neuron(2 * width),
+      _layers.ConvNorm(conv(width, 2 * width, (3, 3), padding=1), make_norm(2 * width)),
+      make_neuron(2 * width),
     )
     features = (input_size // 4) ** 2 * 2 * width
     self.classifier = _layers.Classifier(
-      features, hidden, num_classes, neuron=neuron, dtype=dtype, rngs=rngs
+      features, hidden, num_classes, neuron=make_neuron, dtype=dtype, rngs=rngs
     )
 
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -122,7 +122,9 @@ class SpikingMLP(nnx.Module):
   ):
     if not hidden:
       raise ValueError("SpikingMLP needs at least one hidden layer, got hidden=()")
-    neuron = _layers.neuron_def(neuron, timesteps, **(neuron_options or {}))
+    make_neuron = functools.partial(
+      _layers.neuron_def(neuron, timesteps, **(neuron_options or {})), rngs=rngs
+    )
     first = nnx.Linear(input_size**2 * in_channels, hidden[0], dtype=dtype, rngs=rngs)
     self.stem = _layers.Encoder(
       nnx.Sequential(_layers.flatten, first),
@@ -131,9 +133,9 @@ class SpikingMLP(nnx.Module):
       input_size=input_size,
       dtype=dtype,
     )
-    self.stem_neuron = neuron(hidden[0], rngs=rngs)
+    self.stem_neuron = make_neuron(hidden[0])
     self.classifier = _layers.Classifier(
-      hidden[0], hidden[1:], num_classes, neuron=neuron, dtype=dtype, rngs=rngs
+      hidden[0], hidden[1:], num_classes, neuron=make_neuron, dtype=dtype, rngs=rngs
     )
 
   def __call__(self, x: jax.Array) -> jax.Array:
