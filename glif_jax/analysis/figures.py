@@ -58,24 +58,24 @@ def fi_curves(
   path: str | Path | None = None,
 ) -> Figure:
   """f–I curves of LIF (with the closed form), KLIF and GLIF for the given parameters."""
-  currents = jnp.asarray(currents, jnp.float32)
+  inputs = jnp.asarray(currents, jnp.float32)
   lif = dynamics.fi_curve(
-    neurons.plif, dynamics.plif_logits(lif_taus), currents, timesteps=timesteps, v_th=lif_v_th
+    neurons.plif, dynamics.plif_logits(lif_taus), inputs, timesteps=timesteps, v_th=lif_v_th
   )
   theory = [
     [
       dynamics.lif_closed_form_rate(float(c), tau=t, v_th=lif_v_th, timesteps=timesteps)
-      for c in currents
+      for c in inputs
     ]
     for t in lif_taus
   ]
   klif_p = neurons.KLIFParams(jnp.asarray(klif_ks, jnp.float32))
   klif = dynamics.fi_curve(
-    neurons.klif, klif_p, currents, timesteps=timesteps, tau=klif_tau, v_th=lif_v_th
+    neurons.klif, klif_p, inputs, timesteps=timesteps, tau=klif_tau, v_th=lif_v_th
   )
   alpha, beta, gamma = (jnp.asarray(g) for g in zip(*glif_gates))
   glif_p = dynamics.glif_logits(alpha=alpha, beta=beta, gamma=gamma, timesteps=timesteps)
-  glif = dynamics.fi_curve(neurons.glif, glif_p, currents, timesteps=timesteps)
+  glif = dynamics.fi_curve(neurons.glif, glif_p, inputs, timesteps=timesteps)
   labels = [
     *(f"LIF τ={t:g}, V_th={lif_v_th:g}" for t in lif_taus),
     *(f"KLIF k={k:g} (τ={klif_tau:g}, V_th={lif_v_th:g})" for k in klif_ks),
@@ -85,7 +85,7 @@ def fi_curves(
     f"f–I curves (T = {timesteps}; GLIF: τ={_value(glif_p.tau):g}, V_th={_value(glif_p.v_th):g})"
   )
   rates = jnp.concatenate([lif, klif, glif])
-  return plots.fi_curves(currents, rates, labels=labels, theory=theory, title=title, path=path)
+  return plots.fi_curves(inputs, rates, labels=labels, theory=theory, title=title, path=path)
 
 
 def gate_sweep(

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
@@ -295,7 +296,7 @@ def _neuron_outputs(model: nnx.Module, x: jax.Array):
     raise ValueError("the model ran no glif_jax.nn neuron module")
   spikes = {k: v[-1][0] for k, v in _by_name(captured, "run").items()}
   first = {k: min(jax.tree.leaves(v)) for k, v in _by_name(order, "run").items()}
-  return rates, spikes, sorted(spikes, key=first.get), calls
+  return rates, spikes, sorted(spikes, key=first.__getitem__), calls
 
 
 def _synapses(calls: list[_Call], kinds: Mapping[str, str], batch: int) -> list[SynapticLayer]:
@@ -343,9 +344,8 @@ def network_statistics(
     `NetworkStats`, counts and energies per sample.
   """
   rates, spikes, order, calls = _neuron_outputs(model, x)
-  spike_counts = sum(
-    jnp.sum(s, axis=(0, *range(2, s.ndim)), dtype=jnp.float32) for s in spikes.values()
-  )
+  counts = [jnp.sum(s, axis=(0, *range(2, s.ndim)), dtype=jnp.float32) for s in spikes.values()]
+  spike_counts = sum(counts[1:], counts[0])
   kinds = {"/".join(map(str, p)): type(m).__name__ for p, m in nnx.iter_modules(model)}
   synapses = _synapses(calls, kinds, batch=len(spike_counts))
   sops = sum(s.sops for s in synapses)

@@ -53,7 +53,7 @@ to (C, H, W) order behind a NIR ``Flatten``.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -66,13 +66,15 @@ from glif_jax import neurons
 from glif_jax import nn as snn
 
 Layer = nnx.Module
+# NIR LIF coefficients by name (see `_neuron_coefficients`): per-channel arrays or scalars.
+_Coefficients = dict[str, np.ndarray | float]
 DEFAULT_DT = 1e-3  # 1 ms, Norse's default time step
 
 
 # --- running a layer list in JAX ------------------------------------------------------
 
 
-def _unwrap(layer: Layer) -> Layer:
+def _unwrap(layer: Layer) -> Layer | Callable[[jax.Array], jax.Array]:
   return layer.layer if isinstance(layer, snn.TimeFolded) else layer
 
 
@@ -105,7 +107,7 @@ def run_layers(layers: Sequence[Layer], x: jax.Array) -> jax.Array:
 # --- neurons -> NIR LIF parameters ------------------------------------------------------
 
 
-def _lif_coefficients(module: snn.LIF | snn.PLIF, inv_tau: Any) -> dict[str, np.ndarray]:
+def _lif_coefficients(module: snn.LIF | snn.PLIF, inv_tau: Any) -> _Coefficients:
   constants = module.constants
   if constants.v_reset is None:
     raise NotImplementedError(
@@ -122,40 +124,41 @@ def _lif_coefficients(module: snn.LIF | snn.PLIF, inv_tau: Any) -> dict[str, np.
   }
 
 
-def _glif_coefficients(module: snn.GLIF) -> dict[str, np.ndarray]:
+def _glif_coefficients(module: snn.GLIF) -> _Coefficients:
   constants = module.constants
-  c = neurons.glif_coefficients(
+  coefficients = neurons.glif_coefficients(
     module.params, gating=constants.gating, simplified=constants.simplified
   )
-  c = neurons.GLIFCoefficients(*(np.asarray(a, np.float64) for a in c))
+  c = {k: np.asarray(a, np.float64) for k, a in coefficients._asdict().items()}
   why = "GLIF maps onto NIR's LIF only with "
-  if not np.all(c.hard_reset == 1):
+  if not np.all(c["hard_reset"] == 1):
     raise NotImplementedError(
       why + "γ = 1 (full hard reset): a partial reset (1 − γ·o)·u or the soft-reset share "
       "(1 − γ)·V_R has no NIR primitive; soft gates are sigmoids, never exactly 1 — "
-      f"use gating='hard' (got γ in [{np.min(c.hard_reset):.3g}, {np.max(c.hard_reset):.3g}])"
+      f"use gating='hard' (got γ in [{np.min(c['hard_reset']):.3g}, "
+      f"{np.max(c['hard_reset']):.3g}])"
     )
-  if not np.all(c.decay < 1):
+  if not np.all(c["decay"] < 1):
     raise NotImplementedError(
       why + "α > 0: with α = 0 the membrane does not decay and leaks a constant V_L per "
       "step, an integrator with a bias that NIR's IF lacks"
     )
-  if not np.all(c.gain == c.gain[:1]):
+  if not np.all(c["gain"] == c["gain"][:1]):
     raise NotImplementedError(
       why + "an input gain 1 − β(1 − G_t) constant over time: NIR has no time-varying "
       "conductance (use β = 0 or a constant G_t)"
     )
-  rate = 1 - c.decay
+  rate = 1 - c["decay"]
   return {
     "rate": rate,
-    "r": c.gain[0] / rate,
-    "v_leak": -c.leak / rate,
-    "v_threshold": c.v_th,
-    "v_reset": -c.soft_reset / c.decay,
+    "r": c["gain"][0] / rate,
+    "v_leak": -c["leak"] / rate,
+    "v_threshold": c["v_th"],
+    "v_reset": -c["soft_reset"] / c["decay"],
   }
 
 
-def _neuron_coefficients(module: snn.SpikingNeuron) -> dict[str, np.ndarray]:
+def _neuron_coefficients(module: snn.SpikingNeuron) -> _Coefficients:
   """``dt/τ`` (as ``rate``), r, v_leak, v_threshold, v_reset of NIR's LIF, per channel."""
   if isinstance(module, snn.KLIF):
     raise NotImplementedError(
@@ -200,19 +203,16 @@ def _conv_padding(conv: nnx.Conv) -> tuple[int, int]:
   if isinstance(pad, str):
     if pad.upper() == "VALID":
       return (0, 0)
-    dilation = _pair(conv.kernel_dilation)
-    if (
-      pad.upper() == "SAME"
-      and _pair(conv.strides) == (1, 1)
-      and all(k % 2 for k in conv.kernel_size)
-    ):
-      return tuple((k - 1) // 2 * d for k, d in zip(conv.kernel_size, dilation))
+    (kh, kw), (dh, dw) = _pair(conv.kernel_size), _pair(conv.kernel_dilation)
+    if pad.upper() == "SAME" and _pair(conv.strides) == (1, 1) and kh % 2 and kw % 2:
+      return ((kh - 1) // 2 * dh, (kw - 1) // 2 * dw)
   elif isinstance(pad, int):
     return (pad, pad)
-  elif all(isinstance(p, int) for p in pad):
-    return tuple(pad)
-  elif all(lo == hi for lo, hi in pad):
-    return tuple(lo for lo, _ in pad)
+  else:
+    sides = [(p, p) if isinstance(p, int) else p for p in pad]
+    if all(lo == hi for lo, hi in sides):
+      (h, _), (w, _) = sides
+      return (h, w)
   raise NotImplementedError(
     f"convolution padding {pad!r} is not symmetric; NIR's Conv2d pads both sides of an axis equally"
   )
@@ -229,7 +229,7 @@ def _conv_node(conv: nnx.Conv, shape: tuple[int, ...]) -> tuple[nir.Conv2d, tupl
   kernel = np.asarray(conv.kernel[...], np.float32).transpose(3, 2, 0, 1)  # HWIO -> OIHW
   bias = (
     np.asarray(conv.bias[...], np.float32)
-    if conv.use_bias
+    if conv.bias is not None
     else np.zeros(kernel.shape[0], np.float32)
   )
   node = nir.Conv2d(
@@ -249,7 +249,7 @@ def _dense_node(linear: nnx.Linear, shape: tuple[int, ...]) -> nir.NIRNode:
   if len(shape) == 3:  # columns from (H, W, C) to NIR's flattened (C, H, W) order
     c, h, w = shape
     weight = weight.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(weight.shape[0], -1)
-  if linear.use_bias:
+  if linear.bias is not None:
     return nir.Affine(weight=weight, bias=np.asarray(linear.bias[...], np.float32))
   return nir.Linear(weight=weight)
 
@@ -320,14 +320,20 @@ def _run_lif(node: nir.LIF, x: jax.Array, dt: float) -> jax.Array:
   return spikes
 
 
+def _nir_pair(value: Any) -> tuple[int, int]:
+  """A Conv2d stride, padding or dilation: a pair (a tuple, or an array once read) or an int."""
+  a, b = np.broadcast_to(value, (2,)).tolist()
+  return int(a), int(b)
+
+
 def _run_conv(node: nir.Conv2d, x: jax.Array) -> jax.Array:
   def conv(a):
     y = jax.lax.conv_general_dilated(
       a,
       jnp.asarray(node.weight),
-      window_strides=tuple(node.stride),
-      padding=[(int(p), int(p)) for p in node.padding],
-      rhs_dilation=tuple(node.dilation),
+      window_strides=_nir_pair(node.stride),
+      padding=[(p, p) for p in _nir_pair(node.padding)],
+      rhs_dilation=_nir_pair(node.dilation),
       dimension_numbers=("NCHW", "OIHW", "NCHW"),
       feature_group_count=int(node.groups),
     )
@@ -381,6 +387,7 @@ def run_nir(graph: nir.NIRGraph, x: jax.Array, *, dt: float = DEFAULT_DT) -> jax
   out: dict[str, jax.Array] = {}
   for name in _topological_order(graph):
     preds = [a for a, b in graph.edges if b == name]
-    node_in = x if not preds else sum(out[p] for p in preds)
+    inputs = [out[p] for p in preds]
+    node_in = sum(inputs[1:], inputs[0]) if inputs else x
     out[name] = _run_node(graph.nodes[name], node_in, dt)
   return out["output"]

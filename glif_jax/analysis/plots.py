@@ -101,12 +101,11 @@ def membrane_trace(
     path: where to save the figure, if given.
   """
   u = np.asarray(u).reshape(len(u), -1)
-  labels = labels or [None] * u.shape[1]
   fig = Figure(figsize=(6.5, 3.5))
   ax = fig.add_subplot()
   t = np.arange(u.shape[0])
   for n in range(u.shape[1]):
-    (line,) = ax.plot(t, u[:, n], marker=".", label=labels[n])
+    (line,) = ax.plot(t, u[:, n], marker=".", label=labels[n] if labels else None)
     if spikes is not None:
       fired = np.nonzero(np.asarray(spikes).reshape(u.shape)[:, n])[0]
       ax.plot(fired, np.full(fired.shape, threshold), "^", color=line.get_color(), ms=7)
@@ -217,7 +216,7 @@ def firing_rate_bars(
   ax = fig.add_subplot()
   y = np.arange(len(names))
   ax.barh(y, values, color="tab:blue")
-  for yi, v in zip(y, values):
+  for yi, v in enumerate(values):
     ax.text(v, yi, f" {v:.3f}", va="center", fontsize="small")
   ax.set_yticks(y, names, fontsize="small")
   ax.invert_yaxis()
