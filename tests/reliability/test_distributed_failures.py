@@ -83,7 +83,7 @@ def test_kill_9_of_one_process_stops_the_other_with_one_line_and_the_rerun_resum
   assert processes[0].wait(WAIT) == 3
   elapsed = time.monotonic() - killed
   print(f"kill -9 of process 1: process 0 stopped {elapsed:.1f} s later")
-  assert elapsed < TIMEOUT_S
+  assert elapsed < TIMEOUT_S + 5  # a collective fails at once; else the heartbeat's timeout
   last = _last_line(log, 0)
   assert last.startswith("error: process 0 of 2: lost contact with another process")
   assert last.endswith(
