@@ -51,7 +51,11 @@ _JAX_EXTRA_WAIT_S = 30
 # Exit status of a process whose peers did not all start, or one of which died.
 DISTRIBUTED_FAILURE_STATUS = 3
 # What a collective's error says when a peer process died (CPU: Gloo; GPU: NCCL).
-_PEER_LOST = re.compile(r"Gloo|NCCL|heartbeat|Connection reset|Connection closed|UNAVAILABLE")
+# What JAX, its collectives and orbax's barriers say when another process is gone.
+_PEER_LOST = re.compile(
+  r"Gloo|NCCL|heartbeat|Connection reset|Connection closed|UNAVAILABLE|"
+  r"waiting for async_write_complete barrier"
+)
 
 
 def host(tree: Any) -> Any:
