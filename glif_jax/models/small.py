@@ -38,8 +38,8 @@ class SpikingCNN(nnx.Module):
     width: w.
     input_size: side of the square input (the flatten fixes it).
     hidden: sizes of spiking FC layers before the classifier.
-    in_channels, num_classes, timesteps, norm, neuron, neuron_options, bn_axis_name,
-      dtype, rngs: as in `glif_jax.models.resnet.SpikingResNet`.
+    in_channels, num_classes, timesteps, norm: as in `glif_jax.models.resnet.SpikingResNet`.
+    neuron, neuron_options, bn_axis_name, dtype, rngs: as in that class.
   """
 
   def __init__(
