@@ -184,6 +184,18 @@ def norm_def(name: str, *, axis_name: str | None, dtype: Any) -> NormDef:
   return make
 
 
+def pooled_side(input_size: int, pools: int) -> int:
+  """The side of a square ``input_size`` map after ``pools`` 2x2 poolings.
+
+  Raises:
+    ValueError: the map would vanish (side < 1).
+  """
+  side = input_size // 2**pools
+  if side < 1:
+    raise ValueError(f"input_size must be >= {2**pools} for {pools} 2x2 poolings, got {input_size}")
+  return side
+
+
 def conv_def(init: nnx.Initializer, *, dtype: Any, rngs: nnx.Rngs) -> Callable[..., nnx.Conv]:
   """Bias-free `nnx.Conv` with ``init``; call it as ``conv(cin, cout, (k, k), strides=, padding=)``."""
   return functools.partial(nnx.Conv, use_bias=False, kernel_init=init, dtype=dtype, rngs=rngs)

@@ -141,12 +141,7 @@ class PLIFNet(nnx.Module):
     remat: bool = False,
     rngs: nnx.Rngs,
   ):
-    pools = len(stages)
-    side = input_size // 2**pools
-    if side < 1:
-      raise ValueError(
-        f"input_size must be >= {2**pools} for {pools} 2x2 poolings, got {input_size}"
-      )
+    side = _layers.pooled_side(input_size, len(stages))
     make_neuron, make_norm = _layers.layer_defs(
       neuron=neuron,
       neuron_options=neuron_options,

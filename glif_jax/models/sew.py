@@ -148,12 +148,7 @@ class SEWResNet(nnx.Module):
   ):
     if pool not in POOLS:
       raise ValueError(f"pool must be one of {tuple(POOLS)}, got {pool!r}")
-    pools = sum(p for _, p in blocks)
-    side = input_size // 2**pools
-    if side < 1:
-      raise ValueError(
-        f"input_size must be >= {2**pools} for {pools} 2x2 poolings, got {input_size}"
-      )
+    side = _layers.pooled_side(input_size, sum(p for _, p in blocks))
     make_neuron, make_norm = _layers.layer_defs(
       neuron=neuron,
       neuron_options=neuron_options,

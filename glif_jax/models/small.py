@@ -58,8 +58,7 @@ class SpikingCNN(nnx.Module):
     dtype: Any = jnp.float32,
     rngs: nnx.Rngs,
   ):
-    if input_size < 4:
-      raise ValueError(f"input_size must be >= 4 (two 2x2 poolings), got {input_size}")
+    side = _layers.pooled_side(input_size, 2)
     make_neuron, make_norm = _layers.layer_defs(
       neuron=neuron,
       neuron_options=neuron_options,
@@ -83,7 +82,7 @@ class SpikingCNN(nnx.Module):
       _layers.ConvNorm(conv(width, 2 * width, (3, 3), padding=1), make_norm(2 * width)),
       make_neuron(2 * width),
     )
-    features = (input_size // 4) ** 2 * 2 * width
+    features = side**2 * 2 * width
     self.classifier = _layers.Classifier(
       features, hidden, num_classes, neuron=make_neuron, dtype=dtype, rngs=rngs
     )
