@@ -190,6 +190,11 @@ def lif_trace(
   return _run(run_trace, None, x, state, constants, unroll, remat)
 
 
+def _check_plif_params(p: object) -> None:
+  if not isinstance(p, PLIFParams):
+    raise TypeError(f"params must be PLIFParams, got {type(p).__name__}")
+
+
 def plif(
   p: PLIFParams,
   x: jax.Array,
@@ -204,8 +209,7 @@ def plif(
   Arguments and returns as in `lif`; ``p.w`` has shape ``()`` or ``(C,)``;
   ``constants.tau`` is unused.
   """
-  if not isinstance(p, PLIFParams):
-    raise TypeError(f"params must be PLIFParams, got {type(p).__name__}")
+  _check_plif_params(p)
   return _run(run, p, x, state, constants, unroll, remat)
 
 
@@ -219,6 +223,5 @@ def plif_trace(
   remat: bool | None = None,
 ) -> tuple[jax.Array, LIFState]:
   """`plif`, returning ``(spikes, trace)``: the `LIFState` after every step, ``[T, ...]``."""
-  if not isinstance(p, PLIFParams):
-    raise TypeError(f"params must be PLIFParams, got {type(p).__name__}")
+  _check_plif_params(p)
   return _run(run_trace, p, x, state, constants, unroll, remat)
