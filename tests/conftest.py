@@ -1,9 +1,9 @@
 """Test-session set-up: a persistent XLA compilation cache for the session (the same training
-steps are compiled by many tests and by the subprocesses of tests/reliability and
-tests/training; a cache hit saves seconds each).
+steps are compiled by many tests and by the subprocesses of tests/training and tests/train;
+a cache hit saves seconds each).
 
 Tests take the backend and devices as they find them; tests that need several devices or
-processes run subprocesses with their own CPU devices (`tests.training.launch`).
+processes run subprocesses with their own CPU devices (`tests.support.launch`).
 """
 
 import atexit

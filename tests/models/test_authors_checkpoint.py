@@ -8,8 +8,6 @@ their model computed, so the comparisons below check every layer of the mapping.
 from __future__ import annotations
 
 import collections
-import importlib.util
-import io
 import itertools
 import json
 import os
@@ -17,7 +15,6 @@ import pickle
 import re
 import subprocess
 import sys
-import types
 import zipfile
 from pathlib import Path
 
@@ -31,6 +28,8 @@ from flax import nnx
 from glif_jax import analysis, models
 from glif_jax.models._torch_zip import TorchCheckpointError, load_torch_zip
 from glif_jax.models.authors import AuthorsCheckpointError, load_authors_state_dict
+from tests.support import files
+from tests.support.torch_zip import Storage, Tensor, fake_torch, write_torch_zip
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO / ".." / "shared" / "authors_checkpoints"
@@ -40,75 +39,6 @@ SEW_DVS = SHARED / "sew_dvs_cifar10dvs_t16.pth"
 needs_shared = pytest.mark.skipif(
   not SHARED.is_dir(), reason=f"the authors' checkpoints are not here: {SHARED} is absent"
 )
-
-
-# --- a writer of PyTorch's zip format, with stand-in `torch` modules (no PyTorch needed) ---
-
-
-class _Storage:
-  """A flat array pickled as PyTorch pickles a storage: a persistent id."""
-
-  def __init__(self, key: str, data: np.ndarray, type_name: str):
-    self.key, self.data, self.type_name = key, data, type_name
-
-
-class _Tensor:
-  """Pickles as ``torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...)``."""
-
-  def __init__(self, storage: _Storage, offset: int, size: tuple, stride: tuple):
-    self.args = (storage, offset, size, stride, False, collections.OrderedDict())
-
-  def __reduce__(self):
-    return sys.modules["torch._utils"]._rebuild_tensor_v2, self.args
-
-
-def _fake_torch(monkeypatch) -> None:
-  torch, utils = types.ModuleType("torch"), types.ModuleType("torch._utils")
-
-  def _rebuild_tensor_v2(*args):
-    raise AssertionError("never called: only pickled")
-
-  _rebuild_tensor_v2.__module__, _rebuild_tensor_v2.__qualname__ = (
-    "torch._utils",
-    "_rebuild_tensor_v2",
-  )
-  utils._rebuild_tensor_v2 = _rebuild_tensor_v2
-  for name in ("FloatStorage", "DoubleStorage", "LongStorage", "BFloat16Storage"):
-    setattr(torch, name, type(name, (), {"__module__": "torch"}))
-  torch._utils = utils
-  monkeypatch.setitem(sys.modules, "torch", torch)
-  monkeypatch.setitem(sys.modules, "torch._utils", utils)
-
-
-def write_torch_zip(path: Path, obj, *, byteorder="little", extra=None, omit=()) -> None:
-  """Writes ``obj`` (with `_Tensor`s) as ``torch.save`` lays out its zip archive.
-
-  ``extra``: more entries {name: bytes}; ``omit``: storage keys not to write.
-  """
-  prefix = "archive"
-  storages: dict[str, _Storage] = {}
-
-  class Pickler(pickle.Pickler):
-    def persistent_id(self, o):
-      if isinstance(o, _Storage):
-        storages[o.key] = o
-        storage_type = getattr(sys.modules["torch"], o.type_name)
-        return ("storage", storage_type, o.key, "cpu", o.data.size)
-      return None
-
-  buffer = io.BytesIO()
-  Pickler(buffer, protocol=2).dump(obj)
-  with zipfile.ZipFile(path, "w") as z:
-    z.writestr(f"{prefix}/data.pkl", buffer.getvalue())
-    z.writestr(f"{prefix}/byteorder", byteorder)
-    for key, s in storages.items():
-      if key in omit:
-        continue
-      order = "<" if byteorder == "little" else ">"
-      z.writestr(f"{prefix}/data/{key}", s.data.astype(s.data.dtype.newbyteorder(order)).tobytes())
-    z.writestr(f"{prefix}/version", "3\n")
-    for name, data in (extra or {}).items():
-      z.writestr(name, data)
 
 
 # --- the reader ---
@@ -140,16 +70,16 @@ def test_reads_the_shared_dvs_checkpoint_with_its_training_state():
 
 
 def test_strided_views_offsets_shared_storages_and_dtypes(tmp_path, monkeypatch):
-  _fake_torch(monkeypatch)
+  fake_torch(monkeypatch)
   flat = np.arange(12, dtype=np.float32)
-  s = _Storage("0", flat, "FloatStorage")
+  s = Storage("0", flat, "FloatStorage")
   obj = {
-    "matrix": _Tensor(s, 0, (3, 4), (4, 1)),
-    "transposed": _Tensor(s, 0, (4, 3), (1, 4)),
-    "tail": _Tensor(s, 10, (2,), (1,)),
-    "scalar": _Tensor(_Storage("1", np.array([7], np.int64), "LongStorage"), 0, (), ()),
-    "bf16": _Tensor(
-      _Storage("2", np.array([1.5, -2], ml_dtypes.bfloat16), "BFloat16Storage"), 0, (2,), (1,)
+    "matrix": Tensor(s, 0, (3, 4), (4, 1)),
+    "transposed": Tensor(s, 0, (4, 3), (1, 4)),
+    "tail": Tensor(s, 10, (2,), (1,)),
+    "scalar": Tensor(Storage("1", np.array([7], np.int64), "LongStorage"), 0, (), ()),
+    "bf16": Tensor(
+      Storage("2", np.array([1.5, -2], ml_dtypes.bfloat16), "BFloat16Storage"), 0, (2,), (1,)
     ),
     "numbers": [1, 2.5, "x", None, True],
   }
@@ -188,41 +118,41 @@ def test_a_pickle_that_calls_another_global_is_refused_and_nothing_runs(tmp_path
 
 
 def test_a_storage_key_that_is_a_path_is_refused(tmp_path, monkeypatch):
-  _fake_torch(monkeypatch)
+  fake_torch(monkeypatch)
   (tmp_path / "secret").write_bytes(np.zeros(4, np.float32).tobytes())
-  s = _Storage("../../secret", np.zeros(4, np.float32), "FloatStorage")
-  write_torch_zip(tmp_path / "c.pth", {"w": _Tensor(s, 0, (4,), (1,))}, omit=(s.key,))
+  s = Storage("../../secret", np.zeros(4, np.float32), "FloatStorage")
+  write_torch_zip(tmp_path / "c.pth", {"w": Tensor(s, 0, (4,), (1,))}, omit=(s.key,))
   with pytest.raises(TorchCheckpointError, match="refusing the storage key"):
     load_torch_zip(tmp_path / "c.pth")
 
 
 @pytest.mark.parametrize("name", ["../outside", "/etc/passwd", "archive/../../x", "C:/x"])
 def test_an_archive_entry_outside_the_archive_is_refused(tmp_path, monkeypatch, name):
-  _fake_torch(monkeypatch)
+  fake_torch(monkeypatch)
   write_torch_zip(tmp_path / "c.pth", {"x": 1}, extra={name: b"0"})
   with pytest.raises(TorchCheckpointError, match="outside"):
     load_torch_zip(tmp_path / "c.pth")
 
 
 def test_a_missing_storage_is_named(tmp_path, monkeypatch):
-  _fake_torch(monkeypatch)
-  s = _Storage("0", np.zeros(2, np.float32), "FloatStorage")
-  write_torch_zip(tmp_path / "c.pth", {"w": _Tensor(s, 0, (2,), (1,))}, omit=("0",))
+  fake_torch(monkeypatch)
+  s = Storage("0", np.zeros(2, np.float32), "FloatStorage")
+  write_torch_zip(tmp_path / "c.pth", {"w": Tensor(s, 0, (2,), (1,))}, omit=("0",))
   with pytest.raises(TorchCheckpointError, match="'archive/data/0' is missing"):
     load_torch_zip(tmp_path / "c.pth")
 
 
 def test_a_tensor_reading_past_its_storage_is_refused(tmp_path, monkeypatch):
-  _fake_torch(monkeypatch)
-  s = _Storage("0", np.zeros(6, np.float32), "FloatStorage")
+  fake_torch(monkeypatch)
+  s = Storage("0", np.zeros(6, np.float32), "FloatStorage")
   for offset, size, stride in ((2, (2, 3), (3, 1)), (0, (10**6, 10**6), (0, 0))):
-    write_torch_zip(tmp_path / "c.pth", {"w": _Tensor(s, offset, size, stride)})
+    write_torch_zip(tmp_path / "c.pth", {"w": Tensor(s, offset, size, stride)})
     with pytest.raises(TorchCheckpointError, match="reads past its storage of 6 elements"):
       load_torch_zip(tmp_path / "c.pth")
 
 
 def test_corrupt_and_foreign_files_get_clear_errors(tmp_path, monkeypatch):
-  _fake_torch(monkeypatch)
+  fake_torch(monkeypatch)
   write_torch_zip(tmp_path / "c.pth", {"x": list(range(100))})
   data = (tmp_path / "c.pth").read_bytes()
   (tmp_path / "truncated.pth").write_bytes(data[: len(data) // 2])
@@ -365,15 +295,6 @@ def test_a_model_without_a_mapping_is_refused(resnet19_state):
 # --- python -m train.evaluate ---
 
 
-def _data_file_writers():
-  """``tests/data/conftest.py`` as a module: writers of small files in the real formats."""
-  path = REPO / "tests" / "data" / "conftest.py"
-  spec = importlib.util.spec_from_file_location("data_file_writers", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
   """``train.evaluate`` of the shared ResNet-19 on 3 fake CIFAR-10 test images, with a workdir."""
@@ -383,7 +304,7 @@ def evaluated(tmp_path_factory):
   from train import evaluate
 
   tmp = tmp_path_factory.mktemp("evaluate")
-  _data_file_writers().write_cifar(tmp / "manual", "cifar10")  # 3 test images
+  files.write_cifar(tmp / "manual", "cifar10")  # 3 test images
   config = cifar10_resnet19_t4.get_config()
   config.data_dir, config.manual_dir = str(tmp / "tfds"), str(tmp / "manual")
   config.batch_size, config.eval_batch_size, config.input_threads = 2, 3, 0
@@ -520,8 +441,8 @@ def test_every_paper_resnet_takes_their_state_dict(name, classes, depths, stride
 def _write_state(path: Path, state: dict[str, np.ndarray]) -> None:
   """``{'state_dict': state}`` as ``torch.save`` writes it, each array a float32 storage."""
   tensors = {
-    key: _Tensor(
-      _Storage(str(i), x.ravel(), "FloatStorage"), 0, x.shape, tuple(s // 4 for s in x.strides)
+    key: Tensor(
+      Storage(str(i), x.ravel(), "FloatStorage"), 0, x.shape, tuple(s // 4 for s in x.strides)
     )
     for i, (key, x) in enumerate(state.items())
   }
@@ -560,7 +481,7 @@ def _assert_unchanged(model, before) -> None:
 def test_nonfinite_weights_and_negative_variances_are_named_and_change_nothing(
   tmp_path, monkeypatch
 ):
-  _fake_torch(monkeypatch)
+  fake_torch(monkeypatch)
   bad = {
     "conv1__0__0__weight": np.nan,
     "conv1__1__alpha": np.inf,
@@ -593,7 +514,7 @@ def test_nonfinite_weights_and_negative_variances_are_named_and_change_nothing(
 
 
 def test_an_all_nan_file_gets_no_norm_advice(tmp_path, monkeypatch):
-  _fake_torch(monkeypatch)
+  fake_torch(monkeypatch)
   state = {k: np.full_like(v, np.nan) for k, v in _small_state().items()}
   _write_state(tmp_path / "nan.pth", state)
   model = _small_resnet19()

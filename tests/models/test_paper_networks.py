@@ -24,6 +24,7 @@ from flax import nnx
 from glif_jax import models
 from glif_jax import nn as snn
 from glif_jax.models import _layers, resnet, sew, zoo
+from tests.support.torch_layers import nchw, oihw, seq_to_ann, their_conv
 
 
 def _counts(model: nnx.Module) -> tuple[int, int]:
@@ -218,20 +219,6 @@ def test_options_override_the_model_neuron_defaults():
 # --- forward equivalence: their blocks, transcribed to NumPy (NCHW, float64) -------------
 
 
-def _their_conv(x, w, stride, padding):
-  """nn.Conv2d(bias=False) on x [N, C, H, W] with weight w [O, C, k, k]."""
-  k = w.shape[-1]
-  x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-  ho = (x.shape[2] - k) // stride + 1
-  wo = (x.shape[3] - k) // stride + 1
-  out = 0
-  for i in range(k):
-    for j in range(k):
-      patch = x[:, :, i : i + stride * ho : stride, j : j + stride * wo : stride]
-      out = out + np.einsum("nchw,oc->nohw", patch, w[:, :, i, j])
-  return out
-
-
 def _their_bn(x, weight, bias, *, alpha=1.0, vth=1.0, eps=1e-5):
   """tdBatchNorm (alpha·Vth·x̂·w + b) or BatchNorm2d (alpha·Vth = 1), training mode."""
   mean = x.mean(axis=(0, 2, 3), keepdims=True)
@@ -260,17 +247,6 @@ def _their_glif(x, p):
   return out, u
 
 
-def _seq(fn, x):
-  """SeqToANNContainer: fn on [T·B, ...], reshaped back to [T, B, ...]."""
-  t, b = x.shape[:2]
-  y = fn(x.reshape(t * b, *x.shape[2:]))
-  return y.reshape(t, b, *y.shape[1:])
-
-
-def _conv_w(conv: nnx.Conv) -> np.ndarray:
-  return np.asarray(conv.kernel[...], np.float64).transpose(3, 2, 0, 1)  # HWIO -> OIHW
-
-
 def _bn(norm: snn.TdBatchNorm, x, alpha=1.0):
   vth = norm.factor / alpha
   w, b = (np.asarray(v[...], np.float64) for v in (norm.scale, norm.bias))
@@ -278,7 +254,7 @@ def _bn(norm: snn.TdBatchNorm, x, alpha=1.0):
 
 
 def _conv_bn(layer: _layers.ConvNorm, x, *, stride, padding, alpha=1.0):
-  return _bn(layer.norm, _their_conv(x, _conv_w(layer.conv), stride, padding), alpha)
+  return _bn(layer.norm, their_conv(x, oihw(layer.conv), stride, padding), alpha)
 
 
 def _glif(neuron: snn.GLIF, x):
@@ -309,10 +285,6 @@ def _layers_for(norm: str, neuron_options: dict, timesteps: int, init) -> dict:
   }
 
 
-def _nchw(x: jax.Array) -> np.ndarray:
-  return np.asarray(x, np.float64).transpose(0, 1, 4, 2, 3)  # [T, B, H, W, C] -> NCHW
-
-
 T, B, SIDE = 3, 2, 6
 ALPHA = 1 / np.sqrt(2)
 
@@ -331,16 +303,18 @@ def test_basic_block_equals_their_basic_block_cw(cin, cout, stride):
   x = jax.random.bernoulli(jax.random.key(stride), 0.4, (T, B, SIDE, SIDE, cin))
   ours = block(x.astype(jnp.float32))
 
-  x = _nchw(x)
-  body = _seq(lambda v: _conv_bn(block.conv1.conv_norm, v, stride=stride, padding=1), x)
+  x = nchw(x)
+  body = seq_to_ann(lambda v: _conv_bn(block.conv1.conv_norm, v, stride=stride, padding=1), x)
   body, _ = _glif(block.conv1.neuron, body)
-  body = _seq(lambda v: _conv_bn(block.conv2, v, stride=1, padding=1, alpha=ALPHA), body)
+  body = seq_to_ann(lambda v: _conv_bn(block.conv2, v, stride=1, padding=1, alpha=ALPHA), body)
   if stride == 1 and cin == cout:  # downsample = tdBN(α=1/√2) on the identity
-    identity = _seq(lambda v: _bn(block.shortcut, v, alpha=ALPHA), x)
+    identity = seq_to_ann(lambda v: _bn(block.shortcut, v, alpha=ALPHA), x)
   else:  # downsample = conv1x1(stride) → tdBN(α=1/√2)
-    identity = _seq(lambda v: _conv_bn(block.shortcut, v, stride=stride, padding=0, alpha=ALPHA), x)
+    identity = seq_to_ann(
+      lambda v: _conv_bn(block.shortcut, v, stride=stride, padding=0, alpha=ALPHA), x
+    )
   theirs, _ = _glif(block.neuron2, body + identity)
-  _assert_same_spikes(_nchw(ours), theirs)
+  _assert_same_spikes(nchw(ours), theirs)
 
 
 def test_ms_block_equals_their_basic_block_cw_ms():
@@ -352,14 +326,14 @@ def test_ms_block_equals_their_basic_block_cw_ms():
   ours = block(u)
   ours_mid = block.conv1(_layers.fire(block.neuron0, u))
 
-  u = _nchw(u)
+  u = nchw(u)
   spikes, _ = _glif(block.neuron0, u)  # body starts with LIFSpike_CW(inplanes)
-  body = _seq(lambda v: _conv_bn(block.conv1.conv_norm, v, stride=1, padding=1), spikes)
+  body = seq_to_ann(lambda v: _conv_bn(block.conv1.conv_norm, v, stride=1, padding=1), spikes)
   mid, _ = _glif(block.conv1.neuron, body)
-  body = _seq(lambda v: _conv_bn(block.conv2, v, stride=1, padding=1, alpha=ALPHA), mid)
-  theirs = body + _seq(lambda v: _bn(block.shortcut, v, alpha=ALPHA), u)  # shortcut on u
-  _assert_same_spikes(_nchw(ours_mid), mid)
-  np.testing.assert_allclose(_nchw(ours), theirs, rtol=1e-5, atol=1e-5)
+  body = seq_to_ann(lambda v: _conv_bn(block.conv2, v, stride=1, padding=1, alpha=ALPHA), mid)
+  theirs = body + seq_to_ann(lambda v: _bn(block.shortcut, v, alpha=ALPHA), u)  # shortcut on u
+  _assert_same_spikes(nchw(ours_mid), mid)
+  np.testing.assert_allclose(nchw(ours), theirs, rtol=1e-5, atol=1e-5)
 
 
 def test_sew_block_equals_their_sew_block_glif_with_dvs_neuron_and_batchnorm2d():
@@ -370,12 +344,12 @@ def test_sew_block_equals_their_sew_block_glif_with_dvs_neuron_and_batchnorm2d()
   x = jax.random.bernoulli(jax.random.key(5), 0.5, (timesteps, B, SIDE, SIDE, channels))
   ours = block(x.astype(jnp.float32))
 
-  x = _nchw(x)
+  x = nchw(x)
   out = x
   for layer in (block.conv1, block.conv2):  # conv3x3_GLIF: conv → BatchNorm2d → LIFSpike_CW
     conv_bn = functools.partial(_conv_bn, layer.conv_norm, stride=1, padding=1)
-    out, _ = _glif(layer.neuron, _seq(conv_bn, out))
-  _assert_same_spikes(_nchw(ours) - x, out)  # ADD: out += x
+    out, _ = _glif(layer.neuron, seq_to_ann(conv_bn, out))
+  _assert_same_spikes(nchw(ours) - x, out)  # ADD: out += x
 
 
 @pytest.mark.parametrize("norm,factors", [(None, {1.0}), ("tdbn", {0.5, 0.5 * ALPHA})])

@@ -26,7 +26,7 @@ from glif_jax import nn as snn
 from glif_jax.models import plif_net
 from glif_jax.training import create_model, train_and_evaluate, validate_config
 from glif_jax.training.input_pipeline import dataset_names
-from tests.models.test_paper_networks import _conv_w, _nchw, _seq, _their_conv
+from tests.support.torch_layers import nchw, oihw, seq_to_ann, their_conv
 
 
 def _conv(cin: int, cout: int) -> int:
@@ -215,15 +215,15 @@ def test_conv_block_equals_their_forward(neuron, w):
   x = jax.random.bernoulli(jax.random.key(1), 0.4, (timesteps, batch, side, side, channels))
   ours = pool(block(x.astype(jnp.float32)))
 
-  x = _nchw(x)
-  conv_w = _conv_w(block.conv_norm.conv)
+  x = nchw(x)
+  conv_w = oihw(block.conv_norm.conv)
   bn_args = (stats["mean"], stats["var"], stats["scale"], stats["bias"])
-  conv_bn = lambda v: _their_bn_eval(_their_conv(v, conv_w, 1, 1), *bn_args)
+  conv_bn = lambda v: _their_bn_eval(their_conv(v, conv_w, 1, 1), *bn_args)
   decay = 0.5 if w is None else 1 / (1 + math.exp(-w))  # LIF τ = 2; PLIF 1/τ = sigmoid(w)
-  spikes = _their_lif(_seq(conv_bn, x), decay)
-  theirs = _seq(_their_max_pool, spikes)
+  spikes = _their_lif(seq_to_ann(conv_bn, x), decay)
+  theirs = seq_to_ann(_their_max_pool, spikes)
   assert 0.05 < spikes.mean() < 0.95  # a non-trivial pattern
-  np.testing.assert_array_equal(_nchw(ours), theirs)
+  np.testing.assert_array_equal(nchw(ours), theirs)
 
 
 # --- configs -------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.training import launch
+from tests.support import launch
 
 pytestmark = pytest.mark.slow  # every test runs subprocesses
 
@@ -60,7 +60,7 @@ def test_two_processes_give_the_run_of_one_process_with_two_devices(tmp_path, on
 def _trajectory(tmp_path, parallel, **options):
   log = tmp_path / f"{parallel}-{options}"
   args = [parallel, str(TRAJECTORY_STEPS)]
-  output = launch.run(args, log, module="tests.training.trajectory", timeout=TIMEOUT, **options)
+  output = launch.run(args, log, module="tests.support.trajectory", timeout=TIMEOUT, **options)
   return json.loads(output.strip().splitlines()[-1])
 
 

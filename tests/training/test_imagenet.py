@@ -11,7 +11,7 @@ import pytest
 
 from configs import imagenet_resnet18ms_t6, imagenet_resnet34ms_t6
 from glif_jax.training import train_and_evaluate
-from tests.data.conftest import write_ilsvrc
+from tests.support.files import write_ilsvrc
 
 
 @pytest.fixture(scope="module")

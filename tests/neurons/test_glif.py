@@ -8,7 +8,8 @@ import pytest
 from jax.test_util import check_grads
 
 from glif_jax import neurons, surrogates
-from tests import numpy_reference as ref
+from tests.support import numpy_reference as ref
+from tests.support.params import as_numpy, random_params
 
 T, B, C = 6, 3, 4
 HARD, STATIC = neurons.GLIFConstants(gating="hard"), neurons.GLIFConstants(gating="static")
@@ -19,19 +20,6 @@ def params_with(alpha, beta, gamma, timesteps=T, channels=None):
   p = neurons.glif_params(channels, timesteps, gate_init="fixed")
   logit = lambda g: jnp.full(p.alpha.shape, np.log(g / (1 - g)), jnp.float32)
   return p._replace(alpha=logit(alpha), beta=logit(beta), gamma=logit(gamma))
-
-
-def random_params(key, channels=C, timesteps=T, scale=1.0):
-  """Random raw logits around the defaults."""
-  base = neurons.glif_params(channels, timesteps, gate_init="fixed")
-  keys = jax.random.split(key, len(base))
-  return neurons.GLIFParams(
-    *(v + scale * jax.random.normal(k, v.shape) for v, k in zip(base, keys))
-  )
-
-
-def as_numpy(p):
-  return {name: np.asarray(value, np.float64) for name, value in p._asdict().items()}
 
 
 def test_hand_values_half_gates():

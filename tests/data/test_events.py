@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from glif_jax.data import CorruptDatasetError, _events
+from tests.support import files as fmt
 
 
-def test_cifar10_dvs_parse_matches_spikingjelly_layout(fmt):
+def test_cifar10_dvs_parse_matches_spikingjelly_layout():
   written = [(5, 3, 7, 1), (9, 127, 0, 0), (12, 0, 127, 1)]
   ev = _events.parse_cifar10_dvs(fmt.cifar10_dvs_aedat(written), name="a.aedat")
   np.testing.assert_array_equal(np.stack(ev, 1), np.array(written))
@@ -22,19 +23,19 @@ def test_cifar10_dvs_raw_bits():
   assert (ev.t[0], ev.x[0], ev.y[0], ev.p[0]) == (42, 124, 122, 0)
 
 
-def test_cifar10_dvs_partial_event_is_an_error(fmt):
+def test_cifar10_dvs_partial_event_is_an_error():
   raw = fmt.cifar10_dvs_aedat([(1, 2, 3, 0)])
   with pytest.raises(CorruptDatasetError, match="b.aedat.*8-byte"):
     _events.parse_cifar10_dvs(raw[:-2], name="b.aedat")
 
 
-def test_aedat31_parse_skips_other_packets(fmt):
+def test_aedat31_parse_skips_other_packets():
   written = [(t, t, 127 - t, t % 2) for t in range(7)]
   ev = _events.parse_aedat31_polarity(fmt.aedat31(written, packet=3), name="g")
   np.testing.assert_array_equal(np.stack(ev, 1), np.array(written))
 
 
-def test_aedat31_truncated_packet_is_an_error(fmt):
+def test_aedat31_truncated_packet_is_an_error():
   raw = fmt.aedat31([(1, 2, 3, 0), (2, 2, 3, 1)])
   with pytest.raises(CorruptDatasetError, match="g.aedat.*packet"):
     _events.parse_aedat31_polarity(raw[:-4], name="g.aedat")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from glif_jax import neurons
-from tests.test_glif import random_params
+from tests.support.params import random_params
 
 T, B, C = 6, 3, 4
 

@@ -10,6 +10,7 @@ import pytest
 
 from glif_jax import data
 from glif_jax.data import _images
+from tests.support import files as fmt
 
 REAL_FASHION = Path(_images.FASHION_MNIST_DIR)
 
@@ -24,7 +25,7 @@ def _by_pixels(records, key="image"):
 
 
 @pytest.mark.parametrize("as_wheel", [False, True])
-def test_mnist_from_pickle_or_wheel(tmp_path, data_dir, fmt, as_wheel):
+def test_mnist_from_pickle_or_wheel(tmp_path, data_dir, as_wheel):
   manual = tmp_path / "manual"
   parts = fmt.write_mnist_pickle(manual / "mnist.pkl.gz")
   if as_wheel:
@@ -46,7 +47,7 @@ def test_mnist_from_pickle_or_wheel(tmp_path, data_dir, fmt, as_wheel):
   assert "tensorflow" not in sys.modules
 
 
-def test_fashion_mnist(tmp_path, data_dir, fmt):
+def test_fashion_mnist(tmp_path, data_dir):
   written = fmt.write_fashion(tmp_path / "fm")
   splits = data.load("fashion_mnist", data_dir=data_dir, manual_dir=tmp_path / "fm")
   for split, (images, labels) in written.items():
@@ -57,7 +58,7 @@ def test_fashion_mnist(tmp_path, data_dir, fmt):
 
 
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])
-def test_cifar(tmp_path, data_dir, fmt, name):
+def test_cifar(tmp_path, data_dir, name):
   batches = fmt.write_cifar(tmp_path, name)
   splits = data.load(name, data_dir=data_dir, manual_dir=tmp_path)
   key = b"labels" if name == "cifar10" else b"fine_labels"
@@ -73,14 +74,14 @@ def test_cifar(tmp_path, data_dir, fmt, name):
         assert got[image.tobytes()]["image"][5, 7, 2] == row[2 * 1024 + 5 * 32 + 7]
 
 
-def test_prepared_dataset_is_reused_without_sources(tmp_path, data_dir, fmt):
+def test_prepared_dataset_is_reused_without_sources(tmp_path, data_dir):
   fmt.write_cifar(tmp_path / "m", "cifar10")
   data.load("cifar10", data_dir=data_dir, manual_dir=tmp_path / "m")
   (tmp_path / "m" / "cifar-10-python.tar.gz").unlink()
   assert len(data.load("cifar10", data_dir=data_dir, manual_dir=tmp_path / "m")["test"]) == 3
 
 
-def test_failure_mid_generation_leaves_nothing_loadable(tmp_path, data_dir, fmt):
+def test_failure_mid_generation_leaves_nothing_loadable(tmp_path, data_dir):
   manual = tmp_path / "m"
   fmt.write_cifar10_dvs(manual, per_class=10)
   bad = manual / "cat" / "cifar10_cat_1.aedat"
@@ -94,7 +95,7 @@ def test_failure_mid_generation_leaves_nothing_loadable(tmp_path, data_dir, fmt)
   assert len(data.load("cifar10_dvs", data_dir=data_dir, manual_dir=manual)["train"]) == 90
 
 
-def test_cifar10_dvs_frames_split_and_zip_sources(tmp_path, data_dir, fmt):
+def test_cifar10_dvs_frames_split_and_zip_sources(tmp_path, data_dir):
   fmt.write_cifar10_dvs(tmp_path, per_class=10, zipped=("dog", "truck"))
   splits = data.load(
     "cifar10_dvs",
@@ -116,7 +117,7 @@ def test_cifar10_dvs_frames_split_and_zip_sources(tmp_path, data_dir, fmt):
     assert frames.sum() == 8
 
 
-def test_cifar10_dvs_default_frames_are_the_authors(tmp_path, data_dir, fmt):
+def test_cifar10_dvs_default_frames_are_the_authors(tmp_path, data_dir):
   # The authors' frames: T = 16 by number at 128x128, then Resize([48, 48]) (bilinear,
   # no antialiasing). dvs_sample(label, i) has N = 8 < T events, so di = 8 // 16 = 0 and
   # every event is in the last frame: 4 of each polarity at (row i, column label).
@@ -133,7 +134,7 @@ def test_cifar10_dvs_default_frames_are_the_authors(tmp_path, data_dir, fmt):
     assert not frames[:15].any()
 
 
-def test_cifar10_dvs_nine_to_one_split(tmp_path, data_dir, fmt):
+def test_cifar10_dvs_nine_to_one_split(tmp_path, data_dir):
   fmt.write_cifar10_dvs(tmp_path, per_class=11)
   splits = data.load("cifar10_dvs", data_dir=data_dir, manual_dir=tmp_path, num_frames=2, size=128)
   assert len(splits["train"]) == 100 and len(splits["test"]) == 10  # ceil(9.9) = 10 / 1
@@ -143,7 +144,7 @@ def test_cifar10_dvs_nine_to_one_split(tmp_path, data_dir, fmt):
   assert rows == {9}
 
 
-def test_cifar10_dvs_missing_class_is_named(tmp_path, data_dir, fmt):
+def test_cifar10_dvs_missing_class_is_named(tmp_path, data_dir):
   fmt.write_cifar10_dvs(tmp_path, per_class=1)
   shutil.rmtree(tmp_path / "horse")
   with pytest.raises(data.DatasetNotFoundError, match=r"horse/ or horse\.zip"):
@@ -151,7 +152,7 @@ def test_cifar10_dvs_missing_class_is_named(tmp_path, data_dir, fmt):
 
 
 @pytest.mark.parametrize("as_tar", [True, False])
-def test_dvs128_gesture(tmp_path, data_dir, fmt, as_tar):
+def test_dvs128_gesture(tmp_path, data_dir, as_tar):
   fmt.write_dvs_gesture(tmp_path, as_tar=as_tar)
   splits = data.load(
     "dvs128_gesture", data_dir=data_dir, manual_dir=tmp_path, num_frames=2, split_by="time"

@@ -26,7 +26,7 @@ from glif_jax.training import (
   train,
   train_and_evaluate,
 )
-from tests.training import launch
+from tests.support import launch
 
 FAST = settings(max_examples=25, deadline=None)
 FLOATS = ("float32", "bfloat16", "float16")

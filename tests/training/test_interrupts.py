@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.training import launch
+from tests.support import launch
 
 pytestmark = pytest.mark.slow  # every test runs subprocesses
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from glif_jax import neurons, surrogates
-from tests.test_glif import random_params
+from tests.support.params import random_params
 
 T, B, C = 8, 3, 4
 

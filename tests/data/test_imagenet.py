@@ -7,13 +7,14 @@ import pytest
 
 from glif_jax import data
 from glif_jax.data import _imagenet
+from tests.support import files as fmt
 
 
 def _records(source):
   return {source[i]["file_name"].item().decode(): source[i] for i in range(len(source))}
 
 
-def test_imagenet2012_from_manual_dir_without_tensorflow(tmp_path, data_dir, fmt):
+def test_imagenet2012_from_manual_dir_without_tensorflow(tmp_path, data_dir):
   written = fmt.write_ilsvrc(tmp_path / "ilsvrc")
   splits = data.load("imagenet2012", data_dir=data_dir, manual_dir=tmp_path / "ilsvrc")
   train, test = _records(splits["train"]), _records(splits["test"])
@@ -41,7 +42,7 @@ def test_imagenet2012_from_manual_dir_without_tensorflow(tmp_path, data_dir, fmt
   assert "tensorflow" not in sys.modules
 
 
-def test_imagenet2012_missing_archive_is_named(tmp_path, data_dir, fmt):
+def test_imagenet2012_missing_archive_is_named(tmp_path, data_dir):
   fmt.write_ilsvrc(tmp_path)
   (tmp_path / "ILSVRC2012_img_val.tar").unlink()
   with pytest.raises(data.DatasetNotFoundError, match="ILSVRC2012_img_val.tar"):

@@ -27,7 +27,8 @@ from configs import smoke
 from glif_jax import data
 from glif_jax.models import NonFiniteWeightsError
 from glif_jax.training import ConfigError, checkpoints
-from tests.training import launch
+from tests.support import files as fmt
+from tests.support import launch
 from train import _cli
 
 FLAGS = flags.FLAGS
@@ -116,7 +117,7 @@ def in_process(monkeypatch, capsys):
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory, fmt):
+def files(tmp_path_factory):
   """Crafted inputs: broken config files, a file, a CIFAR tarball with a forbidden pickle
   global and an empty one."""
   root = tmp_path_factory.mktemp("files")
@@ -328,7 +329,7 @@ _UNTRACKED = re.compile(r"W\S+ \S+ \d+ checkpoint_manager\.py:\d+\] Requested `t
 def test_a_full_disk_ends_in_one_line_keeping_the_previous_checkpoint(tmp_path):
   args = [*SMOKE, "--workdir", str(tmp_path), "--config.checkpoint_every_steps=2"]
   args += ["--config.num_epochs=1", "--config.log_every_steps=100"]
-  status, stderr, _ = _run("tests.reliability.full_disk", args)  # full after the first save
+  status, stderr, _ = _run("tests.train.full_disk", args)  # full after the first save
   assert status == 2, stderr[-3000:]
   *before, last = stderr.strip().splitlines()
   assert re.fullmatch(r"error: File too large \(.*\); free some space, then rerun: .*", last)

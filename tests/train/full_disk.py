@@ -1,4 +1,4 @@
-"""``python -m tests.reliability.full_disk <train.main flags>``: `train.main` on a disk that
+"""``python -m tests.train.full_disk <train.main flags>``: `train.main` on a disk that
 is full from its second checkpoint on.
 
 The first checkpoint is saved as usual; before each later save the file size limit

@@ -6,6 +6,7 @@ import pytest
 
 from glif_jax import data
 from glif_jax.data._pipeline import crop_flip
+from tests.support import files as fmt
 
 
 def _images(n, shape=(32, 32, 3)):
@@ -168,7 +169,7 @@ def test_too_few_training_records():
     data.make_batches(_source(_images(3)), batch_size=4, seed=0, epoch=0, train=True)
 
 
-def test_pipeline_on_a_prepared_source(tmp_path, data_dir, fmt):
+def test_pipeline_on_a_prepared_source(tmp_path, data_dir):
   fmt.write_cifar(tmp_path, "cifar10")
   splits = data.load("cifar10", data_dir=data_dir, manual_dir=tmp_path)
   train = _batches(splits["train"], batch_size=5)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from glif_jax import neurons, surrogates
-from tests import numpy_reference as ref
-from tests.test_glif import as_numpy, random_params
+from tests.support import numpy_reference as ref
+from tests.support.params import as_numpy, random_params
 
 T, B, C = 6, 3, 4
 

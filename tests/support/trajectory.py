@@ -1,6 +1,6 @@
 """Prints the training losses of the first steps of ``configs/smoke.py`` as JSON (process 0).
 
-``python -m tests.training.trajectory <parallel> <steps>``; in several processes when
+``python -m tests.support.trajectory <parallel> <steps>``; in several processes when
 ``JAX_NUM_PROCESSES`` is set. Built from the library's pieces as `train_and_evaluate`
 builds them: each process reads its rows of every global batch.
 """

