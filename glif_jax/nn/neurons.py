@@ -15,6 +15,8 @@ training can give them their own learning rate and no weight decay::
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -110,9 +112,43 @@ class GLIF(SpikingNeuron):
 
 
 class _LIFFamily(SpikingNeuron):
-  """Holds `glif_jax.neurons.LIFConstants` and the loop policy of LIF, PLIF and KLIF."""
+  """LIF, PLIF and KLIF: `glif_jax.neurons.LIFConstants`, the loop policy, the parameters.
+
+  ``options`` are ``unroll``, ``remat`` and the fields of `LIFConstants` (its defaults
+  where not given) less those the neuron does not take (``refused``); the constants are
+  held as ``self.constants``, each field of ``params`` as a `NeuronParam` of its name.
+  """
 
   constants: neurons.LIFConstants
+  refused: tuple[str, ...] = ("scale_reset",)  # only KLIF divides its reset by k
+  layer: Callable[..., tuple[jax.Array, neurons.LIFState]]  # neurons.klif or neurons.plif
+
+  def __init__(
+    self,
+    params: NamedTuple | None,
+    *,
+    unroll: int | bool | None = None,
+    remat: bool | None = None,
+    **constants: Any,
+  ):
+    for name in self.refused:
+      if name in constants:
+        raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {name!r}")
+    self.constants = neurons.LIFConstants(**constants).validated()
+    self.params_type: type[Any] | None = None if params is None else type(params)
+    for name, value in (params._asdict() if params is not None else {}).items():
+      setattr(self, name, NeuronParam(value))
+    self.unroll, self.remat = unroll, remat
+
+  @property
+  def params(self) -> Any:
+    """The current parameters (`KLIFParams`, `PLIFParams`; None for LIF)."""
+    cls = self.params_type
+    return None if cls is None else cls(*(getattr(self, f)[...] for f in cls._fields))
+
+  def run(self, x: jax.Array, state: neurons.LIFState | None = None):
+    p = self.params
+    return self.layer(p, x, state, constants=self.constants, unroll=self.unroll, remat=self.remat)
 
 
 class KLIF(_LIFFamily):
@@ -121,41 +157,16 @@ class KLIF(_LIFFamily):
   Args:
     channels: C for a per-channel k, or ``None`` for one k per layer (the paper's).
     k: initial k.
-    tau, v_th, v_reset, decay_input, scale_reset, surrogate, detach_reset: the fields
-      of `glif_jax.neurons.LIFConstants`, held as ``self.constants``.
-    unroll, remat: the time-loop policy of `glif_jax.neurons.run`.
+    **options: ``unroll``, ``remat`` (the time-loop policy of `glif_jax.neurons.run`) and
+      the fields of `glif_jax.neurons.LIFConstants` (``tau``, ``v_th``, ``v_reset``,
+      ``decay_input``, ``scale_reset``, ``surrogate``, ``detach_reset``).
   """
 
-  def __init__(
-    self,
-    channels: int | None = None,
-    *,
-    k: float = 1.0,
-    tau: float = 2.0,
-    v_th: float = 1.0,
-    v_reset: float | None = 0.0,
-    decay_input: bool = True,
-    scale_reset: bool = False,
-    surrogate: surrogates.Surrogate = surrogates.sigmoid(4.0),
-    detach_reset: bool = False,
-    unroll: int | bool | None = None,
-    remat: bool | None = None,
-  ):
-    self.constants = neurons.LIFConstants(
-      tau=tau,
-      v_th=v_th,
-      v_reset=v_reset,
-      decay_input=decay_input,
-      scale_reset=scale_reset,
-      detach_reset=detach_reset,
-      surrogate=surrogate,
-    ).validated()
-    self.k = NeuronParam(neurons.klif_params(k, channels).k)
-    self.unroll, self.remat = unroll, remat
+  refused = ()
+  layer = staticmethod(neurons.klif)
 
-  def run(self, x: jax.Array, state: neurons.KLIFState | None = None):
-    p = neurons.KLIFParams(self.k[...])
-    return neurons.klif(p, x, state, constants=self.constants, unroll=self.unroll, remat=self.remat)
+  def __init__(self, channels: int | None = None, *, k: float = 1.0, **options: Any):
+    super().__init__(neurons.klif_params(k, channels), **options)
 
 
 class PLIF(_LIFFamily):
@@ -164,69 +175,27 @@ class PLIF(_LIFFamily):
   Args:
     channels: C for a per-channel τ, or ``None`` for one τ per layer.
     init_tau: initial τ (> 1).
-    v_th, v_reset, decay_input, surrogate, detach_reset: the fields of
-      `glif_jax.neurons.LIFConstants` (its ``tau`` unused), held as ``self.constants``.
-    unroll, remat: the time-loop policy of `glif_jax.neurons.run`.
+    **options: ``unroll``, ``remat`` and the fields of `glif_jax.neurons.LIFConstants`
+      but ``tau`` (learnt) and ``scale_reset`` (KLIF's), as `KLIF`.
   """
 
-  def __init__(
-    self,
-    channels: int | None = None,
-    *,
-    init_tau: float = 2.0,
-    v_th: float = 1.0,
-    v_reset: float | None = 0.0,
-    decay_input: bool = True,
-    surrogate: surrogates.Surrogate = surrogates.sigmoid(4.0),
-    detach_reset: bool = False,
-    unroll: int | bool | None = None,
-    remat: bool | None = None,
-  ):
-    self.constants = neurons.LIFConstants(
-      v_th=v_th,
-      v_reset=v_reset,
-      decay_input=decay_input,
-      detach_reset=detach_reset,
-      surrogate=surrogate,
-    ).validated()
-    self.w = NeuronParam(neurons.plif_params(init_tau, channels).w)
-    self.unroll, self.remat = unroll, remat
+  refused = ("tau", "scale_reset")
+  layer = staticmethod(neurons.plif)
 
-  def run(self, x: jax.Array, state: neurons.LIFState | None = None):
-    p = neurons.PLIFParams(self.w[...])
-    return neurons.plif(p, x, state, constants=self.constants, unroll=self.unroll, remat=self.remat)
+  def __init__(self, channels: int | None = None, *, init_tau: float = 2.0, **options: Any):
+    super().__init__(neurons.plif_params(init_tau, channels), **options)
 
 
 class LIF(_LIFFamily):
   """LIF layer (`glif_jax.neurons.lif`); it has no learnable parameters.
 
   Args:
-    tau, v_th, v_reset, decay_input, surrogate, detach_reset: the fields of
-      `glif_jax.neurons.LIFConstants`, held as ``self.constants``.
-    unroll, remat: the time-loop policy of `glif_jax.neurons.run`.
+    **options: ``unroll``, ``remat`` and the fields of `glif_jax.neurons.LIFConstants`
+      but ``scale_reset`` (KLIF's), as `KLIF`.
   """
 
-  def __init__(
-    self,
-    *,
-    tau: float = 2.0,
-    v_th: float = 1.0,
-    v_reset: float | None = 0.0,
-    decay_input: bool = True,
-    surrogate: surrogates.Surrogate = surrogates.sigmoid(4.0),
-    detach_reset: bool = False,
-    unroll: int | bool | None = None,
-    remat: bool | None = None,
-  ):
-    self.constants = neurons.LIFConstants(
-      tau=tau,
-      v_th=v_th,
-      v_reset=v_reset,
-      decay_input=decay_input,
-      detach_reset=detach_reset,
-      surrogate=surrogate,
-    ).validated()
-    self.unroll, self.remat = unroll, remat
+  def __init__(self, **options: Any):
+    super().__init__(None, **options)
 
   def run(self, x: jax.Array, state: neurons.LIFState | None = None):
     return neurons.lif(x, state, constants=self.constants, unroll=self.unroll, remat=self.remat)
