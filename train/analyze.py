@@ -7,9 +7,9 @@ Usage::
 
 ``--workdir`` rebuilds the model from the run's ``config.json``, restores its latest
 checkpoint, runs one batch of test data and writes to ``DIR`` (default
-``<workdir>/analysis``) ``report.md`` (`glif_jax.analysis.network.NetworkStats.markdown`)
-and the figures of `glif_jax.analysis.figures.network_figures`. ``--docs`` writes
-`glif_jax.analysis.figures.dynamics_figures`, made from the neuron equations alone.
+``<workdir>/analysis``) ``report.md`` and its figures (`glif_jax.analysis.report`).
+``--docs`` writes `glif_jax.analysis.figures.dynamics_figures`, made from the neuron
+equations alone.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import app, flags, logging
-from flax import nnx
 
 from glif_jax.analysis import figures, network
-from glif_jax.training import GATE_PREFIX, create_model, input_pipeline, read_scalars
+from glif_jax.analysis.report import write_report
+from glif_jax.training import create_model, gate_history, input_pipeline
 from glif_jax.training.checkpoints import CHECKPOINT_DIR, CONFIG_FILE
+from glif_jax.training.train import SUMMARY_FILE
 from train import _cli
 
 FLAGS = flags.FLAGS
@@ -34,16 +35,8 @@ FLAGS = flags.FLAGS
 def _gate_history(workdir: Path) -> tuple[np.ndarray, dict[str, dict[str, np.ndarray]]]:
   """The GLIF gates during training: the logged means at every log step (step 0 on), or,
   for a run that logged none, the gates of each kept checkpoint."""
-  logged = read_scalars(workdir, GATE_PREFIX)
-  if not logged:
-    return network.gate_evolution(workdir / CHECKPOINT_DIR)
-  per_tag = {tag: dict(points) for tag, points in logged.items()}  # a resumed step: last
-  steps = sorted(set().union(*per_tag.values()))
-  gates: dict[str, dict[str, np.ndarray]] = {}
-  for tag, values in per_tag.items():
-    layer, gate = tag.removeprefix(GATE_PREFIX).rsplit("/", 1)
-    gates.setdefault(layer, {})[gate] = np.array([[values[s]] for s in steps])
-  return np.array(steps), gates
+  steps, gates = gate_history(workdir)
+  return (steps, gates) if len(steps) else network.gate_evolution(workdir / CHECKPOINT_DIR)
 
 
 def report(workdir: Path, out: Path, batch_size: int) -> Path:
@@ -51,36 +44,20 @@ def report(workdir: Path, out: Path, batch_size: int) -> Path:
   config = ml_collections.ConfigDict(json.loads((workdir / CONFIG_FILE).read_text()))
   splits, info = input_pipeline.load(config)
   images, labels = input_pipeline.test_examples(splits["test"], config, batch_size)
-  images = jnp.asarray(images)
-  model = create_model(config, info, bn_axis_name=None)
+  model = create_model(config, info)
   step = network.restore_model(model, workdir / CHECKPOINT_DIR)
   model.eval()
-  stats = network.network_statistics(model, images)
-  logits = nnx.jit(lambda m, x: m(x))(model, images)
-  accuracy = float(np.mean(np.argmax(np.asarray(logits).mean(axis=0), -1) == labels))
-  paths = figures.network_figures(model, stats, images, out, gate_history=_gate_history(workdir))
-  lines = [
-    f"# Analysis of `{workdir}`",
-    "",
-    f"Checkpoint step {step}; {len(labels)} test examples; accuracy on them {accuracy:.4f}.",
-    "",
-    stats.markdown(),
-    "",
-    *(f"![{p.stem}]({p.name})" for p in paths),
-  ]
-  summary = workdir / "summary.json"
-  if summary.exists():
-    lines += [
-      "",
-      "Training summary (`summary.json`):",
-      "",
-      "```json",
-      summary.read_text().strip(),
-      "```",
-    ]
-  path = out / "report.md"
-  path.write_text("\n".join(lines) + "\n")
-  return path
+  summary = workdir / SUMMARY_FILE
+  return write_report(
+    model,
+    jnp.asarray(images),
+    labels,
+    out,
+    title=f"Analysis of `{workdir}`",
+    checkpoint_step=step,
+    gate_history=_gate_history(workdir),
+    summary_json=summary.read_text() if summary.exists() else None,
+  )
 
 
 def _define_flags() -> None:

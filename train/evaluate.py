@@ -26,7 +26,6 @@ checkpoint, config or data ends with one line and status 2 (``train/_cli.py``).
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 from pathlib import Path
@@ -37,21 +36,22 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import app, flags, logging
+from flax import nnx
 from ml_collections import config_flags
 
 from glif_jax import analysis, training
 from glif_jax.models import NonFiniteWeightsError, load_authors_checkpoint
 from glif_jax.training import checkpoints, input_pipeline
 from glif_jax.training.actions import nonfinite_leaves
+from glif_jax.training.steps import layer_rates
 from glif_jax.training.train import SUMMARY_FILE
 from train import _cli
 
 FLAGS = flags.FLAGS
 
 
-def _in_network_order(metrics: dict[str, float], stats: analysis.NetworkStats) -> dict[str, float]:
-  """``{layer: rate}`` from the ``firing_rate/<layer>`` metrics, in the order of ``stats``."""
-  rates = {k.removeprefix("firing_rate/"): v for k, v in metrics.items()}
+def _in_network_order(rates: dict[str, float], stats: analysis.NetworkStats) -> dict[str, float]:
+  """``{layer: rate}`` in the order of the layers of ``stats``."""
   position = {k.replace("/", "."): i for i, k in enumerate(stats.firing_rates)}
   return dict(sorted(rates.items(), key=lambda item: position.get(item[0], len(position))))
 
@@ -95,37 +95,23 @@ def evaluate_authors_checkpoint(
       ``allow_nonfinite``), or it does and a ``workdir`` is given.
   """
   start = time.time()
-  training.validate_config(
-    config, dataset_names=input_pipeline.dataset_names(), num_devices=jax.device_count()
-  )
-  if workdir is not None:
-    checkpoints.guard_workdir(workdir, config)
-  splits, info = input_pipeline.load(config)
-  training.validate_input_shape(config, info.input_shape)
-  model = training.create_model(config, info)
-  entries = load_authors_checkpoint(model, checkpoint, allow_nonfinite=allow_nonfinite)
-  steps_per_epoch = input_pipeline.steps_per_epoch(splits["train"], config)
-  total_steps = input_pipeline.total_steps(config, steps_per_epoch)
-  tx = training.make_tx(config, steps_per_epoch, total_steps)
-  graphdefs, state = training.create_train_state(model, tx)
-  if workdir is not None:
-    _refuse_nonfinite(jax.device_get(state), checkpoint)
-  layout = training.Layout(config.parallel)
-  p_eval_step = layout.compile(
-    functools.partial(
-      training.eval_step, graphdef=graphdefs.eval, loss_fn=training.make_loss(config)
-    )
-  )
-  metrics = training.evaluate(p_eval_step, layout, layout.state(state), splits["test"], config)
+  entries: dict[str, Any] = {}
 
-  model.eval()
-  images, _ = input_pipeline.test_examples(splits["test"], config, energy_examples)
-  stats = analysis.network_statistics(model, jnp.asarray(images))
+  def load_weights(model: nnx.Module) -> None:
+    entries.update(load_authors_checkpoint(model, checkpoint, allow_nonfinite=allow_nonfinite))
+
+  experiment = training.build(config, workdir, load_weights=load_weights)
+  if workdir is not None:
+    _refuse_nonfinite(jax.device_get(experiment.initial), checkpoint)
+  metrics = experiment.evaluate(experiment.layout.state(experiment.initial))
+  experiment.model.eval()
+  images, _ = input_pipeline.test_examples(experiment.splits["test"], config, energy_examples)
+  stats = analysis.network_statistics(experiment.model, jnp.asarray(images))
   summary = {
     "test_accuracy": metrics.pop("accuracy"),
     "test_loss": metrics.pop("loss"),
     "best_accuracy": None,
-    "firing_rate": _in_network_order(metrics, stats),
+    "firing_rate": _in_network_order(layer_rates(metrics), stats),
     "steps": 0,
     "epochs": 0.0,
     "nonfinite_steps": 0,
@@ -136,7 +122,7 @@ def evaluate_authors_checkpoint(
     "energy": _energy(stats),
   }
   if workdir is not None:
-    _write_workdir(Path(workdir), config, state, summary)
+    _write_workdir(Path(workdir), config, jax.device_get(experiment.initial), summary)
   return summary
 
 
@@ -156,7 +142,9 @@ def _write_workdir(
 
   ``config.json`` was written by `checkpoints.guard_workdir` before the evaluation.
   """
-  with checkpoints.checkpoint_manager(workdir, max_to_keep=config.max_to_keep) as manager:
+  with checkpoints.checkpoint_manager(
+    workdir, max_to_keep=training.read(config, "max_to_keep", int)
+  ) as manager:
     checkpoints.save(
       manager,
       jax.device_get(state),

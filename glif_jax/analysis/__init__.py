@@ -7,6 +7,8 @@
   matplotlib; imported on first use).
 - `figures`: the library's figures of neuron dynamics and of a network's statistics, each
   simulated from the parameters it plots and labelled from them (needs matplotlib).
+- `report`: the Markdown report of a trained network, with its figures (needs
+  matplotlib; imported on first use).
 - `nir_export`: export of LIF/PLIF (and the exact GLIF cases) networks to NIR, and a JAX
   interpreter of the graphs (needs ``pip install nir``; imported on first use).
 """
@@ -57,12 +59,18 @@ __all__ = [
   "plif_logits",
   "plots",
   "poisson_spikes",
+  "report",
   "simulate",
   "step_current",
 ]
 
 
-_OPTIONAL = ("figures", "nir_export", "plots")  # need nir / matplotlib: imported on first use
+_OPTIONAL = (
+  "figures",
+  "nir_export",
+  "plots",
+  "report",
+)  # need nir / matplotlib: imported on first use
 
 
 def __getattr__(name: str):

@@ -1,11 +1,13 @@
 """Training: the pure train/eval steps, losses, optimiser, checkpoints and the loop.
 
-Entry point: `train_and_evaluate(config, workdir)` (``python -m train.main``). The steps
-run on a `Layout` (``config.parallel``): sharded `jax.jit` over every device of every
-process, or `jax.pmap`; the loop's periodic actions live in `glif_jax.training.actions`.
+Entry point: `train_and_evaluate(config, workdir)` (``python -m train.main``). What a
+config builds (data, layout, model, state, compiled steps) comes from one function,
+`build`, for training and evaluation alike. The steps run on a `Layout`
+(``config.parallel``): sharded `jax.jit` over every device of every process, or
+`jax.pmap`; the loop's periodic actions live in `glif_jax.training.actions`.
 """
 
-from glif_jax.training.actions import GATE_PREFIX, NonFiniteError, TrainingInterrupted, gate_means
+from glif_jax.training.actions import NonFiniteError, TrainingInterrupted
 from glif_jax.training.checkpoints import (
   CheckpointMismatchError,
   CorruptCheckpointError,
@@ -17,18 +19,13 @@ from glif_jax.training.config import (
   validate_config,
   validate_input_shape,
 )
-from glif_jax.training.events import read_scalars
+from glif_jax.training.events import GATE_PREFIX, gate_history, gate_means, read_scalars
+from glif_jax.training.experiment import Experiment, build, create_model, make_loss, make_tx
 from glif_jax.training.losses import mean_logits_cross_entropy, tet_loss
 from glif_jax.training.optim import learning_rate_schedule, make_optimizer, param_labels
 from glif_jax.training.parallel import Layout
 from glif_jax.training.steps import GraphDefs, TrainState, create_train_state, eval_step, train_step
-from glif_jax.training.train import (
-  create_model,
-  evaluate,
-  make_loss,
-  make_tx,
-  train_and_evaluate,
-)
+from glif_jax.training.train import train_and_evaluate
 
 __all__ = [
   "GATE_PREFIX",
@@ -36,16 +33,18 @@ __all__ = [
   "ConfigError",
   "CorruptCheckpointError",
   "DataPosition",
+  "Experiment",
   "GraphDefs",
   "Layout",
   "NonFiniteError",
   "TrainState",
   "TrainingInterrupted",
+  "build",
   "create_model",
   "create_train_state",
   "default_config",
   "eval_step",
-  "evaluate",
+  "gate_history",
   "gate_means",
   "learning_rate_schedule",
   "make_loss",

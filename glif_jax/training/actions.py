@@ -1,7 +1,8 @@
 """The periodic actions of the training loop: stop, guard, log, evaluate, checkpoint, halt.
 
 Each action is a callable ``action(step, state)`` that the loop runs after every train
-step, in this order; it asks the `Schedule` whether its time has come. They share a
+step, in this order; it asks the `Schedule` whether its time has come. The `Guard`
+(``guard(step)``) returns a `Decision` the loop acts on: go on, or roll back. They share a
 `Record` of what the loop accumulates: the steps' metrics and NaN/inf flags (left on the
 devices until an action reads them), the latest evaluation and the agreed stop signal.
 """
@@ -9,10 +10,10 @@ devices until an action reads them), the latest evaluation and the agreed stop s
 from __future__ import annotations
 
 import dataclasses
+import enum
 import signal
 import threading
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, final
 
 import jax
@@ -21,13 +22,10 @@ import numpy as np
 import orbax.checkpoint as ocp
 import tqdm
 from absl import logging
-from flax import nnx
-from tensorboardX import SummaryWriter
 
-from glif_jax.training import checkpoints, parallel
+from glif_jax.training import checkpoints, events, parallel
 from glif_jax.training.checkpoints import DataPosition
 from glif_jax.training.config import read
-from glif_jax.training.optim import GATE_NAMES
 from glif_jax.training.steps import FINITE, FINITE_LEAVES, TrainState, leaf_names
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -54,9 +52,11 @@ class TrainingInterrupted(Exception):
     )
 
 
-class RollBack(Exception):
-  """Raised by `Guard` under ``config.nonfinite == "rollback"``: resume from the latest
-  checkpoint."""
+class Decision(enum.Enum):
+  """What `Guard` tells the loop to do after a step."""
+
+  CONTINUE = "continue"
+  ROLL_BACK = "roll back"  # resume from the latest checkpoint
 
 
 def say(message: str) -> None:
@@ -106,23 +106,6 @@ class Record:
     self.metrics.append(metrics)
 
 
-class Writer:
-  """TensorBoard scalars, written by process 0 only."""
-
-  def __init__(self, workdir: str | Path):
-    self._writer = SummaryWriter(str(workdir)) if jax.process_index() == 0 else None
-
-  def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
-    if self._writer is not None:
-      for tag, value in scalars.items():
-        self._writer.add_scalar(tag, value, step)
-      self._writer.flush()
-
-  def close(self) -> None:
-    if self._writer is not None:
-      self._writer.close()
-
-
 @final
 class StopSignals:
   """While active, SIGTERM and SIGINT only set ``signum``; the `Stop` action reads it.
@@ -150,31 +133,6 @@ class StopSignals:
 
   def __exit__(self, *exc: object) -> None:
     self._restore()
-
-
-GATE_PREFIX = "gate/"  # tags of the logged GLIF gates: gate/<layer>/<alpha|beta|gamma>
-
-
-def gate_means(
-  params: nnx.State, to_host: Callable[[Any], Any] = parallel.host
-) -> dict[str, float]:
-  """``{"gate/<GLIF layer>/<alpha|beta|gamma>": mean over channels of σ(raw gate)}``.
-
-  GLIF layers are found by their parameters (``alpha``, ``beta``, ``gamma``, ``conduct``);
-  GLIF_f layers (fixed gates) have none. Only these small leaves go through ``to_host``.
-  """
-  flat = {
-    tuple(str(k.key) for k in path): x
-    for path, x in jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(params))[0]
-  }
-  layers = sorted(path[:-1] for path in flat if path[-1] == "conduct")
-  gates = {
-    f"{GATE_PREFIX}{'/'.join(layer)}/{g}": flat[(*layer, g)]
-    for layer in layers
-    for g in GATE_NAMES
-    if (*layer, g) in flat
-  }
-  return {k: float(np.mean(1 / (1 + np.exp(-raw)))) for k, raw in to_host(gates).items()}
 
 
 def nonfinite_steps(
@@ -223,11 +181,12 @@ class Stop:
 
 @dataclasses.dataclass
 class Guard:
-  """At log and save steps: reads the NaN/inf flags; skips, rolls back or aborts.
+  """At log and save steps (and on a stop): reads the NaN/inf flags of the steps since.
 
-  Raises `NonFiniteError` under ``config.nonfinite == "abort"`` and once more than
-  ``config.max_nonfinite_steps`` steps were not applied; `RollBack` under
-  ``"rollback"``, unless every non-finite step was one rolled back over before.
+  Returns `Decision.ROLL_BACK` under ``config.nonfinite == "rollback"`` when a step was
+  not applied (unless every such step was rolled back over before), else
+  `Decision.CONTINUE` (the steps were skipped). Raises `NonFiniteError` under
+  ``"abort"`` and once more than ``config.max_nonfinite_steps`` steps were not applied.
   """
 
   config: ml_collections.ConfigDict
@@ -236,15 +195,15 @@ class Guard:
   record: Record
   names: Sequence[str]  # of the guarded leaves (`steps.guarded_leaf_names`)
 
-  def __call__(self, step: int, state: Any) -> None:
+  def __call__(self, step: int) -> Decision:
     record = self.record
     if not (self.schedule.log(step) or self.schedule.save(step) or record.stopping):
-      return
+      return Decision.CONTINUE
     flags = self.layout.host([flags for _, flags in record.guards])
     found = nonfinite_steps([(s, *f) for (s, _), f in zip(record.guards, flags)], self.names)
     record.guards.clear()
     if not found:
-      return
+      return Decision.CONTINUE
     record.nonfinite += len(found)
     listed = "; ".join(f"step {s}: {what}" for s, what in found)
     mode, limit = self.config.nonfinite, read(self.config, "max_nonfinite_steps", int)
@@ -257,9 +216,10 @@ class Guard:
     rollback = mode == "rollback" and any(s not in record.replayed for s, _ in found)
     then = "rolling back to the latest checkpoint" if rollback else "steps skipped"
     logging.warning("non-finite values (%s); %s (config.nonfinite=%r)", listed, then, mode)
-    if rollback:
-      record.replayed.update(s for s, _ in found)
-      raise RollBack
+    if not rollback:
+      return Decision.CONTINUE
+    record.replayed.update(s for s, _ in found)
+    return Decision.ROLL_BACK
 
 
 @dataclasses.dataclass
@@ -269,7 +229,7 @@ class Log:
   layout: parallel.Layout
   schedule: Schedule
   record: Record
-  writer: Writer
+  writer: events.Writer
   bar: tqdm.tqdm
 
   def __call__(self, step: int, state: Any) -> None:
@@ -280,7 +240,7 @@ class Log:
     self.record.metrics.clear()
     train = {k: float(np.mean([m[k] for m in history])) for k in history[0]}
     self.writer.write_scalars(step, {f"train_{k}": v for k, v in train.items()})
-    self.writer.write_scalars(step, gate_means(state.params, self.layout.host))
+    self.writer.write_scalars(step, events.gate_means(state.params, self.layout.host))
     self.bar.set_postfix(loss=train["loss"], acc=train["accuracy"])
     say(f"step {step}: " + format_metrics("train", train))
 
@@ -292,7 +252,7 @@ class Evaluate:
   evaluate: Callable[[Any], dict[str, float]]
   schedule: Schedule
   record: Record
-  writer: Writer
+  writer: events.Writer
 
   def __call__(self, step: int, state: Any) -> None:
     if self.schedule.eval(step):

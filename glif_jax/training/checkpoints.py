@@ -30,27 +30,13 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 from glif_jax.training import parallel
-from glif_jax.training.config import ConfigError
+from glif_jax.training.config import ConfigError, what_it_computes
 from glif_jax.training.steps import TrainState, leaf_names
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
 CORRUPT_DIR = "corrupt_checkpoints"
 BEST_METRIC = "eval_accuracy"
-# Keys that change how a run is driven, not what it computes.
-_RUN_CONTROL_KEYS = (
-  "overwrite",
-  "distributed",
-  "distributed_timeout",
-  "parallel",
-  "input_threads",
-  "progress_bar",
-  "log_every_steps",
-  "checkpoint_every_steps",
-  "max_to_keep",
-  "nonfinite",
-  "max_nonfinite_steps",
-)
 _MAX_LISTED = 5  # mismatching leaves named in an error
 _MAX_MESSAGE = 300  # characters of an orbax/TensorStore error quoted in a warning
 
@@ -68,11 +54,6 @@ class DataPosition(NamedTuple):
 
   epoch: int
   batch: int
-
-
-def _comparable(config: ml_collections.ConfigDict) -> dict[str, Any]:
-  values = json.loads(config.to_json_best_effort())
-  return {k: v for k, v in values.items() if k not in _RUN_CONTROL_KEYS}
 
 
 def _writable_workdir(workdir: str | Path) -> Path:
@@ -121,7 +102,7 @@ def guard_workdir(workdir: str | Path, config: ml_collections.ConfigDict) -> Non
   """
   workdir = _writable_workdir(workdir)
   path = workdir / CONFIG_FILE
-  new = _comparable(config)
+  new = what_it_computes(config)
   old = json.loads(path.read_text()) if path.exists() else new
   if old != new and not config.overwrite and saved_steps(workdir):
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))

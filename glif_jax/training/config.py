@@ -26,6 +26,20 @@ NONFINITE_MODES = ("skip", "rollback", "abort")
 FREE_FORM_KEYS = ("data_options", "neuron_options")
 # Keys that may differ between the processes of one run (paths on each host, its threads).
 PER_PROCESS_KEYS = ("data_dir", "manual_dir", "input_threads", "progress_bar")
+# Keys that change how a run is driven, not what it computes.
+RUN_CONTROL_KEYS = (
+  "overwrite",
+  "distributed",
+  "distributed_timeout",
+  "parallel",
+  "input_threads",
+  "progress_bar",
+  "log_every_steps",
+  "checkpoint_every_steps",
+  "max_to_keep",
+  "nonfinite",
+  "max_nonfinite_steps",
+)
 VERSION_KEY = "glif_jax.__version__"  # compared between processes with the config
 
 _T = TypeVar("_T")
@@ -156,6 +170,13 @@ def read(config: ml_collections.ConfigDict, key: str, kind: type[_T]) -> _T:
 def read_optional(config: ml_collections.ConfigDict, key: str, kind: type[_T]) -> _T | None:
   """``config[key]`` if it is not None, checked as `read` does."""
   return None if config[key] is None else read(config, key, kind)
+
+
+def what_it_computes(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """``config`` as JSON values without its `RUN_CONTROL_KEYS`: two runs whose values are
+  equal compute the same thing (a workdir refuses a config that differs)."""
+  values = json.loads(config.to_json_best_effort())
+  return {k: v for k, v in values.items() if k not in RUN_CONTROL_KEYS}
 
 
 def _one_of(config: ml_collections.ConfigDict, key: str, valid: Iterable[str]) -> None:

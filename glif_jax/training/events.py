@@ -1,14 +1,69 @@
-"""Reading back the TensorBoard scalars a run wrote, without TensorFlow."""
+"""The TensorBoard scalars of a run: written by process 0, read back without TensorFlow.
+
+Besides the metrics (``train_*``, ``eval_*``), a run logs the mean of each GLIF gate at
+every log step, step 0 included, under the tags ``gate/<layer>/<alpha|beta|gamma>``
+(`gate_means`); `gate_history` reads them back.
+"""
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import jax
+import numpy as np
+from flax import nnx
+from tensorboardX import SummaryWriter
 from tensorboardX.proto import event_pb2
+
+from glif_jax.training import parallel
+from glif_jax.training.optim import GATE_NAMES
+
+GATE_PREFIX = "gate/"
 
 _LENGTH = struct.Struct("<Q")
 _CRC = 4  # bytes of a masked CRC-32C after the length and after the data
+
+
+class Writer:
+  """TensorBoard scalars, written by process 0 only."""
+
+  def __init__(self, workdir: str | Path):
+    self._writer = SummaryWriter(str(workdir)) if jax.process_index() == 0 else None
+
+  def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
+    if self._writer is not None:
+      for tag, value in scalars.items():
+        self._writer.add_scalar(tag, value, step)
+      self._writer.flush()
+
+  def close(self) -> None:
+    if self._writer is not None:
+      self._writer.close()
+
+
+def gate_means(
+  params: nnx.State, to_host: Callable[[Any], Any] = parallel.host
+) -> dict[str, float]:
+  """``{"gate/<GLIF layer>/<alpha|beta|gamma>": mean over channels of σ(raw gate)}``.
+
+  GLIF layers are found by their parameters (``alpha``, ``beta``, ``gamma``, ``conduct``);
+  GLIF_f layers (fixed gates) have none. Only these small leaves go through ``to_host``.
+  """
+  flat = {
+    tuple(str(k.key) for k in path): x
+    for path, x in jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(params))[0]
+  }
+  layers = sorted(path[:-1] for path in flat if path[-1] == "conduct")
+  gates = {
+    f"{GATE_PREFIX}{'/'.join(layer)}/{g}": flat[(*layer, g)]
+    for layer in layers
+    for g in GATE_NAMES
+    if (*layer, g) in flat
+  }
+  return {k: float(np.mean(1 / (1 + np.exp(-raw)))) for k, raw in to_host(gates).items()}
 
 
 def _records(path: Path):
@@ -35,3 +90,16 @@ def read_scalars(workdir: str | Path, prefix: str = "") -> dict[str, list[tuple[
         if value.tag.startswith(prefix):
           found.setdefault(value.tag, []).append((event.step, value.simple_value))
   return found
+
+
+def gate_history(workdir: str | Path) -> tuple[np.ndarray, dict[str, dict[str, np.ndarray]]]:
+  """The gate means `gate_means` logged in ``workdir``: ``(steps [S], {layer: {gate:
+  values [S, 1]}})`` (a step logged twice, by a resumed run, counts once: its last value);
+  empty if none were logged."""
+  per_tag = {tag: dict(points) for tag, points in read_scalars(workdir, GATE_PREFIX).items()}
+  steps = sorted(set().union(*per_tag.values()))
+  gates: dict[str, dict[str, np.ndarray]] = {}
+  for tag, values in per_tag.items():
+    layer, gate = tag.removeprefix(GATE_PREFIX).rsplit("/", 1)
+    gates.setdefault(layer, {})[gate] = np.array([[values[s]] for s in steps])
+  return np.array(steps, dtype=np.int64), gates

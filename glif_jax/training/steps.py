@@ -25,6 +25,8 @@ LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 """``(logits [T, B, K], labels [B]) -> per-example losses [B]``."""
 
 _EVENT_RANK = 5  # [B, T, H, W, C]
+FIRING_RATE = "firing_rate/"
+"""Prefix of the metrics of the steps that give a neuron layer's mean firing rate."""
 FINITE = "guard/finite"
 """Metric of `train_step`: whether the step's values were finite and it was applied."""
 FINITE_LEAVES = "guard/finite_leaves"
@@ -102,8 +104,13 @@ def _firing_rates(intermediates: nnx.State) -> dict[str, jax.Array]:
   """``{"firing_rate/<layer path>": mean rate}`` from the sown per-channel rates."""
   flat = jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(intermediates))[0]
   return {
-    "firing_rate/" + ".".join(str(k.key) for k in path[:-1]): jnp.mean(rate) for path, rate in flat
+    FIRING_RATE + ".".join(str(k.key) for k in path[:-1]): jnp.mean(rate) for path, rate in flat
   }
+
+
+def layer_rates(metrics: dict[str, float]) -> dict[str, float]:
+  """``{layer: rate}`` from the `FIRING_RATE` metrics of the steps."""
+  return {k.removeprefix(FIRING_RATE): v for k, v in metrics.items() if k.startswith(FIRING_RATE)}
 
 
 def _apply(

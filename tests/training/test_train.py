@@ -18,7 +18,7 @@ from glif_jax.training import (
   train_and_evaluate,
   train_step,
 )
-from glif_jax.training.train import create_model, make_loss, make_tx
+from glif_jax.training.experiment import create_model, make_loss, make_tx
 
 STEPS, CHECKPOINT_AT = 10, 5  # 4 steps per epoch: eval at 4, 8, 10; checkpoints at 5, 10 too
 

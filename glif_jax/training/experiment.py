@@ -1,0 +1,209 @@
+"""What a config builds, once: data, device layout, model, train state and compiled steps.
+
+`build` serves training (`glif_jax.training.train_and_evaluate`) and evaluation
+(``python -m train.evaluate``) alike::
+
+  experiment = build(config, workdir)
+  state = experiment.layout.state(experiment.initial)
+  state, metrics = experiment.train_step(state, batch)
+  print(experiment.evaluate(state)["accuracy"])
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx
+
+from glif_jax import data, models
+from glif_jax.training import checkpoints, input_pipeline, losses, optim, parallel
+from glif_jax.training.config import (
+  agree_across_processes,
+  read,
+  read_optional,
+  validate_config,
+  validate_input_shape,
+)
+from glif_jax.training.steps import GraphDefs, LossFn, TrainState, create_train_state, eval_step
+from glif_jax.training.steps import train_step as _train_step
+
+
+def make_loss(config: ml_collections.ConfigDict) -> LossFn:
+  """The per-example loss ``config.loss`` names, with its options bound."""
+  label_smoothing = read(config, "label_smoothing", float)
+  if config.loss == "tet":
+    return functools.partial(
+      losses.tet_loss,
+      label_smoothing=label_smoothing,
+      mse_weight=read(config, "tet_mse_weight", float),
+      mse_target=read(config, "tet_mse_target", float),
+    )
+  return functools.partial(losses.mean_logits_cross_entropy, label_smoothing=label_smoothing)
+
+
+def make_tx(
+  config: ml_collections.ConfigDict, steps_per_epoch: int, total_steps: int
+) -> optax.GradientTransformation:
+  """The optimiser of ``config`` with its learning-rate schedule over ``total_steps``."""
+  schedule = optim.learning_rate_schedule(
+    read(config, "learning_rate", float),
+    total_steps=total_steps,
+    warmup_steps=int(read(config, "warmup_epochs", float) * steps_per_epoch),
+    steps_per_epoch=steps_per_epoch,
+    cosine_period_epochs=read_optional(config, "cosine_period_epochs", float),
+  )
+  return optim.make_optimizer(
+    optimizer=read(config, "optimizer", str),
+    learning_rate=schedule,
+    momentum=read(config, "momentum", float),
+    weight_decay=read(config, "weight_decay", float),
+    neuron_lr_scale=read(config, "neuron_lr_scale", float),
+    gate_lr_scale=read(config, "gate_lr_scale", float),
+    grad_clip_norm=read_optional(config, "grad_clip_norm", float),
+  )
+
+
+def create_model(
+  config: ml_collections.ConfigDict,
+  info: data.DatasetInfo,
+  *,
+  bn_axis_name: str | None = None,
+) -> nnx.Module:
+  """The model of ``config`` for data described by ``info``.
+
+  ``bn_axis_name``: the pmap axis tdBN averages its batch statistics over (None under
+  jit, where the global batch is one array).
+  """
+  # The config.json of a run from before the key "norm" has none.
+  norm = read_optional(config, "norm", str) if "norm" in config else None
+  return models.create(
+    read(config, "model", str),
+    num_classes=info.num_classes,
+    timesteps=read(config, "timesteps", int),
+    in_channels=info.input_shape[-1],
+    neuron=read(config, "neuron", str),
+    neuron_options=read(config, "neuron_options", ml_collections.ConfigDict).to_dict(),
+    norm=norm,
+    width=read_optional(config, "width", int),
+    input_size=info.input_shape[-2],
+    remat=read(config, "remat", bool),
+    bn_axis_name=bn_axis_name,
+    dtype=jnp.dtype(read(config, "dtype", str)),
+    rngs=nnx.Rngs(read(config, "seed", int)),
+  )
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  """A config's run, built: see `build`.
+
+  Attributes:
+    config: the config it was built from.
+    splits: ``{"train", "test"}`` record sources of ``config.dataset``.
+    info: the data set's `glif_jax.data.DatasetInfo`.
+    layout: where the state lives and how batches are assembled (``config.parallel``).
+    steps_per_epoch: training steps in one epoch (the remainder is dropped).
+    total_steps: the run's training steps.
+    model: the model the state was made from (in training mode; its weights are those
+      of ``initial``).
+    graphdefs: the model's static graphs.
+    initial: the `TrainState` at step 0, on the host.
+    train_step: `glif_jax.training.train_step` compiled by ``layout`` (donates the state).
+    eval_step: `glif_jax.training.eval_step` compiled by ``layout``.
+  """
+
+  config: ml_collections.ConfigDict
+  splits: dict[str, data.RecordSource]
+  info: data.DatasetInfo
+  layout: parallel.Layout
+  steps_per_epoch: int
+  total_steps: int
+  model: nnx.Module
+  graphdefs: GraphDefs
+  initial: TrainState
+  train_step: Callable[..., tuple[Any, dict[str, jax.Array]]]
+  eval_step: Callable[..., dict[str, jax.Array]]
+
+  def evaluate(self, state: Any) -> dict[str, float]:
+    """Mean eval metrics of ``state`` (as the steps take it) over the test split:
+    ``loss``, ``accuracy``, ``firing_rate/<layer>``; this process reads its rows."""
+    batch_size = read(self.config, "eval_batch_size", int)
+    local_batches = input_pipeline.batches(
+      self.splits["test"],
+      self.config,
+      train=False,
+      rows=self.layout.rows(batch_size),
+      num_threads=read(self.config, "input_threads", int),
+    )
+    totals: dict[str, float] = collections.defaultdict(float)
+    for local in local_batches:
+      sums = self.layout.host(self.eval_step(state, self.layout.batch(local, batch_size)))
+      for k, v in sums.items():
+        totals[k] += float(np.sum(v))
+    count = totals.pop("count")
+    totals["accuracy"] = totals.pop("correct")
+    return {k: v / count for k, v in totals.items()}
+
+
+def build(
+  config: ml_collections.ConfigDict,
+  workdir: str | Path | None = None,
+  *,
+  load_weights: Callable[[nnx.Module], Any] | None = None,
+) -> Experiment:
+  """Checks ``config`` and builds its run; nothing is compiled before the checks pass.
+
+  Every process calls it (the config is compared across processes first).
+
+  Args:
+    config: the training config (keys as in `glif_jax.training.default_config`).
+    workdir: the run's directory, checked and given ``config.json``
+      (`checkpoints.guard_workdir`); None for none.
+    load_weights: called on the freshly built model before the train state is made
+      from it (e.g. to load the GLIF authors' weights).
+
+  Raises:
+    ConfigError: a bad config, processes with different configs, or an unusable workdir
+      or one of a run with another config.
+  """
+  agree_across_processes(config)
+  validate_config(
+    config, dataset_names=input_pipeline.dataset_names(), num_devices=jax.device_count()
+  )
+  if workdir is not None:
+    checkpoints.guard_workdir(workdir, config)
+  splits, info = input_pipeline.load(config)
+  validate_input_shape(config, info.input_shape)
+  layout = parallel.Layout(read(config, "parallel", str))
+  per_epoch = input_pipeline.steps_per_epoch(splits["train"], config)
+  total_steps = input_pipeline.total_steps(config, per_epoch)
+  model = create_model(config, info, bn_axis_name=layout.axis_name)
+  if load_weights is not None:
+    load_weights(model)
+  tx, loss_fn = make_tx(config, per_epoch, total_steps), make_loss(config)
+  graphdefs, initial = create_train_state(model, tx)
+  train = functools.partial(_train_step, graphdef=graphdefs.train, tx=tx, loss_fn=loss_fn)
+  evaluate = functools.partial(eval_step, graphdef=graphdefs.eval, loss_fn=loss_fn)
+  return Experiment(
+    config=config,
+    splits=splits,
+    info=info,
+    layout=layout,
+    steps_per_epoch=per_epoch,
+    total_steps=total_steps,
+    model=model,
+    graphdefs=graphdefs,
+    initial=initial,
+    train_step=layout.compile(train, donate=(0,)),
+    eval_step=layout.compile(evaluate),
+  )
