@@ -8,10 +8,10 @@ input current), sliced at t for step t. ``params`` are closed over, so gradients
 them as usual.
 
 Loop policy, the same for every neuron (`loop_defaults`): up to `MAX_FULL_UNROLL` steps
-the loop is unrolled into straight-line code (XLA fuses across time steps: ~5x faster
-on CPU for T = 6) and the backward pass stores each step's residuals; beyond, it is a
-rolled `jax.lax.scan` (unrolled long loops compile slowly and run slower) and each step
-is rematerialised (`jax.checkpoint`) in the backward pass.
+the loop is unrolled into straight-line code, which XLA fuses across time steps, and the
+backward pass stores each step's residuals; beyond, it is a rolled `jax.lax.scan` and
+each step is rematerialised (`jax.checkpoint`) in the backward pass. What each choice
+costs is measured in ``bench/`` (``bench/README.md``).
 
 GLIF's hand-written backward pass (`glif_jax.neurons._glif_fast`) runs its forward and
 reverse loops with the same policy through `loop`.
