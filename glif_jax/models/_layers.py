@@ -7,7 +7,7 @@ blocks; model variants are module-level partials of one class (``ResNet19 = part
 - a `NeuronDef` builds a neuron layer: ``neuron(channels, *, rngs)``;
 - a `NormDef` builds a batch norm: ``norm(channels, *, residual=False, rngs)``, where
   ``residual`` marks the second BN of a residual block and the shortcut BN (tdBN's α = 1/√2);
-- blocks take them with ``rngs`` bound (`BoundNeuronDef`, `BoundNormDef`, see `layer_defs`);
+- blocks take them with ``rngs`` bound (`BoundNeuronDef`, `BoundNormDef`, see `network_layers`);
 - a conv definition is `nnx.Conv` with its dtype, initialiser and ``rngs`` bound.
 
 Every synaptic layer here is per-sample (``[N, ...]``); models apply it to time-major
@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -124,37 +124,69 @@ def neuron_def(name: str, timesteps: int, /, **options: Any) -> NeuronDef:
 NeuronDefaults = Mapping[str, Mapping[str, Any]]
 
 
-def layer_defs(
+class Layers(NamedTuple):
+  """A network's layer definitions, built once by `network_layers` from its options.
+
+  Attributes:
+    neuron: the `BoundNeuronDef`.
+    norm: the `BoundNormDef`.
+    conv: the bias-free conv definition (`conv_def`).
+    encoder: ``encoder(layer)``, the network's `Encoder` around its first layer.
+    dtype: compute dtype.
+    rngs: parameter initialisation.
+  """
+
+  neuron: BoundNeuronDef
+  norm: BoundNormDef
+  conv: Callable[..., nnx.Conv]
+  encoder: Callable[[Callable[[jax.Array], jax.Array]], Encoder]
+  dtype: Any
+  rngs: nnx.Rngs
+
+
+def network_layers(
+  conv_init: nnx.Initializer,
   *,
-  neuron: str,
-  neuron_options: Mapping[str, Any] | None,
-  neuron_defaults: NeuronDefaults | None,
+  input_size: int | None,
+  in_channels: int,
   timesteps: int,
   norm: str,
-  bn_axis_name: str | None,
-  dtype: Any,
+  neuron: str = "glif",
+  neuron_options: Mapping[str, Any] | None = None,
+  neuron_defaults: NeuronDefaults | None = None,
+  bn_axis_name: str | None = None,
+  dtype: Any = jnp.float32,
   rngs: nnx.Rngs,
-) -> tuple[BoundNeuronDef, BoundNormDef]:
-  """A model's neuron and norm constructors, with ``rngs`` bound.
+) -> Layers:
+  """The layer definitions of a network; its constructor passes its options on here.
 
   Args:
+    conv_init: the convolutions' kernel initialiser.
+    input_size: the side H = W the network needs (flattening networks), None for any.
+    in_channels: C of the input.
+    timesteps: T.
+    norm: one of `NORM_NAMES`.
     neuron: one of `NEURON_NAMES`.
     neuron_options: keyword arguments of the neuron module; they override
       ``neuron_defaults[neuron]``.
     neuron_defaults: the variant's initial values per neuron name (None: the modules').
-    timesteps: T.
-    norm: one of `NORM_NAMES`.
     bn_axis_name: pmap/shard_map axis over which BN averages batch statistics.
-    dtype: compute dtype.
+    dtype: compute dtype; parameters stay float32.
     rngs: parameter initialisation.
 
-  Returns:
-    ``(neuron(channels), norm(channels, residual=False))``.
+  Raises:
+    ValueError: an unknown neuron or norm, or an option the neuron module does not take.
   """
   options = {**(neuron_defaults or {}).get(neuron, {}), **(neuron_options or {})}
-  return (
-    functools.partial(neuron_def(neuron, timesteps, **options), rngs=rngs),
-    functools.partial(norm_def(norm, axis_name=bn_axis_name, dtype=dtype), rngs=rngs),
+  return Layers(
+    neuron=functools.partial(neuron_def(neuron, timesteps, **options), rngs=rngs),
+    norm=functools.partial(norm_def(norm, axis_name=bn_axis_name, dtype=dtype), rngs=rngs),
+    conv=conv_def(conv_init, dtype=dtype, rngs=rngs),
+    encoder=functools.partial(
+      Encoder, timesteps=timesteps, in_channels=in_channels, input_size=input_size, dtype=dtype
+    ),
+    dtype=dtype,
+    rngs=rngs,
   )
 
 
@@ -271,8 +303,7 @@ class Encoder(nnx.Module):
 
   Direct encoding: a static image ``[B, H, W, C]`` is the same at every time step, so
   ``layer`` (the first convolution and BN) runs once on ``[B, ...]`` and its result is
-  repeated over T — a T-fold saving on the first layer with the same output as the
-  authors' ``x.repeat(T)`` (BN sees T identical copies, whose mean and variance are the
+  repeated over T, with the same output as the authors' ``x.repeat(T)`` (BN sees T identical copies, whose mean and variance are the
   single copy's). Event frames ``[T, B, H, W, C]`` go through ``layer`` with T folded
   into the batch.
 
@@ -337,8 +368,8 @@ def _pool_2x2(x: jax.Array, reduce: Callable[..., jax.Array]) -> jax.Array:
 def avg_pool(x: jax.Array) -> jax.Array:
   """2×2 average pooling with stride 2 on ``[N, H, W, C]`` (odd sides drop their last row).
 
-  Written as a reshape and mean, which XLA on CPU runs several times faster than a
-  ``reduce_window`` (forward and backward); the result is `nnx.avg_pool`'s.
+  Written as a reshape and mean rather than a ``reduce_window`` (the claim on speed is
+  in ``bench/README.md``); the result is `nnx.avg_pool`'s.
   """
   return _pool_2x2(x, jnp.mean)
 

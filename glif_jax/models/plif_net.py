@@ -27,7 +27,7 @@ Variants (module-level partials; SpikingJelly's defaults, plain BN, PLIF or LIF 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -37,7 +37,7 @@ from flax import nnx
 from glif_jax import nn as snn
 from glif_jax import surrogates
 from glif_jax.models import _layers
-from glif_jax.models.sew import SEW_PLIF, _torch_linear_bias
+from glif_jax.models.sew import SEW_PLIF, _torch_linear
 
 VOTES = 10  # output neurons per class (SpikingJelly's VotingLayer(10))
 DROPOUT = 0.5
@@ -89,18 +89,6 @@ class SharedDropout(nnx.Module):
     return jnp.where(keep, x / (1.0 - self.rate), 0.0).astype(x.dtype)
 
 
-def _torch_linear(fan_in: int, fan_out: int, *, dtype: Any, rngs: nnx.Rngs) -> nnx.Linear:
-  """``nn.Linear`` with PyTorch's default initialisation: weight and bias U(±1/√fan_in)."""
-  return nnx.Linear(
-    fan_in,
-    fan_out,
-    kernel_init=_layers.TORCH_DEFAULT,
-    bias_init=_torch_linear_bias(fan_in),
-    dtype=dtype,
-    rngs=rngs,
-  )
-
-
 class PLIFNet(nnx.Module):
   """A PLIF-paper network; see the module docstring for the layout.
 
@@ -111,14 +99,12 @@ class PLIFNet(nnx.Module):
     input_size: side H = W of the input (the flatten fixes it).
     in_channels: C of the input.
     num_classes: number of logits; the last FC has ``VOTES · num_classes`` neurons.
-    timesteps: T.
-    norm: ``"bn"`` (theirs) or ``"tdbn"``.
-    neuron, neuron_options, neuron_defaults, bn_axis_name: as in
-      `glif_jax.models.resnet.SpikingResNet`.
     dropout: the drop probability of both dropout layers.
-    dtype: compute dtype; parameters stay float32.
     remat: checkpoint each convolution layer.
-    rngs: parameter initialisation and the ``dropout`` stream.
+    **options: ``timesteps``, ``norm`` (``"bn"``, theirs, or ``"tdbn"``),
+      ``neuron``, ``neuron_options``, ``neuron_defaults``, ``bn_axis_name``, ``dtype``
+      and ``rngs`` (parameter initialisation and the ``dropout`` stream), as in
+      `glif_jax.models.resnet.SpikingResNet`.
   """
 
   def __init__(
@@ -130,56 +116,36 @@ class PLIFNet(nnx.Module):
     input_size: int,
     in_channels: int,
     num_classes: int,
-    timesteps: int,
-    norm: str,
-    neuron: str = "glif",
-    neuron_options: Mapping[str, Any] | None = None,
-    neuron_defaults: _layers.NeuronDefaults | None = None,
-    bn_axis_name: str | None = None,
     dropout: float = DROPOUT,
-    dtype: Any = jnp.float32,
     remat: bool = False,
-    rngs: nnx.Rngs,
+    **options: Any,
   ):
     side = _layers.pooled_side(input_size, len(stages))
-    make_neuron, make_norm = _layers.layer_defs(
-      neuron=neuron,
-      neuron_options=neuron_options,
-      neuron_defaults=neuron_defaults,
-      timesteps=timesteps,
-      norm=norm,
-      bn_axis_name=bn_axis_name,
-      dtype=dtype,
-      rngs=rngs,
+    layers = _layers.network_layers(
+      _layers.TORCH_DEFAULT, input_size=input_size, in_channels=in_channels, **options
     )
-    conv = _layers.conv_def(_layers.TORCH_DEFAULT, dtype=dtype, rngs=rngs)
 
     def conv_norm(cin: int) -> _layers.ConvNorm:
-      return _layers.ConvNorm(conv(cin, width, (3, 3), padding=1), make_norm(width))
+      return _layers.ConvNorm(layers.conv(cin, width, (3, 3), padding=1), layers.norm(width))
 
-    self.stem = _layers.Encoder(
-      conv_norm(in_channels),
-      timesteps=timesteps,
-      in_channels=in_channels,
-      input_size=input_size,
-      dtype=dtype,
-    )
-    self.stem_neuron = make_neuron(width)
-    layers = []
+    self.stem = layers.encoder(conv_norm(in_channels))
+    self.stem_neuron = layers.neuron(width)
+    blocks = []
     for index, convs in enumerate(stages):
-      layers += [
-        _layers.ConvSpike(conv_norm(width), make_neuron(width)) for _ in range(convs - (index == 0))
+      blocks += [
+        _layers.ConvSpike(conv_norm(width), layers.neuron(width))
+        for _ in range(convs - (index == 0))
       ]
-      layers.append(snn.TimeFolded(_layers.max_pool))
-    self.layers = nnx.List(layers)
-    linear = functools.partial(_torch_linear, dtype=dtype, rngs=rngs)
-    dropout_layer = functools.partial(SharedDropout, dropout, rngs=rngs)
+      blocks.append(snn.TimeFolded(_layers.max_pool))
+    self.layers = nnx.List(blocks)
+    linear = functools.partial(_torch_linear, dtype=layers.dtype, rngs=layers.rngs)
+    dropout_layer = functools.partial(SharedDropout, dropout, rngs=layers.rngs)
     self.dropout1 = dropout_layer()
     self.fc1 = linear(width * side * side, hidden)
-    self.fc1_neuron = make_neuron(hidden)
+    self.fc1_neuron = layers.neuron(hidden)
     self.dropout2 = dropout_layer()
     self.fc2 = linear(hidden, VOTES * num_classes)
-    self.fc2_neuron = make_neuron(VOTES * num_classes)
+    self.fc2_neuron = layers.neuron(VOTES * num_classes)
     self.remat = remat
 
   def __call__(self, x: jax.Array) -> jax.Array:

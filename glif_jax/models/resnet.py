@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -180,15 +180,13 @@ class SpikingResNet(nnx.Module):
     width: stem width; stage i has width·2^i channels.
     in_channels: C of the input.
     num_classes: number of logits.
-    timesteps: T.
-    norm: ``"tdbn"`` or ``"bn"``.
-    neuron: one of `NEURON_NAMES`.
-    neuron_options: keyword arguments of the neuron module.
-    neuron_defaults: initial values per neuron name, overridden by ``neuron_options``.
-    bn_axis_name: pmap/shard_map axis over which BN averages batch statistics.
-    dtype: compute dtype; parameters stay float32.
     remat: checkpoint each residual block.
-    rngs: parameter initialisation.
+    **options: the options of the layers: ``timesteps`` (T), ``norm`` (``"tdbn"`` or
+      ``"bn"``), ``neuron`` (one of `NEURON_NAMES`, default ``"glif"``),
+      ``neuron_options`` (keyword arguments of the neuron module; they override
+      ``neuron_defaults``, initial values per neuron name), ``bn_axis_name`` (pmap/shard_map
+      axis over which BN averages batch statistics), ``dtype`` (compute dtype, default
+      float32; parameters stay float32) and ``rngs`` (parameter initialisation).
   """
 
   def __init__(
@@ -201,37 +199,16 @@ class SpikingResNet(nnx.Module):
     width: int,
     in_channels: int,
     num_classes: int,
-    timesteps: int,
-    norm: str,
-    neuron: str = "glif",
-    neuron_options: Mapping[str, Any] | None = None,
-    neuron_defaults: _layers.NeuronDefaults | None = None,
-    bn_axis_name: str | None = None,
-    dtype: Any = jnp.float32,
     remat: bool = False,
-    rngs: nnx.Rngs,
+    **options: Any,
   ):
-    make_neuron, make_norm = _layers.layer_defs(
-      neuron=neuron,
-      neuron_options=neuron_options,
-      neuron_defaults=neuron_defaults,
-      timesteps=timesteps,
-      norm=norm,
-      bn_axis_name=bn_axis_name,
-      dtype=dtype,
-      rngs=rngs,
+    layers = _layers.network_layers(
+      _layers.KAIMING_FAN_OUT, input_size=None, in_channels=in_channels, **options
     )
-    conv = _layers.conv_def(_layers.KAIMING_FAN_OUT, dtype=dtype, rngs=rngs)
     k = (stem.kernel, stem.kernel)
-    first = conv(in_channels, width, k, strides=stem.stride, padding=stem.padding)
-    self.stem = _layers.Encoder(
-      _layers.ConvNorm(first, make_norm(width)),
-      timesteps=timesteps,
-      in_channels=in_channels,
-      input_size=None,
-      dtype=dtype,
-    )
-    self.stem_neuron = make_neuron(width)
+    first = layers.conv(in_channels, width, k, strides=stem.stride, padding=stem.padding)
+    self.stem = layers.encoder(_layers.ConvNorm(first, layers.norm(width)))
+    self.stem_neuron = layers.neuron(width)
     self.block_cls = block_cls
     self.blocks = _stages(
       block_cls,
@@ -239,12 +216,12 @@ class SpikingResNet(nnx.Module):
       width,
       stage_sizes,
       stage_strides,
-      conv=conv,
-      norm=make_norm,
-      neuron=make_neuron,
+      conv=layers.conv,
+      norm=layers.norm,
+      neuron=layers.neuron,
     )
     features = width * 2 ** (len(stage_sizes) - 1)
-    self.classifier = ResNetHead(features, num_classes, dtype=dtype, rngs=rngs)
+    self.classifier = ResNetHead(features, num_classes, dtype=layers.dtype, rngs=layers.rngs)
     self.remat = remat
 
   def __call__(self, x: jax.Array) -> jax.Array:

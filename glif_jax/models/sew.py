@@ -37,7 +37,7 @@ initialisers, and a fixed input size.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -108,6 +108,42 @@ class SEWBlock(nnx.Module):
     return self.conv2(self.conv1(x)) + x
 
 
+def _conv1x1_norm(layers: _layers.Layers, cin: int, cout: int) -> _layers.ConvNorm:
+  return _layers.ConvNorm(layers.conv(cin, cout, (1, 1), padding=0), layers.norm(cout))
+
+
+def _sew_layers(
+  layers: _layers.Layers,
+  blocks: Sequence[tuple[int, bool]],
+  width: int,
+  pool: Callable[[jax.Array], jax.Array],
+) -> list[nnx.Module]:
+  """Per block: a 1×1 conv-BN-neuron where the width changes, the SEW block, its pooling."""
+  out = []
+  cin = width * blocks[0][0]
+  for multiplier, pooled in blocks:
+    cout = width * multiplier
+    if cout != cin:
+      out.append(_layers.ConvSpike(_conv1x1_norm(layers, cin, cout), layers.neuron(cout)))
+    out.append(SEWBlock(cout, conv=layers.conv, norm=layers.norm, neuron=layers.neuron))
+    if pooled:
+      out.append(snn.TimeFolded(pool))
+    cin = cout
+  return out
+
+
+def _torch_linear(fan_in: int, fan_out: int, *, dtype: Any, rngs: nnx.Rngs) -> nnx.Linear:
+  """``nn.Linear`` with PyTorch's default initialisation: weight and bias U(±1/√fan_in)."""
+  return nnx.Linear(
+    fan_in,
+    fan_out,
+    kernel_init=_layers.TORCH_DEFAULT,
+    bias_init=_torch_linear_bias(fan_in),
+    dtype=dtype,
+    rngs=rngs,
+  )
+
+
 class SEWResNet(nnx.Module):
   """SEW-ResNet for event frames; see the module docstring for the layout.
 
@@ -118,13 +154,10 @@ class SEWResNet(nnx.Module):
     input_size: side H = W of the frames (the flatten fixes it).
     in_channels: C of the input (2 polarities).
     num_classes: number of logits.
-    timesteps: T.
-    norm: ``"bn"`` (theirs) or ``"tdbn"``.
-    neuron, neuron_options, neuron_defaults, bn_axis_name: as in
-      `glif_jax.models.resnet.SpikingResNet`.
-    dtype: compute dtype; parameters stay float32.
     remat: checkpoint each block.
-    rngs: parameter initialisation.
+    **options: ``timesteps``, ``norm`` (``"bn"``, theirs, or ``"tdbn"``), ``neuron``,
+      ``neuron_options``, ``neuron_defaults``, ``bn_axis_name``, ``dtype`` and ``rngs``,
+      as in `glif_jax.models.resnet.SpikingResNet`.
   """
 
   def __init__(
@@ -136,63 +169,21 @@ class SEWResNet(nnx.Module):
     input_size: int,
     in_channels: int,
     num_classes: int,
-    timesteps: int,
-    norm: str,
-    neuron: str = "glif",
-    neuron_options: Mapping[str, Any] | None = None,
-    neuron_defaults: _layers.NeuronDefaults | None = None,
-    bn_axis_name: str | None = None,
-    dtype: Any = jnp.float32,
     remat: bool = False,
-    rngs: nnx.Rngs,
+    **options: Any,
   ):
     if pool not in POOLS:
       raise ValueError(f"pool must be one of {tuple(POOLS)}, got {pool!r}")
     side = _layers.pooled_side(input_size, sum(p for _, p in blocks))
-    make_neuron, make_norm = _layers.layer_defs(
-      neuron=neuron,
-      neuron_options=neuron_options,
-      neuron_defaults=neuron_defaults,
-      timesteps=timesteps,
-      norm=norm,
-      bn_axis_name=bn_axis_name,
-      dtype=dtype,
-      rngs=rngs,
+    layers = _layers.network_layers(
+      _layers.TORCH_DEFAULT, input_size=input_size, in_channels=in_channels, **options
     )
-    conv = _layers.conv_def(_layers.TORCH_DEFAULT, dtype=dtype, rngs=rngs)
-
-    def conv1x1_spike(cin: int, cout: int) -> _layers.ConvSpike:
-      layer = _layers.ConvNorm(conv(cin, cout, (1, 1), padding=0), make_norm(cout))
-      return _layers.ConvSpike(layer, make_neuron(cout))
-
     cin = width * blocks[0][0]
-    self.stem = _layers.Encoder(
-      _layers.ConvNorm(conv(in_channels, cin, (1, 1), padding=0), make_norm(cin)),
-      timesteps=timesteps,
-      in_channels=in_channels,
-      input_size=input_size,
-      dtype=dtype,
-    )
-    self.stem_neuron = make_neuron(cin)
-    layers = []
-    for multiplier, pooled in blocks:
-      cout = width * multiplier
-      if cout != cin:
-        layers.append(conv1x1_spike(cin, cout))
-      layers.append(SEWBlock(cout, conv=conv, norm=make_norm, neuron=make_neuron))
-      if pooled:
-        layers.append(snn.TimeFolded(POOLS[pool]))
-      cin = cout
-    self.layers = nnx.List(layers)
-    features = cin * side * side
-    self.classifier = nnx.Linear(
-      features,
-      num_classes,
-      kernel_init=_layers.TORCH_DEFAULT,
-      bias_init=_torch_linear_bias(features),
-      dtype=dtype,
-      rngs=rngs,
-    )
+    self.stem = layers.encoder(_conv1x1_norm(layers, in_channels, cin))
+    self.stem_neuron = layers.neuron(cin)
+    self.layers = nnx.List(_sew_layers(layers, blocks, width, POOLS[pool]))
+    features = width * blocks[-1][0] * side * side
+    self.classifier = _torch_linear(features, num_classes, dtype=layers.dtype, rngs=layers.rngs)
     self.remat = remat
 
   def __call__(self, x: jax.Array) -> jax.Array:

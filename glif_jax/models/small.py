@@ -8,7 +8,7 @@ FLOPs of `SpikingCNN` per 28×28×1 sample (1 MAC = 2 FLOPs; width w, T steps)::
 
 At the default w = 16, T = 4: 0.113M + 4·(0.903M + 0.016M) = 3.79M MACs = 7.6 MFLOPs
 forward, ≈ 23 MFLOPs for forward + backward (≈ 3× forward), so ≈ 1.4 TFLOP per epoch of
-60k images: about a minute at the tens of GFLOP/s a 2-core CPU sustains.
+60k images (what that takes on a machine: ``bench/README.md``).
 """
 
 from __future__ import annotations
@@ -38,8 +38,9 @@ class SpikingCNN(nnx.Module):
     width: w.
     input_size: side of the square input (the flatten fixes it).
     hidden: sizes of spiking FC layers before the classifier.
-    in_channels, num_classes, timesteps, norm: as in `glif_jax.models.resnet.SpikingResNet`.
-    neuron, neuron_options, bn_axis_name, dtype, rngs: as in that class.
+    in_channels, num_classes: as in `glif_jax.models.resnet.SpikingResNet`.
+    **options: ``timesteps``, ``norm``, ``neuron``, ``neuron_options``, ``bn_axis_name``,
+      ``dtype``, ``rngs``: as in that class.
   """
 
   def __init__(
@@ -50,41 +51,22 @@ class SpikingCNN(nnx.Module):
     hidden: tuple[int, ...] = (),
     in_channels: int,
     num_classes: int,
-    timesteps: int,
-    norm: str,
-    neuron: str = "glif",
-    neuron_options: Mapping[str, Any] | None = None,
-    bn_axis_name: str | None = None,
-    dtype: Any = jnp.float32,
-    rngs: nnx.Rngs,
+    **options: Any,
   ):
     side = _layers.pooled_side(input_size, 2)
-    make_neuron, make_norm = _layers.layer_defs(
-      neuron=neuron,
-      neuron_options=neuron_options,
-      neuron_defaults=None,
-      timesteps=timesteps,
-      norm=norm,
-      bn_axis_name=bn_axis_name,
-      dtype=dtype,
-      rngs=rngs,
+    layers = _layers.network_layers(
+      _layers.KAIMING_FAN_OUT, input_size=input_size, in_channels=in_channels, **options
     )
-    conv = _layers.conv_def(_layers.KAIMING_FAN_OUT, dtype=dtype, rngs=rngs)
-    self.stem = _layers.Encoder(
-      _layers.ConvNorm(conv(in_channels, width, (3, 3), padding=1), make_norm(width)),
-      timesteps=timesteps,
-      in_channels=in_channels,
-      input_size=input_size,
-      dtype=dtype,
-    )
-    self.stem_neuron = make_neuron(width)
-    self.conv = _layers.ConvSpike(
-      _layers.ConvNorm(conv(width, 2 * width, (3, 3), padding=1), make_norm(2 * width)),
-      make_neuron(2 * width),
-    )
+
+    def conv_norm(cin: int, cout: int) -> _layers.ConvNorm:
+      return _layers.ConvNorm(layers.conv(cin, cout, (3, 3), padding=1), layers.norm(cout))
+
+    self.stem = layers.encoder(conv_norm(in_channels, width))
+    self.stem_neuron = layers.neuron(width)
+    self.conv = _layers.ConvSpike(conv_norm(width, 2 * width), layers.neuron(2 * width))
     features = side**2 * 2 * width
     self.classifier = _layers.Classifier(
-      features, hidden, num_classes, neuron=make_neuron, dtype=dtype, rngs=rngs
+      features, hidden, num_classes, neuron=layers.neuron, dtype=layers.dtype, rngs=layers.rngs
     )
 
   def __call__(self, x: jax.Array) -> jax.Array:
