@@ -251,7 +251,7 @@ def _record(model: nnx.Module, x: jax.Array):
   graphdef, state = nnx.split(model)
   paths, leaves = zip(*jax.tree_util.tree_flatten_with_path(state)[0])
   treedef = jax.tree.structure(state)
-  names = ["/".join(str(getattr(k, "key", k)) for k in path[:-2]) for path in paths]
+  names = [jax.tree_util.keystr(path[:-2], simple=True, separator="/") for path in paths]
 
   def forward(leaves, x):
     m = nnx.merge(graphdef, jax.tree.unflatten(treedef, leaves))
@@ -282,9 +282,8 @@ def _by_name(intermediates: Any, name: str) -> dict[str, Any]:
   for path, value in jax.tree_util.tree_flatten_with_path(
     pure, is_leaf=lambda v: isinstance(v, tuple)
   )[0]:
-    keys = [str(getattr(k, "key", getattr(k, "idx", k))) for k in path]
-    if keys[-1] == name:
-      out["/".join(keys[:-1])] = value
+    if jax.tree_util.keystr(path[-1:], simple=True) == name:
+      out[jax.tree_util.keystr(path[:-1], simple=True, separator="/")] = value
   return out
 
 

@@ -45,7 +45,13 @@ from glif_jax.data._imagenet import train_image as imagenet_train_image
 from glif_jax.data._info import Augmentation, DatasetInfo, RecordSource
 from glif_jax.data._mnist import MnistBuilder
 from glif_jax.data._nmnist import NMnistBuilder
-from glif_jax.data._pipeline import batch_dataset, make_batches, num_batches, random_crop_flip
+from glif_jax.data._pipeline import (
+  Batch,
+  batch_dataset,
+  make_batches,
+  num_batches,
+  random_crop_flip,
+)
 from glif_jax.data._safe import ForbiddenGlobalError
 from glif_jax.data._tfds import EventConfig
 
@@ -53,6 +59,7 @@ __all__ = [
   "DATA_DIR_ENV",
   "DOWNLOAD_DIR_ENV",
   "Augmentation",
+  "Batch",
   "Cifar10Builder",
   "Cifar10DvsBuilder",
   "Cifar100Builder",

@@ -46,6 +46,7 @@ import numpy as np
 from glif_jax.data._info import Augmentation, DatasetInfo, RecordSource
 
 Batch = dict[str, np.ndarray]
+"""A batch: ``{"image": [B, ...], "label": [B]}`` and, for eval batches, ``"mask"``."""
 
 
 def _derive_seed(seed: int, epoch: int, stream: int) -> int:

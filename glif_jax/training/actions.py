@@ -26,10 +26,9 @@ from absl import logging
 from glif_jax.training import checkpoints, events, parallel
 from glif_jax.training.checkpoints import DataPosition
 from glif_jax.training.config import read
-from glif_jax.training.steps import FINITE, FINITE_LEAVES, TrainState, leaf_names
+from glif_jax.training.steps import FINITE, FINITE_LEAVES, TrainState, leaf_names, listed
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-_MAX_LISTED = 5  # non-finite leaves named in a message
 
 
 class NonFiniteError(FloatingPointError):
@@ -152,13 +151,8 @@ def nonfinite_steps(
     flags = np.asarray(leaves).reshape(-1, len(names))[0]
     bad = [name for name, ok in zip(names, flags, strict=True) if not ok]
     loss = float(np.asarray(loss).reshape(-1)[0])
-    found.append((step, f"loss {loss}; non-finite values in: {_listed(bad) or 'none'}"))
+    found.append((step, f"loss {loss}; non-finite values in: {listed(bad) or 'none'}"))
   return found
-
-
-def _listed(names: Sequence[str]) -> str:
-  more = f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else ""
-  return ", ".join(names[:_MAX_LISTED]) + more
 
 
 def nonfinite_leaves(state: TrainState) -> list[str]:
@@ -275,7 +269,7 @@ class Checkpoint:
       return
     if bad := nonfinite_leaves(self.layout.host(state)):  # finite gradients, overflowing update
       raise NonFiniteError(
-        f"the state after step {step} holds non-finite values ({_listed(bad)}) though "
+        f"the state after step {step} holds non-finite values ({listed(bad)}) though "
         "every applied step had a finite loss and gradients: an update overflowed (is "
         "the learning rate too large?); it was not saved; stopping"
       )

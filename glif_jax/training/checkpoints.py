@@ -31,13 +31,12 @@ from absl import logging
 
 from glif_jax.training import parallel
 from glif_jax.training.config import ConfigError, what_it_computes
-from glif_jax.training.steps import TrainState, leaf_names
+from glif_jax.training.steps import TrainState, leaf_names, listed
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
 CORRUPT_DIR = "corrupt_checkpoints"
 BEST_METRIC = "eval_accuracy"
-_MAX_LISTED = 5  # mismatching leaves named in an error
 _MAX_MESSAGE = 300  # characters of an orbax/TensorStore error quoted in a warning
 
 
@@ -199,12 +198,10 @@ def _check_structure(saved: Any, target: TrainState, where: str) -> None:
   problems += [f"{k}: only in the model" for k in new if k not in old]
   problems += [f"{k}: only in the checkpoint" for k in sorted(old.keys() - new.keys())]
   if problems:
-    more = len(problems) - _MAX_LISTED
-    listed = "; ".join(problems[:_MAX_LISTED]) + (f"; and {more} more" if more > 0 else "")
     raise CheckpointMismatchError(
       f"{where} holds a state that does not fit this model and config ({len(problems)} "
-      f"leaves differ: {listed}); was it made with another model or config? Use another "
-      "--workdir for a different model"
+      f"leaves differ: {listed(problems, '; ')}); was it made with another model or "
+      "config? Use another --workdir for a different model"
     )
 
 

@@ -22,8 +22,6 @@ from glif_jax import data
 from glif_jax.training.checkpoints import DataPosition
 from glif_jax.training.config import read, read_optional
 
-Batch = dict[str, np.ndarray]
-
 
 def dataset_names() -> tuple[str, ...]:
   """The valid values of ``config.dataset``."""
@@ -61,7 +59,7 @@ def batches(
   start_batch: int = 0,
   rows: slice | None = None,
   num_threads: int = 0,
-) -> Iterator[Batch]:
+) -> Iterator[data.Batch]:
   """This process's ``rows`` (default: all) of the batches of one epoch, from ``start_batch``.
 
   Training batches (``config.batch_size``) are shuffled by (``config.seed``, ``epoch``),
@@ -112,7 +110,7 @@ def train_stream(
   config: ml_collections.ConfigDict,
   start: DataPosition,
   **options: Any,
-) -> Iterator[Batch]:
+) -> Iterator[data.Batch]:
   """Training batches from ``start`` on, epoch after epoch (``options``: see `batches`)."""
   epoch, first = start
   while True:

@@ -40,11 +40,12 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from glif_jax import data
+
 PARALLEL_MODES = ("jit", "pmap")
 DATA_AXIS = "data"  # the mesh axis of "jit"
 PMAP_AXIS = "batch"  # the pmap axis of "pmap"
 
-Batch = dict[str, np.ndarray]
 # JAX's own start-up wait outlasts `initialize`'s by this much, so the one-line report
 # comes before JAX's abort.
 _JAX_EXTRA_WAIT_S = 30
@@ -227,7 +228,7 @@ class Layout:
       raise ValueError(f"the devices of process {jax.process_index()} hold no contiguous block")
     return slice(start, stop)
 
-  def batch(self, local: Batch, batch_size: int) -> Any:
+  def batch(self, local: data.Batch, batch_size: int) -> Any:
     """The global batch from this process's rows ``local`` (``[B / processes, ...]``)."""
     if self.mode == "pmap":
       n = jax.local_device_count()

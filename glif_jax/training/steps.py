@@ -13,7 +13,7 @@ batch-major event frames ``[B, T, H, W, C]``, which the steps make time-major.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, cast
 
 import jax
@@ -24,6 +24,8 @@ from flax import nnx
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 """``(logits [T, B, K], labels [B]) -> per-example losses [B]``."""
 
+MAX_LISTED = 5
+"""Leaves named at the most in a message (non-finite or mismatching ones)."""
 _EVENT_RANK = 5  # [B, T, H, W, C]
 FIRING_RATE = "firing_rate/"
 """Prefix of the metrics of the steps that give a neuron layer's mean firing rate."""
@@ -77,17 +79,16 @@ def create_train_state(
   return GraphDefs(train_graphdef, eval_graphdef), state
 
 
-def _key_name(key: Any) -> str:
-  for attr in ("key", "name", "idx"):
-    if hasattr(key, attr):
-      return str(getattr(key, attr))
-  return str(key)
+def listed(items: Sequence[str], separator: str = ", ") -> str:
+  """The first `MAX_LISTED` of ``items`` joined, and how many more there are."""
+  more = f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
+  return separator.join(items[:MAX_LISTED]) + more
 
 
 def leaf_names(tree: Any) -> list[str]:
   """Dotted paths of the leaves of ``tree`` (orbax's names), in `jax.tree.leaves` order."""
   flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return [".".join(_key_name(k) for k in path) for path, _ in flat]
+  return [jax.tree_util.keystr(path, simple=True, separator=".") for path, _ in flat]
 
 
 def guarded_leaf_names(state: TrainState) -> list[str]:
@@ -104,7 +105,8 @@ def _firing_rates(intermediates: nnx.State) -> dict[str, jax.Array]:
   """``{"firing_rate/<layer path>": mean rate}`` from the sown per-channel rates."""
   flat = jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(intermediates))[0]
   return {
-    FIRING_RATE + ".".join(str(k.key) for k in path[:-1]): jnp.mean(rate) for path, rate in flat
+    FIRING_RATE + jax.tree_util.keystr(path[:-1], simple=True, separator="."): jnp.mean(rate)
+    for path, rate in flat
   }
 
 

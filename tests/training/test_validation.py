@@ -22,8 +22,8 @@ from glif_jax import models, neurons
 from glif_jax.training import (
   checkpoints,
   default_config,
+  experiment,
   input_pipeline,
-  train,
   train_and_evaluate,
 )
 from tests.support import launch
@@ -355,7 +355,7 @@ def test_bad_config_is_refused_before_anything_is_built(tmp_path, monkeypatch, c
   def built(*args, **kwargs):
     raise AssertionError("something was built or compiled before the config was validated")
 
-  for module, attr in ((jax, "jit"), (jax, "pmap"), (train, "create_model")):
+  for module, attr in ((jax, "jit"), (jax, "pmap"), (experiment, "create_model")):
     monkeypatch.setattr(module, attr, built)
   monkeypatch.setattr(input_pipeline, "load", built)
   with pytest.raises(ValueError, match=message):
