@@ -94,11 +94,11 @@ class Surrogate(abc.ABC):
       raise TypeError(f"surrogate spike expects a floating-point input, got dtype {x.dtype}")
     return _spike(x, self, inclusive)
 
-
-def _positive(name: str, value: float) -> float:
-  if not value > 0:
-    raise ValueError(f"surrogate {name} must be > 0, got {value!r}")
-  return float(value)
+  def __post_init__(self):
+    """Checks the surrogate's parameter (a width or a slope, a dataclass field): > 0."""
+    for name, value in vars(self).items():
+      if not value > 0:
+        raise ValueError(f"surrogate {name} must be > 0, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,9 +106,6 @@ class Rectangle(Surrogate):
   """Box surrogate: ``dH/dx = 1/width · 1[|x| < width/2]`` (GLIF's rule at width 1)."""
 
   width: float = 1.0
-
-  def __post_init__(self):
-    _positive("width", self.width)
 
   def grad(self, x):
     inside = jnp.abs(x) < self.width / 2
@@ -121,9 +118,6 @@ class Sigmoid(Surrogate):
 
   alpha: float = 4.0
 
-  def __post_init__(self):
-    _positive("alpha", self.alpha)
-
   def grad(self, x):
     z = self.alpha * x
     return self.alpha * jax.nn.sigmoid(z) * jax.nn.sigmoid(-z)  # σ(1 − σ) without cancellation
@@ -135,9 +129,6 @@ class ATan(Surrogate):
 
   alpha: float = 2.0
 
-  def __post_init__(self):
-    _positive("alpha", self.alpha)
-
   def grad(self, x):
     return (self.alpha / 2) / (1 + jnp.square(math.pi / 2 * self.alpha * x))
 
@@ -148,9 +139,6 @@ class Triangle(Surrogate):
 
   width: float = 1.0
 
-  def __post_init__(self):
-    _positive("width", self.width)
-
   def grad(self, x):
     return jnp.maximum(0, 1 - jnp.abs(x) / self.width) / jnp.asarray(self.width, x.dtype)
 
@@ -160,9 +148,6 @@ class SuperSpike(Surrogate):
   """SuperSpike surrogate (Zenke & Ganguli 2018): ``dH/dx = 1 / (1 + β|x|)²``."""
 
   beta: float = 10.0
-
-  def __post_init__(self):
-    _positive("beta", self.beta)
 
   def grad(self, x):
     return 1 / jnp.square(1 + self.beta * jnp.abs(x))
