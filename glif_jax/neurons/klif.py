@@ -25,7 +25,7 @@ import jax.numpy as jnp
 
 from glif_jax.neurons import _common
 from glif_jax.neurons._loop import run, run_trace
-from glif_jax.neurons.lif import LIFConstants, LIFState, initial_state
+from glif_jax.neurons.lif import LIFConstants, LIFState, charge, initial_state
 
 KLIFState = LIFState
 
@@ -73,13 +73,7 @@ def klif_step(
   _check_params(params, x_t.shape[-1])
   _common.check_state(state, x_t.shape)
   k = jnp.asarray(params.k).astype(x_t.dtype)
-  inv_tau, v_rest = 1.0 / c.tau, 0.0 if c.v_reset is None else c.v_reset
-  v = state.v
-  if c.decay_input:
-    h = v + (x_t - (v - v_rest)) * inv_tau
-  else:
-    h = v - (v - v_rest) * inv_tau + x_t
-  f = jax.nn.relu(k * h)
+  f = jax.nn.relu(k * charge(state.v, x_t, 1.0 / c.tau, c))
   spike = c.surrogate(f - c.v_th, inclusive=True)
   s = jax.lax.stop_gradient(spike) if c.detach_reset else spike
   if c.v_reset is None:

@@ -110,16 +110,26 @@ def lif_step(
   if c.scale_reset:
     raise ValueError("scale_reset divides by KLIF's k: LIF and PLIF take scale_reset=False")
   inv_tau = 1.0 / c.tau if params is None else jax.nn.sigmoid(params.w).astype(x_t.dtype)
-  v_rest = 0.0 if c.v_reset is None else c.v_reset
-  v = state.v
-  if c.decay_input:
-    h = v + (x_t - (v - v_rest)) * inv_tau
-  else:
-    h = v - (v - v_rest) * inv_tau + x_t
+  h = charge(state.v, x_t, inv_tau, c)
   spike = c.surrogate(h - c.v_th, inclusive=True)
   s = jax.lax.stop_gradient(spike) if c.detach_reset else spike
   v = h - c.v_th * s if c.v_reset is None else h * (1 - s) + c.v_reset * s
   return spike, LIFState(v)
+
+
+def charge(
+  v: jax.Array, x_t: jax.Array, inv_tau: float | jax.Array, constants: LIFConstants
+) -> jax.Array:
+  """H_t of the module docstring from V_{t−1} and X_t (LIF, PLIF and KLIF charge alike)."""
+  v_rest = _rest_potential(constants)
+  if constants.decay_input:
+    return v + (x_t - (v - v_rest)) * inv_tau
+  return v - (v - v_rest) * inv_tau + x_t
+
+
+def _rest_potential(constants: LIFConstants) -> float:
+  """V_reset, or 0 with soft reset (``v_reset=None``)."""
+  return 0.0 if constants.v_reset is None else constants.v_reset
 
 
 def _check_step(params: PLIFParams | None, state: LIFState, x_t: jax.Array) -> jax.Array:
@@ -139,8 +149,7 @@ def _check_params(p: PLIFParams, channels: int) -> None:
 def initial_state(state: LIFState | None, x: jax.Array, constants: LIFConstants) -> LIFState:
   """``state`` checked and cast to ``x``'s dtype, or V = V_reset (0 with soft reset)."""
   if state is None:
-    v_rest = 0.0 if constants.v_reset is None else constants.v_reset
-    return LIFState(jnp.full(x.shape[1:], v_rest, x.dtype))
+    return LIFState(jnp.full(x.shape[1:], _rest_potential(constants), x.dtype))
   _common.check_state(state, x.shape[1:])
   return _common.cast_tree(state, x.dtype)
 
