@@ -32,12 +32,9 @@ def cifar_config(dataset: str, model: str, timesteps: int) -> config_dict.Config
   config.neuron_options = config_dict.ConfigDict({"gate_init": "random", "gating": "soft"})
   config.crop_padding = 4
   config.flip = True
-  config.optimizer = "sgd"
-  config.learning_rate = 0.1
-  config.momentum = 0.9
-  config.weight_decay = 4e-5
-  config.neuron_lr_scale = 1.0
-  config.gate_lr_scale = 0.1
+  default.set_optimizer(
+    config, "sgd", 0.1, weight_decay=4e-5, neuron_lr_scale=1.0, gate_lr_scale=0.1
+  )
   config.batch_size = 64
   config.num_epochs = 200
   return config

@@ -26,19 +26,12 @@ def get_config():
   """The config."""
   config = default.get_config()
   config.dataset = "cifar10_dvs"
-  config.data_options.num_frames = TIMESTEPS
-  config.data_options.split_by = "number"
-  config.data_options.size = 48
+  default.set_event_frames(config, TIMESTEPS, size=48)
   config.crop_padding = 4
   config.flip = False
   config.model = "sew_dvs"
   config.neuron = "glif"
-  config.timesteps = TIMESTEPS
-  config.optimizer = "sgd"
-  config.learning_rate = 0.01
-  config.momentum = 0.9
-  config.weight_decay = 0.0
-  config.neuron_lr_scale = 1.0
+  default.set_optimizer(config, "sgd", 0.01, weight_decay=0.0, neuron_lr_scale=1.0)
   config.batch_size = 32
   config.eval_batch_size = 32
   config.num_epochs = 200

@@ -23,17 +23,10 @@ def get_config():
   """The config."""
   config = default.get_config()
   config.dataset = "dvs128_gesture"
-  config.data_options.num_frames = TIMESTEPS
-  config.data_options.split_by = "number"
-  config.data_options.size = 128
+  default.set_event_frames(config, TIMESTEPS, size=128)
   config.model = "sew_gesture"
   config.neuron = "plif"
-  config.timesteps = TIMESTEPS
-  config.optimizer = "sgd"
-  config.learning_rate = 0.001
-  config.momentum = 0.9
-  config.weight_decay = 0.0
-  config.neuron_lr_scale = 1.0
+  default.set_optimizer(config, "sgd", 0.001, weight_decay=0.0, neuron_lr_scale=1.0)
   config.batch_size = 16
   config.eval_batch_size = 16
   config.num_epochs = 192

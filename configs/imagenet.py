@@ -35,12 +35,7 @@ def imagenet_config(model: str) -> config_dict.ConfigDict:
   config.neuron = "glif"
   config.neuron_options = config_dict.ConfigDict({"gate_init": "random", "gating": "soft"})
   config.timesteps = TIMESTEPS
-  config.optimizer = "sgd"
-  config.learning_rate = 0.1
-  config.momentum = 0.9
-  config.weight_decay = 4e-5
-  config.neuron_lr_scale = 1.0
-  config.gate_lr_scale = 1.0
+  default.set_optimizer(config, "sgd", 0.1, weight_decay=4e-5, neuron_lr_scale=1.0)
   config.batch_size = 50 * GPUS
   config.eval_batch_size = 50 * GPUS
   config.num_epochs = 150

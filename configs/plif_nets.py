@@ -63,17 +63,11 @@ def plif_net_config(dataset: str, neuron: str) -> config_dict.ConfigDict:
   config.neuron = neuron
   config.timesteps = TIMESTEPS[dataset]
   if dataset in FRAME_SIZE:
-    config.data_options.num_frames = TIMESTEPS[dataset]
-    config.data_options.split_by = "number"
-    config.data_options.size = FRAME_SIZE[dataset]
+    default.set_event_frames(config, TIMESTEPS[dataset], size=FRAME_SIZE[dataset])
   config.crop_padding = 4 if dataset == "cifar10" else 0
   config.flip = dataset == "cifar10"
   config.loss = "ce"
-  config.optimizer = "adam"
-  config.learning_rate = 1e-3
-  config.weight_decay = 0.0
-  config.neuron_lr_scale = 1.0
-  config.gate_lr_scale = 1.0
+  default.set_optimizer(config, "adam", 1e-3, weight_decay=0.0, neuron_lr_scale=1.0)
   config.cosine_period_epochs = 64.0
   config.batch_size = 16
   config.eval_batch_size = EVAL_BATCH.get(dataset, 16)

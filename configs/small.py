@@ -21,13 +21,11 @@ def small_config(dataset: str, neuron: str) -> config_dict.ConfigDict:
   config.neuron = neuron
   config.width = 16
   config.timesteps = 4
-  config.optimizer = "adam"
-  config.learning_rate = 2e-3
-  config.weight_decay = 0.0
   # the authors' --tunable-lif: neuron parameters at the weights' lr, gates at a tenth of it
   # (as good as 0.1 / 1 on MNIST in 2 epochs, and the gates' lr is the same: README, "Results")
-  config.neuron_lr_scale = 1.0
-  config.gate_lr_scale = 0.1
+  default.set_optimizer(
+    config, "adam", 2e-3, weight_decay=0.0, neuron_lr_scale=1.0, gate_lr_scale=0.1
+  )
   config.batch_size = 128
   config.eval_batch_size = 500
   config.num_epochs = 2
