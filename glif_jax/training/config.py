@@ -26,20 +26,6 @@ NONFINITE_MODES = ("skip", "rollback", "abort")
 FREE_FORM_KEYS = ("data_options", "neuron_options")
 # Keys that may differ between the processes of one run (paths on each host, its threads).
 PER_PROCESS_KEYS = ("data_dir", "manual_dir", "input_threads", "progress_bar")
-# Keys that change how a run is driven, not what it computes.
-RUN_CONTROL_KEYS = (
-  "overwrite",
-  "distributed",
-  "distributed_timeout",
-  "parallel",
-  "input_threads",
-  "progress_bar",
-  "log_every_steps",
-  "checkpoint_every_steps",
-  "max_to_keep",
-  "nonfinite",
-  "max_nonfinite_steps",
-)
 VERSION_KEY = "glif_jax.__version__"  # compared between processes with the config
 
 _T = TypeVar("_T")
@@ -54,7 +40,17 @@ def default_config() -> ml_collections.ConfigDict:
   gates, as the authors), random crop + flip.
   """
   config = config_dict.ConfigDict()
+  for section in (_data_keys, _model_keys, _optimisation_keys, _run_control_keys):
+    section(config)
+  # Locked: setting a key that does not exist (a misspelling) raises, naming the closest key.
+  config.lock()
+  for key in FREE_FORM_KEYS:
+    read(config, key, ml_collections.ConfigDict).unlock()
+  return config
 
+
+def _data_keys(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The data set, where its files are, and its augmentation."""
   # Data.
   # One of glif_jax.data's names (mnist, fashion_mnist, cifar10, cifar100, cifar10_dvs,
   # dvs128_gesture, imagenet2012, ..., synthetic: class prototypes + noise, no files).
@@ -78,7 +74,11 @@ def default_config() -> ml_collections.ConfigDict:
   # no flip, others none). ImageNet's random resized crop + flip is always applied.
   config.crop_padding = config_dict.placeholder(int)
   config.flip = config_dict.placeholder(bool)
+  return config
 
+
+def _model_keys(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The network and its neurons."""
   # Model (glif_jax.models.create).
   config.model = "resnet19"  # resnet19, resnet18, resnet18ms, resnet34ms, sew_dvs, cnn_small, mlp
   config.neuron = "glif"  # glif, glif_f, klif, lif, plif
@@ -90,7 +90,11 @@ def default_config() -> ml_collections.ConfigDict:
   config.timesteps = 4  # T
   config.remat = False  # recompute each residual block in the backward pass (less memory)
   config.dtype = "float32"  # compute dtype: float32 or bfloat16
+  return config
 
+
+def _optimisation_keys(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Loss, optimiser, run length, batching and seed."""
   # Loss.
   config.loss = "ce"  # "ce": CE of the mean over T of the logits; "tet": Deng et al. 2022
   config.label_smoothing = 0.0
@@ -117,9 +121,13 @@ def default_config() -> ml_collections.ConfigDict:
   config.num_train_steps = -1  # > 0: stop after this many steps (tests, smoke runs)
   config.batch_size = 64  # global, split over the local devices
   config.eval_batch_size = 256  # global
-
-  # Logging, checkpoints, run control.
   config.seed = 0  # model initialisation and data order
+  return config
+
+
+def _run_control_keys(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """How a run is driven, not what it computes (`RUN_CONTROL_KEYS`)."""
+  # Logging and checkpoints.
   config.log_every_steps = 100
   config.checkpoint_every_steps = 0  # > 0: also checkpoint mid-epoch (always after each epoch)
   config.max_to_keep = 3  # latest checkpoints kept; the best by eval accuracy is kept too
@@ -142,11 +150,12 @@ def default_config() -> ml_collections.ConfigDict:
   # made non-finite by an overflowing update is never saved: the run stops.
   config.nonfinite = "skip"
   config.max_nonfinite_steps = 10  # skip/rollback: abort once more steps than this were skipped
-  # Locked: setting a key that does not exist (a misspelling) raises, naming the closest key.
-  config.lock()
-  for key in FREE_FORM_KEYS:
-    read(config, key, ml_collections.ConfigDict).unlock()
   return config
+
+
+RUN_CONTROL_KEYS = tuple(_run_control_keys(config_dict.ConfigDict()))
+"""Keys that change how a run is driven, not what it computes: a workdir and a resumed
+run accept any values of them."""
 
 
 class ConfigError(ValueError):
