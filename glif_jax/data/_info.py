@@ -100,7 +100,7 @@ class RecordSource(Sequence):
     return _as_numpy(self._records[index])
 
   def __getitems__(self, indices: Sequence[int]) -> list[dict[str, np.ndarray]]:
-    """Several records at once (one array_record call: several times faster than ``[i]``)."""
+    """Several records at once (one array_record call, not one per ``[i]``)."""
     getitems = getattr(self._records, "__getitems__", None)
     records = getitems(list(indices)) if getitems else [self._records[i] for i in indices]
     return [_as_numpy(r) for r in records]

@@ -107,8 +107,8 @@ def random_crop_flip(
 class _Fetch:
   """Indices (``-1``: padding) -> ``{"image": list of arrays, "label"[, "mask"]}`` (picklable).
 
-  One ``__getitems__`` call per batch (one array_record call: several times faster than
-  one per record). Padding rows repeat a record, false in ``mask``.
+  One ``__getitems__`` call per batch (one array_record call, not one
+  per record). Padding rows repeat a record, false in ``mask``.
   """
 
   def __init__(self, source: RecordSource, *, mask: bool) -> None:
