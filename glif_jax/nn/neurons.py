@@ -115,13 +115,13 @@ class _LIFFamily(SpikingNeuron):
   """LIF, PLIF and KLIF: `glif_jax.neurons.LIFConstants`, the loop policy, the parameters.
 
   ``options`` are ``unroll``, ``remat`` and the fields of `LIFConstants` (its defaults
-  where not given) less those the neuron does not take (``refused``); the constants are
+  where not given) less those the neuron does not take (``_refused``); the constants are
   held as ``self.constants``, each field of ``params`` as a `NeuronParam` of its name.
   """
 
   constants: neurons.LIFConstants
-  refused: tuple[str, ...] = ("scale_reset",)  # only KLIF divides its reset by k
-  layer: Callable[..., tuple[jax.Array, neurons.LIFState]]  # neurons.klif or neurons.plif
+  _refused: tuple[str, ...] = ("scale_reset",)  # only KLIF divides its reset by k
+  _layer: Callable[..., tuple[jax.Array, neurons.LIFState]]  # neurons.klif or neurons.plif
 
   def __init__(
     self,
@@ -131,11 +131,11 @@ class _LIFFamily(SpikingNeuron):
     remat: bool | None = None,
     **constants: Any,
   ):
-    for name in self.refused:
+    for name in self._refused:
       if name in constants:
         raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {name!r}")
     self.constants = neurons.LIFConstants(**constants).validated()
-    self.params_type: type[Any] | None = None if params is None else type(params)
+    self._params_type: type[Any] | None = None if params is None else type(params)
     for name, value in (params._asdict() if params is not None else {}).items():
       setattr(self, name, NeuronParam(value))
     self.unroll, self.remat = unroll, remat
@@ -143,12 +143,12 @@ class _LIFFamily(SpikingNeuron):
   @property
   def params(self) -> Any:
     """The current parameters (`KLIFParams`, `PLIFParams`; None for LIF)."""
-    cls = self.params_type
+    cls = self._params_type
     return None if cls is None else cls(*(getattr(self, f)[...] for f in cls._fields))
 
   def run(self, x: jax.Array, state: neurons.LIFState | None = None):
     p = self.params
-    return self.layer(p, x, state, constants=self.constants, unroll=self.unroll, remat=self.remat)
+    return self._layer(p, x, state, constants=self.constants, unroll=self.unroll, remat=self.remat)
 
 
 class KLIF(_LIFFamily):
@@ -162,8 +162,8 @@ class KLIF(_LIFFamily):
       ``decay_input``, ``scale_reset``, ``surrogate``, ``detach_reset``).
   """
 
-  refused = ()
-  layer = staticmethod(neurons.klif)
+  _refused = ()
+  _layer = staticmethod(neurons.klif)
 
   def __init__(self, channels: int | None = None, *, k: float = 1.0, **options: Any):
     super().__init__(neurons.klif_params(k, channels), **options)
@@ -179,8 +179,8 @@ class PLIF(_LIFFamily):
       but ``tau`` (learnt) and ``scale_reset`` (KLIF's), as `KLIF`.
   """
 
-  refused = ("tau", "scale_reset")
-  layer = staticmethod(neurons.plif)
+  _refused = ("tau", "scale_reset")
+  _layer = staticmethod(neurons.plif)
 
   def __init__(self, channels: int | None = None, *, init_tau: float = 2.0, **options: Any):
     super().__init__(neurons.plif_params(init_tau, channels), **options)
