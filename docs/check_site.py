@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlsplit
 DOCS = pathlib.Path(__file__).resolve().parent
 PUBLIC_MODULES = ("neurons", "surrogates", "nn", "models", "data", "training", "analysis")
 # analysis re-exports its submodules' names; they are documented in the submodules
-ANALYSIS_SUBMODULES = ("dynamics", "network", "plots", "figures", "nir_export")
+ANALYSIS_SUBMODULES = ("dynamics", "network", "plots", "figures", "report", "nir_export")
 
 _IMG = re.compile(r"<img\b[^>]*?\bsrc=\"([^\"]*)\"", re.IGNORECASE)
 _REMOTE_TAG = re.compile(
