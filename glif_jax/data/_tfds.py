@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 
+from glif_jax._checks import check_choice, check_positive_int
 from glif_jax.data import _events, _images
 from glif_jax.data._errors import DatasetNotFoundError
 from glif_jax.data._info import DatasetFacts
@@ -101,12 +102,9 @@ def event_config(
   ``sensor_size`` (the builder's ``SENSOR_SIZE``) only says, in the description, whether
   ``size`` keeps the counts or resizes them.
   """
-  if not (isinstance(num_frames, int) and num_frames >= 1):
-    raise ValueError(f"num_frames must be a positive int, got {num_frames!r}")
-  if split_by not in ("number", "time"):
-    raise ValueError(f"split_by must be 'number' or 'time', got {split_by!r}")
-  if not (isinstance(size, int) and size >= 1):
-    raise ValueError(f"size must be a positive int, got {size!r}")
+  check_positive_int("num_frames", num_frames)
+  check_choice("split_by", split_by, ("number", "time"))
+  check_positive_int("size", size)
   how = "event counts" if size == sensor_size else "bilinear resize of the counts"
   return EventConfig(
     name=f"t{num_frames}_{split_by}_s{size}",
