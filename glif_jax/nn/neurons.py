@@ -162,6 +162,7 @@ class KLIF(_LIFFamily):
       ``decay_input``, ``scale_reset``, ``surrogate``, ``detach_reset``).
   """
 
+  k: NeuronParam
   _refused = ()
   _layer = staticmethod(neurons.klif)
 
@@ -179,6 +180,7 @@ class PLIF(_LIFFamily):
       but ``tau`` (learnt) and ``scale_reset`` (KLIF's), as `KLIF`.
   """
 
+  w: NeuronParam  # the logit of 1/τ
   _refused = ("tau", "scale_reset")
   _layer = staticmethod(neurons.plif)
 
