@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from glif_jax import models
 from glif_jax import nn as snn
 from glif_jax.analysis import network
+from tests.support.models import small_model
 
 T, B = 2, 3
 
@@ -50,11 +50,7 @@ def _max_pool(spikes):
 
 
 def test_cnn_small_feeds_spikes_to_its_synaptic_layers_priced_as_sops():
-  model = models.create(
-    "cnn_small", num_classes=3, timesteps=T, in_channels=1, width=2, input_size=8,
-    rngs=nnx.Rngs(0),
-  )  # fmt: skip
-  model.eval()
+  model = small_model("cnn_small", num_classes=3, timesteps=T, width=2)
   x = jax.random.uniform(jax.random.key(1), (B, 8, 8, 1), maxval=3.0)
   stats = network.network_statistics(model, x)
   stem, conv = network.neuron_spikes(model, x).values()

@@ -1,178 +1,35 @@
-"""The PyTorch-free checkpoint reader and the authors' checkpoints in glif-jax models.
+"""The authors' checkpoints in glif-jax models (`glif_jax.models.authors`), and
+``train.evaluate`` and ``train.analyze`` of one.
 
 The shared checkpoints (``<repo>/../shared/authors_checkpoints``) were made with the GLIF
 authors' PyTorch classes; their ``.npz`` holds the inputs, logits and per-layer spike rates
-their model computed, so the comparisons below check every layer of the mapping.
+their model computed, so the comparisons below check every layer of the mapping. The
+PyTorch-free reader of their files is tested in `test_torch_zip.py`.
 """
 
 from __future__ import annotations
 
-import collections
 import itertools
 import json
-import os
-import pickle
 import re
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import ml_dtypes
 import numpy as np
 import pytest
 from flax import nnx
 
 from glif_jax import analysis, models
-from glif_jax.models._torch_zip import TorchCheckpointError, load_torch_zip
+from glif_jax.models._torch_zip import load_torch_zip
 from glif_jax.models.authors import AuthorsCheckpointError, load_authors_state_dict
 from tests.support import files
+from tests.support.shared_checkpoints import RESNET19, SEW_DVS, SHARED, needs_shared
 from tests.support.torch_zip import Storage, Tensor, fake_torch, write_torch_zip
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO / ".." / "shared" / "authors_checkpoints"
-RESNET19 = SHARED / "resnet19_cifar10_t4.pth.tar"
-SEW_DVS = SHARED / "sew_dvs_cifar10dvs_t16.pth"
-
-needs_shared = pytest.mark.skipif(
-  not SHARED.is_dir(), reason=f"the authors' checkpoints are not here: {SHARED} is absent"
-)
-
-
-# --- the reader ---
-
-
-@needs_shared
-def test_reads_the_shared_resnet19_checkpoint():
-  sd = load_torch_zip(RESNET19)["state_dict"]
-  assert len(sd) == 307 and all(k.startswith("module.") for k in sd)
-  kernel = sd["module.conv1.0.0.weight"]
-  assert kernel.shape == (128, 3, 3, 3) and kernel.dtype == np.float32
-  assert sd["module.conv1.1.conduct"].shape == (4, 128)
-  assert sd["module.conv1.0.1.num_batches_tracked"].dtype == np.int64
-  assert float(sd["module.conv1.0.1.Vth"]) == 0.5  # tdBN's V_th in their layers.py
-  # Every value is bfloat16-exact (their README): a misread byte order or offset would not be.
-  assert np.array_equal(kernel, kernel.astype(ml_dtypes.bfloat16).astype(np.float32))
-
-
-@needs_shared
-def test_reads_the_shared_dvs_checkpoint_with_its_training_state():
-  ckpt = load_torch_zip(SEW_DVS)
-  assert set(ckpt) == {"net", "optimizer", "lr_scheduler", "epoch", "max_test_acc"}
-  assert isinstance(ckpt["net"], collections.OrderedDict)
-  assert ckpt["net"]["conv.0.1.alpha"].dtype == np.float64  # np.random.rand gates in their code
-  assert ckpt["net"]["out.weight"].shape == (10, 128 * 3 * 3)
-  assert ckpt["optimizer"]["param_groups"][0]["momentum"] == 0.9
-  assert ckpt["lr_scheduler"]["T_max"] == 64
-  assert (ckpt["epoch"], ckpt["max_test_acc"]) == (199, 0.781)
-
-
-def test_strided_views_offsets_shared_storages_and_dtypes(tmp_path, monkeypatch):
-  fake_torch(monkeypatch)
-  flat = np.arange(12, dtype=np.float32)
-  s = Storage("0", flat, "FloatStorage")
-  obj = {
-    "matrix": Tensor(s, 0, (3, 4), (4, 1)),
-    "transposed": Tensor(s, 0, (4, 3), (1, 4)),
-    "tail": Tensor(s, 10, (2,), (1,)),
-    "scalar": Tensor(Storage("1", np.array([7], np.int64), "LongStorage"), 0, (), ()),
-    "bf16": Tensor(
-      Storage("2", np.array([1.5, -2], ml_dtypes.bfloat16), "BFloat16Storage"), 0, (2,), (1,)
-    ),
-    "numbers": [1, 2.5, "x", None, True],
-  }
-  for byteorder in ("little", "big"):
-    write_torch_zip(tmp_path / "c.pth", obj, byteorder=byteorder)
-    out = load_torch_zip(tmp_path / "c.pth")
-    np.testing.assert_array_equal(out["matrix"], flat.reshape(3, 4))
-    np.testing.assert_array_equal(out["transposed"], flat.reshape(3, 4).T)
-    np.testing.assert_array_equal(out["tail"], [10, 11])
-    assert out["scalar"].shape == () and out["scalar"] == 7 and out["scalar"].dtype == np.int64
-    assert out["bf16"].dtype == ml_dtypes.bfloat16 and out["bf16"].tolist() == [1.5, -2]
-    assert out["numbers"] == [1, 2.5, "x", None, True]
-    assert out["matrix"].dtype.isnative and out["matrix"].flags.c_contiguous
-
-
-class _RunsCode:
-  def __init__(self, fn, arg):
-    self.fn, self.arg = fn, arg
-
-  def __reduce__(self):
-    return self.fn, (self.arg,)
-
-
-@pytest.mark.parametrize("fn", ["os.system", "builtins.eval", "builtins.exec"])
-def test_a_pickle_that_calls_another_global_is_refused_and_nothing_runs(tmp_path, fn):
-  marker = tmp_path / "ran"
-  code = {
-    "os.system": (os.system, f"touch {marker}"),
-    "builtins.eval": (eval, f"open({str(marker)!r}, 'w')"),
-    "builtins.exec": (exec, f"open({str(marker)!r}, 'w')"),
-  }[fn]
-  write_torch_zip(tmp_path / "evil.pth", {"state_dict": _RunsCode(*code)})
-  with pytest.raises(TorchCheckpointError, match="refusing to load the global"):
-    load_torch_zip(tmp_path / "evil.pth")
-  assert not marker.exists()
-
-
-def test_a_storage_key_that_is_a_path_is_refused(tmp_path, monkeypatch):
-  fake_torch(monkeypatch)
-  (tmp_path / "secret").write_bytes(np.zeros(4, np.float32).tobytes())
-  s = Storage("../../secret", np.zeros(4, np.float32), "FloatStorage")
-  write_torch_zip(tmp_path / "c.pth", {"w": Tensor(s, 0, (4,), (1,))}, omit=(s.key,))
-  with pytest.raises(TorchCheckpointError, match="refusing the storage key"):
-    load_torch_zip(tmp_path / "c.pth")
-
-
-@pytest.mark.parametrize("name", ["../outside", "/etc/passwd", "archive/../../x", "C:/x"])
-def test_an_archive_entry_outside_the_archive_is_refused(tmp_path, monkeypatch, name):
-  fake_torch(monkeypatch)
-  write_torch_zip(tmp_path / "c.pth", {"x": 1}, extra={name: b"0"})
-  with pytest.raises(TorchCheckpointError, match="outside"):
-    load_torch_zip(tmp_path / "c.pth")
-
-
-def test_a_missing_storage_is_named(tmp_path, monkeypatch):
-  fake_torch(monkeypatch)
-  s = Storage("0", np.zeros(2, np.float32), "FloatStorage")
-  write_torch_zip(tmp_path / "c.pth", {"w": Tensor(s, 0, (2,), (1,))}, omit=("0",))
-  with pytest.raises(TorchCheckpointError, match="'archive/data/0' is missing"):
-    load_torch_zip(tmp_path / "c.pth")
-
-
-def test_a_tensor_reading_past_its_storage_is_refused(tmp_path, monkeypatch):
-  fake_torch(monkeypatch)
-  s = Storage("0", np.zeros(6, np.float32), "FloatStorage")
-  for offset, size, stride in ((2, (2, 3), (3, 1)), (0, (10**6, 10**6), (0, 0))):
-    write_torch_zip(tmp_path / "c.pth", {"w": Tensor(s, offset, size, stride)})
-    with pytest.raises(TorchCheckpointError, match="reads past its storage of 6 elements"):
-      load_torch_zip(tmp_path / "c.pth")
-
-
-def test_corrupt_and_foreign_files_get_clear_errors(tmp_path, monkeypatch):
-  fake_torch(monkeypatch)
-  write_torch_zip(tmp_path / "c.pth", {"x": list(range(100))})
-  data = (tmp_path / "c.pth").read_bytes()
-  (tmp_path / "truncated.pth").write_bytes(data[: len(data) // 2])
-  flipped = bytearray(data)
-  flipped[data.index(b"data.pkl") + 40] ^= 0xFF  # inside the pickle's bytes: a CRC mismatch
-  (tmp_path / "flipped.pth").write_bytes(bytes(flipped))
-  (tmp_path / "legacy.pth").write_bytes(pickle.dumps({"x": 1}))
-  for name in ("truncated.pth", "flipped.pth", "legacy.pth"):
-    with pytest.raises(TorchCheckpointError, match="not a PyTorch zip checkpoint"):
-      load_torch_zip(tmp_path / name)
-  with zipfile.ZipFile(tmp_path / "nopickle.pth", "w") as z:
-    z.writestr("archive/version", "3\n")
-  with pytest.raises(TorchCheckpointError, match="expected one '<prefix>/data.pkl'"):
-    load_torch_zip(tmp_path / "nopickle.pth")
-  with zipfile.ZipFile(tmp_path / "badpickle.pth", "w") as z:
-    z.writestr("archive/data.pkl", b"\x80\x02}q\x00(X")
-  with pytest.raises(TorchCheckpointError, match="corrupt checkpoint pickle"):
-    load_torch_zip(tmp_path / "badpickle.pth")
-  with pytest.raises(FileNotFoundError, match="no checkpoint file"):
-    load_torch_zip(tmp_path / "absent.pth")
 
 
 # --- the authors' networks in glif-jax ---

@@ -26,6 +26,7 @@ from glif_jax import nn as snn
 from glif_jax.models import plif_net
 from glif_jax.training import create_model, train_and_evaluate, validate_config
 from glif_jax.training.input_pipeline import dataset_names
+from tests.support.models import small_model
 from tests.support.torch_layers import nchw, oihw, seq_to_ann, their_conv
 
 
@@ -153,11 +154,7 @@ def test_dropout_mask_is_shared_over_time_and_redrawn_per_call():
 def test_static_images_are_encoded_at_every_step():
   # Their static nets feed the image to the first conv at every step: the same as frames
   # that repeat the image T times.
-  model = models.create(
-    "plif_net_mnist", num_classes=10, timesteps=3, in_channels=1, width=4, input_size=8,
-    rngs=nnx.Rngs(0),
-  )  # fmt: skip
-  model.eval()
+  model = small_model("plif_net_mnist", num_classes=10, timesteps=3, width=4)
   image = jax.random.normal(jax.random.key(0), (2, 8, 8, 1))
   np.testing.assert_array_equal(model(image), model(jnp.broadcast_to(image, (3, 2, 8, 8, 1))))
 

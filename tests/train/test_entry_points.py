@@ -132,105 +132,63 @@ def files(tmp_path_factory):
   return root
 
 
-def _cifar(manual: Path, prepared: Path) -> list[str]:
-  return [
-    "--config.dataset=cifar10",
-    "--config.model=cnn_small",
-    f"--config.manual_dir={manual}",
-    f"--config.data_dir={prepared}",
-  ]
+SMOKE_RUN = "train.main --config configs/smoke.py --workdir {w}/run"
+SMOKE_EVALUATE = "train.evaluate --config configs/smoke.py"
 
 
-# (module, arguments, message); {f}: the crafted files, {w}: a fresh directory.
-CASES = {
-  "missing config file": (
-    "train.main",
-    ["--config", "{f}/nope.py", "--workdir", "{w}/run"],
-    r"No such file or directory: '.*nope\.py'",
-  ),
-  "config syntax error": (
-    "train.main",
-    ["--config", "{f}/syntax.py", "--workdir", "{w}/run"],
-    r"SyntaxError in the config: invalid syntax \(syntax\.py, line 1\)",
-  ),
-  "get_config raises": (
-    "train.main",
-    ["--config", "{f}/raises.py", "--workdir", "{w}/run"],
-    r"RuntimeError in the config: no such recipe",
-  ),
-  "bad config argument": (
-    "train.main",
-    ["--config", "configs/cifar.py:foo", "--workdir", "{w}/run"],
-    r"configs/cifar\.py:foo: .*ValueError: not enough values to unpack",
-  ),
-  "workdir is a file": (
-    "train.main",
-    [*SMOKE, "--workdir", "{f}/a_file"],
-    r"cannot use workdir '.*a_file' \(File exists",
-  ),
-  "workdir under a file": (
-    "train.main",
-    [*SMOKE, "--workdir", "{f}/a_file/run"],
-    r"cannot use workdir '.*a_file/run' \(Not a directory",
-  ),
-  "negative seed": ("train.main", [*SMOKE, "--workdir", "{w}/run", "--config.seed=-1"], "seed"),
-  "image size 0": (
-    "train.main",
-    [*SMOKE, "--workdir", "{w}/run", "--config.synthetic.image_size=0"],
-    r"config\.synthetic\.image_size must be > 0, got 0",
-  ),
-  "no classes": (
-    "train.main",
-    [*SMOKE, "--workdir", "{w}/run", "--config.synthetic.num_classes=0"],
-    r"config\.synthetic\.num_classes must be > 0",
-  ),
-  "nan learning rate": (
-    "train.main",
-    [*SMOKE, "--workdir", "{w}/run", "--config.learning_rate=nan"],
-    r"config\.learning_rate must be a finite number, got nan",
-  ),
-  "inf learning rate": (
-    "train.main",
-    [*SMOKE, "--workdir", "{w}/run", "--config.learning_rate=inf"],
-    r"config\.learning_rate must be a finite number, got inf",
-  ),
-  "forbidden pickle global": (
-    "train.main",
-    [*SMOKE, "--workdir", "{w}/run", *_cifar(Path("{f}/forbidden"), Path("{w}/prepared"))],
-    r"builtins.*eval",
-  ),
-  "empty tarball": (
-    "train.main",
-    [*SMOKE, "--workdir", "{w}/run", *_cifar(Path("{f}/empty"), Path("{w}/prepared"))],
-    r"cifar-10-python\.tar\.gz",
-  ),
-  "evaluate: missing checkpoint": (
-    "train.evaluate",
-    [*SMOKE, "--authors-checkpoint", "{w}/nope.pth"],
-    r"nope\.pth",
-  ),
-  "evaluate: not a checkpoint": (
-    "train.evaluate",
-    [*SMOKE, "--authors-checkpoint", "{f}/a_file"],
-    r"a_file: not a PyTorch zip checkpoint",
-  ),
-  "evaluate: missing data": (
-    "train.evaluate",
-    [*SMOKE, "--authors-checkpoint", "{f}/a_file", "--config.dataset=mnist"]
-    + ["--config.data_dir={w}/prepared", "--config.manual_dir={w}"],
-    r"mnist.*not found in",
-  ),
-  "analyze: no run in the workdir": (
-    "train.analyze",
-    ["--workdir", "{w}/nowhere"],
-    r"nowhere/config\.json: No such file or directory",
-  ),
+def _cifar(manual: str) -> str:
+  return (
+    "--config.dataset=cifar10 --config.model=cnn_small"
+    f" --config.manual_dir={manual} --config.data_dir={{w}}/prepared"
+  )
+
+
+# Each mistake: ``python -m`` of a command; {f}: the crafted files, {w}: a fresh directory.
+COMMANDS = {
+  "missing config file": "train.main --config {f}/nope.py --workdir {w}/run",
+  "config syntax error": "train.main --config {f}/syntax.py --workdir {w}/run",
+  "get_config raises": "train.main --config {f}/raises.py --workdir {w}/run",
+  "bad config argument": "train.main --config configs/cifar.py:foo --workdir {w}/run",
+  "workdir is a file": "train.main --config configs/smoke.py --workdir {f}/a_file",
+  "workdir under a file": "train.main --config configs/smoke.py --workdir {f}/a_file/run",
+  "negative seed": SMOKE_RUN + " --config.seed=-1",
+  "image size 0": SMOKE_RUN + " --config.synthetic.image_size=0",
+  "no classes": SMOKE_RUN + " --config.synthetic.num_classes=0",
+  "nan learning rate": SMOKE_RUN + " --config.learning_rate=nan",
+  "inf learning rate": SMOKE_RUN + " --config.learning_rate=inf",
+  "forbidden pickle global": SMOKE_RUN + " " + _cifar("{f}/forbidden"),
+  "empty tarball": SMOKE_RUN + " " + _cifar("{f}/empty"),
+  "evaluate: missing checkpoint": SMOKE_EVALUATE + " --authors-checkpoint {w}/nope.pth",
+  "evaluate: not a checkpoint": SMOKE_EVALUATE + " --authors-checkpoint {f}/a_file",
+  "evaluate: missing data": SMOKE_EVALUATE + " --authors-checkpoint {f}/a_file"
+  " --config.dataset=mnist --config.data_dir={w}/prepared --config.manual_dir={w}",
+  "analyze: no run in the workdir": "train.analyze --workdir {w}/nowhere",
+}
+# What the last line on stderr says (a regular expression).
+MESSAGES = {
+  "missing config file": r"No such file or directory: '.*nope\.py'",
+  "config syntax error": r"SyntaxError in the config: invalid syntax \(syntax\.py, line 1\)",
+  "get_config raises": r"RuntimeError in the config: no such recipe",
+  "bad config argument": r"configs/cifar\.py:foo: .*ValueError: not enough values to unpack",
+  "workdir is a file": r"cannot use workdir '.*a_file' \(File exists",
+  "workdir under a file": r"cannot use workdir '.*a_file/run' \(Not a directory",
+  "negative seed": "seed",
+  "image size 0": r"config\.synthetic\.image_size must be > 0, got 0",
+  "no classes": r"config\.synthetic\.num_classes must be > 0",
+  "nan learning rate": r"config\.learning_rate must be a finite number, got nan",
+  "inf learning rate": r"config\.learning_rate must be a finite number, got inf",
+  "forbidden pickle global": r"builtins.*eval",
+  "empty tarball": r"cifar-10-python\.tar\.gz",
+  "evaluate: missing checkpoint": r"nope\.pth",
+  "evaluate: not a checkpoint": r"a_file: not a PyTorch zip checkpoint",
+  "evaluate: missing data": r"mnist.*not found in",
+  "analyze: no run in the workdir": r"nowhere/config\.json: No such file or directory",
 }
 
 
 def _arguments(name: str, files: Path, fresh: Path) -> tuple[str, list[str], str]:
-  module, args, message = CASES[name]
-  return module, [a.format(f=files, w=fresh) for a in args], message
+  module, *args = COMMANDS[name].split()
+  return module, [a.format(f=files, w=fresh) for a in args], MESSAGES[name]
 
 
 def _fresh(root: Path, name: str) -> Path:
@@ -239,7 +197,7 @@ def _fresh(root: Path, name: str) -> Path:
   return fresh
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", COMMANDS)
 def test_every_user_mistake_ends_in_one_line_and_status_2(name, tmp_path, files, in_process):
   module, args, message = _arguments(name, files, tmp_path)
   _assert_one_line(*in_process(module, args), message)

@@ -8,7 +8,6 @@ import jax
 import numpy as np
 import pytest
 
-from configs import smoke
 from glif_jax.training import (
   DataPosition,
   NonFiniteError,
@@ -22,22 +21,14 @@ from glif_jax.training import (
   train_step,
 )
 from glif_jax.training.steps import FINITE, FINITE_LEAVES, guarded_leaf_names
+from tests.support.smoke import host_leaves, smoke_config
 
 STEPS, PER_EPOCH = 12, 4  # 128 training examples in batches of 32
 
 
-def _config(**overrides):
-  config = smoke.get_config()
-  config.synthetic.train_size, config.synthetic.test_size = 128, 32
-  config.num_train_steps = STEPS
-  config.log_every_steps = config.checkpoint_every_steps = 2
-  config.max_to_keep = 10
-  config.update(overrides)
-  return config
-
-
-def _leaves(tree):
-  return jax.tree.leaves(jax.device_get(tree))
+_config = functools.partial(
+  smoke_config, 128, 32, STEPS, log_every_steps=2, checkpoint_every_steps=2
+)
 
 
 # --- the step ---------------------------------------------------------------------------------
@@ -69,7 +60,9 @@ def test_finite_step_is_applied(setup, jit_step):
   assert bool(metrics[FINITE]) and np.all(metrics[FINITE_LEAVES])
   assert metrics[FINITE_LEAVES].shape == (len(guarded_leaf_names(state)),)
   assert int(new.step) == int(state.step) + 1
-  assert any(not np.array_equal(a, b) for a, b in zip(_leaves(new.params), _leaves(state.params)))
+  assert any(
+    not np.array_equal(a, b) for a, b in zip(host_leaves(new.params), host_leaves(state.params))
+  )
 
 
 def test_one_nan_pixel_leaves_the_state_unchanged_and_names_the_layer(setup, jit_step):
@@ -81,7 +74,7 @@ def test_one_nan_pixel_leaves_the_state_unchanged_and_names_the_layer(setup, jit
   new, metrics = jit_step(state, {**batch, "image": image})
   assert not bool(metrics[FINITE]) and np.isfinite(metrics["loss"])
   assert int(new.step) == int(state.step) + 1  # the batch is consumed
-  for a, b in zip(_leaves(new._replace(step=state.step)), _leaves(state), strict=True):
+  for a, b in zip(host_leaves(new._replace(step=state.step)), host_leaves(state), strict=True):
     np.testing.assert_array_equal(a, b)  # params, tdBN statistics and optimiser state
   guard = [(7, metrics[FINITE], metrics[FINITE_LEAVES], metrics["loss"])]
   ((at, what),) = actions.nonfinite_steps(guard, guarded_leaf_names(state))
@@ -93,7 +86,7 @@ def test_nan_loss_is_not_applied(setup, jit_step):
   _, _, state, batch = setup
   new, metrics = jit_step(state, {**batch, "image": np.full_like(batch["image"], np.nan)})
   assert not bool(metrics[FINITE]) and not np.all(metrics[FINITE_LEAVES])
-  for a, b in zip(_leaves(new.params), _leaves(state.params), strict=True):
+  for a, b in zip(host_leaves(new.params), host_leaves(state.params), strict=True):
     np.testing.assert_array_equal(a, b)
 
 
@@ -150,7 +143,7 @@ def test_skip_goes_on_and_reports_the_step(tmp_path, monkeypatch, caplog):
   with caplog.at_level(logging.WARNING):
     state = train_and_evaluate(_config(nonfinite="skip"), tmp_path)
   assert int(state.step) == STEPS and _summary(tmp_path)["nonfinite_steps"] == 1
-  assert all(np.isfinite(x).all() for x in _leaves(state))
+  assert all(np.isfinite(x).all() for x in host_leaves(state))
   assert "step 5: loss " in caplog.text and "non-finite values in: params.stem." in caplog.text
   assert "steps skipped (config.nonfinite='skip')" in caplog.text
 
@@ -170,7 +163,7 @@ def test_rollback_over_a_transient_fault_gives_the_clean_run(
   assert opened == [DataPosition(0, 0), DataPosition(1, 0)]  # replayed from checkpoint 4
   assert "rolled back to step 4" in capsys.readouterr().out
   assert _summary(tmp_path)["nonfinite_steps"] == 1
-  for a, b in zip(_leaves(clean_run), _leaves(state), strict=True):
+  for a, b in zip(host_leaves(clean_run), host_leaves(state), strict=True):
     np.testing.assert_array_equal(a, b)
 
 

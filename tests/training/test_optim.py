@@ -29,15 +29,12 @@ def _grads():
   }
 
 
-def _tx(**kw):
-  return make_optimizer(
-    optimizer="sgd",
-    learning_rate=LR,
-    momentum=MOMENTUM,
-    weight_decay=WD,
-    neuron_lr_scale=SCALE,
-    **kw,
+def _tx(**options):
+  """`make_optimizer`: SGD at `LR`, `MOMENTUM`, `WD` and `SCALE` unless ``options`` say else."""
+  defaults = dict(
+    optimizer="sgd", learning_rate=LR, momentum=MOMENTUM, weight_decay=WD, neuron_lr_scale=SCALE
   )
+  return make_optimizer(**(defaults | options))
 
 
 def _values(tree):
@@ -69,9 +66,7 @@ def test_two_sgd_steps_match_hand_computation():
 
 
 def test_adam_neuron_params_take_scaled_steps():
-  tx = make_optimizer(
-    optimizer="adam", learning_rate=LR, momentum=0.0, weight_decay=0.0, neuron_lr_scale=SCALE
-  )
+  tx = _tx(optimizer="adam", momentum=0.0, weight_decay=0.0)
   params, grads = _params(), _grads()
   updates, _ = tx.update(grads, tx.init(params), params)
   u = _values(updates)
@@ -81,13 +76,8 @@ def test_adam_neuron_params_take_scaled_steps():
 
 
 def test_gradient_clipping():
-  tx = make_optimizer(
-    optimizer="sgd",
-    learning_rate=1.0,
-    momentum=0.0,
-    weight_decay=0.0,
-    neuron_lr_scale=1.0,
-    grad_clip_norm=0.5,
+  tx = _tx(
+    learning_rate=1.0, momentum=0.0, weight_decay=0.0, neuron_lr_scale=1.0, grad_clip_norm=0.5
   )
   params = _params()
   grads = jax.tree.map(jnp.zeros_like, params)
@@ -128,13 +118,8 @@ def test_gates_take_the_gate_lr_and_the_other_neuron_params_the_neuron_lr():
   )
   for name in ("tau", "v_th", "leak", "v_reset", "conduct"):
     assert labels["glif"][name] == "neuron"
-  tx = make_optimizer(
-    optimizer="sgd",
-    learning_rate=0.1,
-    momentum=0.0,
-    weight_decay=0.01,
-    neuron_lr_scale=1.0,
-    gate_lr_scale=0.1,
+  tx = _tx(
+    learning_rate=0.1, momentum=0.0, weight_decay=0.01, neuron_lr_scale=1.0, gate_lr_scale=0.1
   )
   grads = jax.tree.map(jnp.ones_like, params)
   u = _values(tx.update(grads, tx.init(params), params)[0])

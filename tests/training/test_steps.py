@@ -8,10 +8,11 @@ import numpy as np
 import optax
 from flax import nnx
 
-from glif_jax import models, nn
+from glif_jax import nn
 from glif_jax.training import create_train_state, eval_step
 from glif_jax.training.losses import mean_logits_cross_entropy
 from glif_jax.training.steps import _apply
+from tests.support.models import small_model
 
 T = 4
 
@@ -56,11 +57,7 @@ def test_eval_firing_rates_count_only_the_real_examples():
 
 
 def test_eval_runs_each_example_as_the_batched_model_does():
-  model = models.create(
-    "cnn_small", num_classes=3, timesteps=2, in_channels=1, width=2, input_size=8,
-    rngs=nnx.Rngs(0),
-  )  # fmt: skip
-  model.eval()
+  model = small_model("cnn_small", num_classes=3, timesteps=2, width=2)
   images = jnp.asarray(np.random.default_rng(0).normal(size=(3, 8, 8, 1)), jnp.float32)
   graphdef, params, rest = nnx.split(model, nnx.Param, ...)
   apply = jax.jit(functools.partial(_apply, graphdef))

@@ -9,7 +9,6 @@ import jax
 import numpy as np
 import pytest
 
-from configs import smoke
 from glif_jax.training import (
   DataPosition,
   create_train_state,
@@ -19,23 +18,13 @@ from glif_jax.training import (
   train_step,
 )
 from glif_jax.training.experiment import create_model, make_loss, make_tx
+from tests.support.smoke import host_leaves, smoke_config
 
 STEPS, CHECKPOINT_AT = 10, 5  # 4 steps per epoch: eval at 4, 8, 10; checkpoints at 5, 10 too
 
 
-def _config(**overrides):
-  config = smoke.get_config()
-  config.synthetic.train_size = 128
-  config.synthetic.test_size = 40  # not a multiple of the eval batch: padding and mask
-  config.num_train_steps = STEPS
-  config.checkpoint_every_steps = CHECKPOINT_AT
-  config.max_to_keep = 10
-  config.update(overrides)
-  return config
-
-
-def _leaves(state):
-  return jax.tree.leaves(jax.device_get(state))
+# test_size 40: not a multiple of the eval batch (padding and mask)
+_config = functools.partial(smoke_config, 128, 40, STEPS, checkpoint_every_steps=CHECKPOINT_AT)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +42,7 @@ def test_train_and_evaluate_ends_with_metrics_checkpoints_and_summary(full_run):
   assert summary["firing_rate"] and all(0.0 <= r <= 1.0 for r in summary["firing_rate"].values())
   steps = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
   assert {CHECKPOINT_AT, STEPS} <= set(steps)
-  assert all(np.isfinite(x).all() for x in _leaves(state))
+  assert all(np.isfinite(x).all() for x in host_leaves(state))
 
 
 def test_resume_matches_uninterrupted_run(full_run, tmp_path):
@@ -66,7 +55,7 @@ def test_resume_matches_uninterrupted_run(full_run, tmp_path):
       shutil.rmtree(p)
   state = train_and_evaluate(_config(), resumed_dir)
   assert int(state.step) == STEPS
-  for a, b in zip(_leaves(final), _leaves(state), strict=True):
+  for a, b in zip(host_leaves(final), host_leaves(state), strict=True):
     np.testing.assert_array_equal(a, b)
 
 
@@ -112,4 +101,4 @@ def test_bfloat16_step_is_finite():
   batch = next(input_pipeline.batches(splits["train"], config, train=True))
   state, metrics = step(state, batch)
   assert np.isfinite(float(metrics["loss"])) and 0.0 <= float(metrics["accuracy"]) <= 1.0
-  assert all(np.isfinite(x).all() for x in _leaves(state.params))
+  assert all(np.isfinite(x).all() for x in host_leaves(state.params))
