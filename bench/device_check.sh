@@ -41,7 +41,7 @@ stage() {  # stage NAME SECONDS COMMAND...: runs COMMAND under a timeout, record
 }
 
 stage neuron_tests 110 python -m pytest -q -p no:cacheprovider \
-  tests/test_glif.py tests/test_klif_lif.py tests/test_reference_values.py \
+  tests/neurons/test_glif.py tests/neurons/test_klif_lif.py tests/neurons/test_reference_values.py \
   tests/test_surrogates.py --junitxml="$OUT/neuron_tests.xml"
 python - "$OUT/neuron_tests.xml" > "$OUT/neuron_tests.json" <<'EOF'
 import json

@@ -2,7 +2,7 @@ r"""GLIF over time with a hand-written backward pass: the fast path of `glif` an
 
 Contract: ``glif_scan`` equals autodiff of scanning `glif_jax.neurons.glif_step` (or its
 GLIF_f form) over time, in its outputs and in every gradient — to parameters, input,
-initial state and the membrane trace. ``tests/test_glif_fast.py`` checks this; nothing
+initial state and the membrane trace. ``tests/neurons/test_glif_fast.py`` checks this; nothing
 else about GLIF lives here (the update itself is `glif_step`'s, in the terms of
 `glif_jax.neurons.glif_coefficients`)::
 
