@@ -43,6 +43,7 @@ from glif_jax import analysis, training
 from glif_jax.models import NonFiniteWeightsError, load_authors_checkpoint
 from glif_jax.training import checkpoints, input_pipeline
 from glif_jax.training.actions import nonfinite_leaves
+from glif_jax.training.config import read
 from glif_jax.training.steps import layer_rates
 from glif_jax.training.train import SUMMARY_FILE
 from train import _cli
@@ -143,7 +144,7 @@ def _write_workdir(
   ``config.json`` was written by `checkpoints.guard_workdir` before the evaluation.
   """
   with checkpoints.checkpoint_manager(
-    workdir, max_to_keep=training.read(config, "max_to_keep", int)
+    workdir, max_to_keep=read(config, "max_to_keep", int)
   ) as manager:
     checkpoints.save(
       manager,

@@ -18,6 +18,7 @@ prepared.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -103,13 +104,13 @@ def event_config(
   ``size`` keeps the counts or resizes them.
   """
   check_positive_int("num_frames", num_frames)
-  check_choice("split_by", split_by, ("number", "time"))
+  check_choice("split_by", split_by, typing.get_args(_events.SplitBy))
   check_positive_int("size", size)
   how = "event counts" if size == sensor_size else "bilinear resize of the counts"
   return EventConfig(
     name=f"t{num_frames}_{split_by}_s{size}",
     num_frames=num_frames,
-    split_by=split_by,
+    split_by=typing.cast(_events.SplitBy, split_by),
     size=size,
     description=f"{num_frames} frames split by {split_by}, {size}x{size} pixels ({how})",
   )
