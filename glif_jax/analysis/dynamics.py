@@ -34,13 +34,11 @@ import numpy as np
 from glif_jax import neurons
 
 NeuronFn = Callable[..., Any]
-GATE_NAMES = ("alpha", "beta", "gamma")
 
 
-def _logit(p: jax.Array) -> jax.Array:
-  """Inverse sigmoid; ±inf at 0 and 1, which `jax.nn.sigmoid` maps back exactly."""
-  p = jnp.asarray(p, jnp.float32)
-  return jnp.log(p) - jnp.log1p(-p)
+def _logit(p: Any) -> jax.Array:
+  """Inverse sigmoid in float32; ±inf at 0 and 1, which `jax.nn.sigmoid` maps back exactly."""
+  return jax.scipy.special.logit(jnp.asarray(p, jnp.float32))
 
 
 def glif_logits(

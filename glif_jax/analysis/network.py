@@ -43,8 +43,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from glif_jax import neurons
 from glif_jax import nn as snn
-from glif_jax.analysis.dynamics import GATE_NAMES
 
 E_MAC_PJ = 4.6
 E_AC_PJ = 0.9
@@ -372,21 +372,15 @@ def glif_gates(model: nnx.Module) -> dict[str, dict[str, np.ndarray]]:
   gating the neuron uses ``1[value > 0.5]``.
   """
   return {
-    "/".join(map(str, path)): {g: _sigmoid(getattr(m, g)[...]) for g in GATE_NAMES}
+    "/".join(map(str, path)): _gate_values(m.params._asdict())
     for path, m in nnx.iter_modules(model)
     if isinstance(m, snn.GLIF) and not m.constants.simplified
   }
 
 
-def _raw_gates(params: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> dict[str, dict]:
-  """GLIF gate values found in a restored parameter tree, by their parameter names."""
-  if all(g in params for g in (*GATE_NAMES, "conduct")):
-    return {"/".join(prefix): {g: _sigmoid(params[g]) for g in GATE_NAMES}}
-  found = {}
-  for key, value in params.items():
-    if isinstance(value, Mapping):
-      found.update(_raw_gates(value, (*prefix, str(key))))
-  return found
+def _gate_values(logits: Mapping[str, Any]) -> dict[str, np.ndarray]:
+  """``{gate: σ(raw)}`` of a layer's gate logits (`glif_jax.neurons.GATE_NAMES`)."""
+  return {g: _sigmoid(logits[g]) for g in neurons.GATE_NAMES}
 
 
 def _unwrap_values(tree: Any) -> Any:
@@ -470,12 +464,12 @@ def gate_evolution(
     steps = sorted(manager.all_steps())
     if not steps:
       raise FileNotFoundError(f"no checkpoints in {str(checkpoint_dir)!r}")
-    per_step = [_raw_gates(_restore_raw(manager, s, item)[params_key]) for s in steps]
-  gates = {
-    layer: {g: np.stack([p[layer][g] for p in per_step]) for g in GATE_NAMES}
-    for layer in per_step[0]
+    per_step = [neurons.glif_gate_logits(_restore_raw(manager, s, item)[params_key]) for s in steps]
+  gates = {layer: [_gate_values(p[layer]) for p in per_step] for layer in per_step[0]}
+  return np.asarray(steps), {
+    layer: {g: np.stack([v[g] for v in values]) for g in neurons.GATE_NAMES}
+    for layer, values in gates.items()
   }
-  return np.asarray(steps), gates
 
 
 def neuron_spikes(model: nnx.Module, x: jax.Array) -> dict[str, jax.Array]:

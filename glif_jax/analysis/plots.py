@@ -15,7 +15,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from glif_jax.analysis.dynamics import GATE_NAMES, GateSweep
+from glif_jax.analysis.dynamics import GateSweep
+from glif_jax.neurons import GATE_NAMES
 
 GATE_LABELS = {
   "alpha": "α (exp. vs linear decay)",

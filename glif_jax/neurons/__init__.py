@@ -14,6 +14,7 @@ everything works under `jax.jit`, `jax.grad`, `jax.vmap` and `jax.pmap`.
 
 from glif_jax.neurons._loop import run, run_trace
 from glif_jax.neurons.glif import (
+  GATE_NAMES,
   GATINGS,
   GLIFCoefficients,
   GLIFConstants,
@@ -22,6 +23,7 @@ from glif_jax.neurons.glif import (
   glif,
   glif_coefficients,
   glif_f,
+  glif_gate_logits,
   glif_gates,
   glif_params,
   glif_step,
@@ -48,6 +50,7 @@ from glif_jax.neurons.lif import (
 )
 
 __all__ = [
+  "GATE_NAMES",
   "GATINGS",
   "GLIFCoefficients",
   "GLIFConstants",
@@ -61,6 +64,7 @@ __all__ = [
   "glif",
   "glif_coefficients",
   "glif_f",
+  "glif_gate_logits",
   "glif_gates",
   "glif_params",
   "glif_step",

@@ -31,7 +31,8 @@ autodiff of `run`-ning `glif_step`). That module imports nothing from this one.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -39,6 +40,7 @@ import jax.numpy as jnp
 from glif_jax import surrogates
 from glif_jax.neurons import _common, _glif_fast
 
+GATE_NAMES = ("alpha", "beta", "gamma")  # the gate logits of `GLIFParams`
 GATINGS = ("soft", "hard", "static")
 GATE_INITS = ("random", "fixed")
 
@@ -184,6 +186,28 @@ def glif_gates(p: GLIFParams, *, gating: str = "soft") -> tuple[jax.Array, jax.A
   """The values ``(α, β, γ)`` of GLIF's gates as the forward pass uses them under ``gating``."""
   _common.check_choice("gating", gating, GATINGS)
   return _gate(p.alpha, gating), _gate(p.beta, gating), _gate(p.gamma, gating)
+
+
+def glif_gate_logits(params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+  """``{layer path: {"alpha", "beta", "gamma": raw logits}}`` of the GLIF layers in a
+  nested mapping of parameters, found by the field names of `GLIFParams`.
+
+  For a model's parameters as `flax.nnx.to_pure_dict` gives them, or a checkpoint's as
+  restored; paths join the keys with ``/``. GLIF_f layers hold gate logits too (unused).
+
+  >>> p = glif_params(2, 4, gate_init="fixed")
+  >>> logits = glif_gate_logits({"block": {"neuron": p._asdict()}})
+  >>> list(logits), [round(b, 2) for b in jax.nn.sigmoid(logits["block/neuron"]["beta"]).tolist()]
+  (['block/neuron'], [0.65, 0.65])
+  """
+  if all(name in params for name in GLIFParams._fields):
+    return {"": {g: params[g] for g in GATE_NAMES}}
+  return {
+    f"{key}/{path}".rstrip("/"): gates
+    for key, value in params.items()
+    if isinstance(value, Mapping)
+    for path, gates in glif_gate_logits(value).items()
+  }
 
 
 def glif_coefficients(

@@ -18,8 +18,8 @@ from flax import nnx
 from tensorboardX import SummaryWriter
 from tensorboardX.proto import event_pb2
 
+from glif_jax import neurons
 from glif_jax.training import parallel
-from glif_jax.training.optim import GATE_NAMES
 
 GATE_PREFIX = "gate/"
 
@@ -49,21 +49,16 @@ def gate_means(
 ) -> dict[str, float]:
   """``{"gate/<GLIF layer>/<alpha|beta|gamma>": mean over channels of σ(raw gate)}``.
 
-  GLIF layers are found by their parameters (``alpha``, ``beta``, ``gamma``, ``conduct``);
-  GLIF_f layers (fixed gates) have none. Only these small leaves go through ``to_host``.
+  The layers are those `glif_jax.neurons.glif_gate_logits` finds; only their gate logits
+  go through ``to_host``.
   """
-  flat = {
-    tuple(str(k.key) for k in path): x
-    for path, x in jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(params))[0]
+  logits = neurons.glif_gate_logits(nnx.to_pure_dict(params))
+  tags = {
+    f"{GATE_PREFIX}{layer}/{gate}": raw
+    for layer, gates in logits.items()
+    for gate, raw in gates.items()
   }
-  layers = sorted(path[:-1] for path in flat if path[-1] == "conduct")
-  gates = {
-    f"{GATE_PREFIX}{'/'.join(layer)}/{g}": flat[(*layer, g)]
-    for layer in layers
-    for g in GATE_NAMES
-    if (*layer, g) in flat
-  }
-  return {k: float(np.mean(1 / (1 + np.exp(-raw)))) for k, raw in to_host(gates).items()}
+  return {tag: float(np.mean(1 / (1 + np.exp(-raw)))) for tag, raw in to_host(tags).items()}
 
 
 def _records(path: Path):

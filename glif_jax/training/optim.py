@@ -25,11 +25,11 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from glif_jax.neurons import GATE_NAMES
 from glif_jax.nn import NeuronParam
 
 OPTIMIZERS = ("sgd", "adam")
 WEIGHTS, NEURON, GATES = "weights", "neuron", "gates"
-GATE_NAMES = ("alpha", "beta", "gamma")  # GLIF's gate logits, as named in its modules
 
 
 def _name(key: Any) -> str:

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
+from glif_jax import neurons
 from glif_jax.analysis import dynamics, plots
 
 T = 12
@@ -19,8 +20,8 @@ def _sweep():
 
 
 GATES = {
-  "stem": {g: RNG.uniform(0, 1, 16) for g in dynamics.GATE_NAMES},
-  "fc": {g: RNG.uniform(0, 1, 8) for g in dynamics.GATE_NAMES},
+  "stem": {g: RNG.uniform(0, 1, 16) for g in neurons.GATE_NAMES},
+  "fc": {g: RNG.uniform(0, 1, 8) for g in neurons.GATE_NAMES},
 }
 CASES = {
   "raster": lambda path: plots.spike_raster(RNG.random((T, 5)) < 0.3, path=path),
