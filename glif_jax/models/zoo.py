@@ -8,6 +8,7 @@ from typing import Any
 import jax.numpy as jnp
 from flax import nnx
 
+from glif_jax._checks import check_positive_int
 from glif_jax.models import _layers, plif_net, resnet, sew, small
 
 # Name -> variant, a module-level partial carrying its paper's layout, norm and neuron
@@ -37,12 +38,6 @@ NEURON_NAMES = _layers.NEURON_NAMES
 NORM_NAMES = _layers.NORM_NAMES
 # Where tests/models/test_paper_networks.py reads it; it lives with its variant.
 DVS_GLIF = sew.DVS_GLIF
-
-
-def _check_positive(**values: Any) -> None:
-  for name, value in values.items():
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-      raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def create(
@@ -129,13 +124,10 @@ def create(
   """
   if name not in _MODELS:
     raise ValueError(f"model name must be one of {MODEL_NAMES}, got {name!r}")
-  _check_positive(
-    num_classes=num_classes,
-    timesteps=timesteps,
-    in_channels=in_channels,
-    width=width,
-    input_size=input_size,
-  )
+  sizes = {"num_classes": num_classes, "timesteps": timesteps, "in_channels": in_channels}
+  for size, value in {**sizes, "width": width, "input_size": input_size}.items():
+    if value is not None:  # width, input_size: None is the paper's
+      check_positive_int(size, value)
   if neuron_options is not None and not isinstance(neuron_options, Mapping):
     raise ValueError(f"neuron_options must be a dict or None, got {neuron_options!r}")
   if not jnp.issubdtype(dtype, jnp.floating):

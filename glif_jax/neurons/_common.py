@@ -36,12 +36,6 @@ def check_step_input(x_t: Any, name: str = "x_t") -> jax.Array:
   return x_t
 
 
-def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-  """Raises ``ValueError`` unless ``value`` is one of ``choices``."""
-  if value not in choices:
-    raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-
-
 def check_channel_param(name: str, value: jax.Array, channels: int) -> None:
   """Checks that a per-channel parameter has shape () (layer-wise) or (channels,)."""
   shape = jnp.shape(value)

@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 
 from glif_jax import surrogates
+from glif_jax._checks import check_choice, check_positive_int
 from glif_jax.neurons import _common, _glif_fast
 
 GATE_NAMES = ("alpha", "beta", "gamma")  # the gate logits of `GLIFParams`
@@ -77,11 +78,6 @@ class GLIFState(NamedTuple):
     return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))
 
 
-def _is_count(value: object) -> bool:
-  """Whether ``value`` is a positive int (bools, which are ints in Python, are not)."""
-  return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
 def glif_params(
   channels: int | None,
   timesteps: int,
@@ -116,11 +112,9 @@ def glif_params(
   Returns:
     `GLIFParams` of raw logits.
   """
-  _common.check_choice("gate_init", gate_init, GATE_INITS)
-  if channels is not None and not _is_count(channels):
-    raise ValueError(f"channels must be a positive int or None (layer-wise), got {channels!r}")
-  if not _is_count(timesteps):
-    raise ValueError(f"timesteps must be a positive int, got {timesteps!r}")
+  check_choice("gate_init", gate_init, GATE_INITS)
+  check_positive_int("channels", channels, none="layer-wise")
+  check_positive_int("timesteps", timesteps)
   if leak is None:
     leak = v_th / 8
   values = {"tau": tau, "v_th": v_th, "leak": leak, "v_reset": v_reset, "conduct": conduct}
@@ -184,7 +178,7 @@ def _gate(raw: jax.Array, gating: str) -> jax.Array:
 
 def glif_gates(p: GLIFParams, *, gating: str = "soft") -> tuple[jax.Array, jax.Array, jax.Array]:
   """The values ``(α, β, γ)`` of GLIF's gates as the forward pass uses them under ``gating``."""
-  _common.check_choice("gating", gating, GATINGS)
+  check_choice("gating", gating, GATINGS)
   return _gate(p.alpha, gating), _gate(p.beta, gating), _gate(p.gamma, gating)
 
 
@@ -257,7 +251,7 @@ class GLIFConstants(NamedTuple):
 
   def validated(self) -> GLIFConstants:
     """Returns these constants, or raises naming the field, what it must be and its value."""
-    _common.check_choice("gating", self.gating, GATINGS)
+    check_choice("gating", self.gating, GATINGS)
     if not isinstance(self.surrogate, surrogates.Surrogate):
       raise TypeError(f"surrogate must be a surrogates.Surrogate, got {self.surrogate!r}")
     return self
