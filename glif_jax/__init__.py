@@ -2,6 +2,6 @@
 
 from glif_jax import neurons, surrogates
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = ["neurons", "surrogates"]
