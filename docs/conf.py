@@ -110,9 +110,11 @@ def _escape_grouped_star_args(app, what, name, obj, options, lines):
 
 
 def _drop_builtin_type_docstring(app, what, name, obj, options, lines):
-  """A constant (a tuple, a str) has no docstring of its own: do not show its type's."""
-  if what in ("data", "attribute") and type(obj).__module__ == "builtins":
-    type_doc = (type(obj).__doc__ or "").strip().splitlines()
+  """A constant (a tuple, a str) or a type alias (``dict[str, ...]``) has no docstring of
+  its own: do not show its type's."""
+  kind = getattr(obj, "__origin__", type(obj))  # an alias's docstring is its origin's
+  if what in ("data", "attribute") and kind.__module__ == "builtins":
+    type_doc = (kind.__doc__ or "").strip().splitlines()
     if type_doc and lines and lines[0].strip() == type_doc[0].strip():
       lines.clear()
 
