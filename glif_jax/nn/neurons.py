@@ -48,6 +48,19 @@ class SpikingNeuron(nnx.Module):
       )
     return spikes, final_state
 
+  def _hold_params(self, params: NamedTuple | None) -> None:
+    """Holds each field of ``params`` as a `NeuronParam` of its name (`params` reads them)."""
+    self._params_type: type[Any] | None = None if params is None else type(params)
+    for name, value in (params._asdict() if params is not None else {}).items():
+      setattr(self, name, NeuronParam(value))
+
+  @property
+  def params(self) -> Any:
+    """The current parameters as the neuron function takes them (`glif_jax.neurons.GLIFParams`,
+    `KLIFParams`, `PLIFParams`; None for LIF)."""
+    cls = self._params_type
+    return None if cls is None else cls(*(getattr(self, f)[...] for f in cls._fields))
+
 
 class GLIF(SpikingNeuron):
   """Gated LIF layer (`glif_jax.neurons.glif`); GLIF_f with ``simplified=True``.
@@ -96,14 +109,8 @@ class GLIF(SpikingNeuron):
       v_reset=v_reset,
       conduct=conduct,
     )
-    for name, value in p._asdict().items():
-      setattr(self, name, NeuronParam(value))
+    self._hold_params(p)
     self.unroll, self.remat = unroll, remat
-
-  @property
-  def params(self) -> neurons.GLIFParams:
-    """The current raw-logit parameters as a `GLIFParams`."""
-    return neurons.GLIFParams(*(getattr(self, f)[...] for f in neurons.GLIFParams._fields))
 
   def run(self, x: jax.Array, state: neurons.GLIFState | None = None):
     return neurons.glif(
@@ -135,16 +142,8 @@ class _LIFFamily(SpikingNeuron):
       if name in constants:
         raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {name!r}")
     self.constants = neurons.LIFConstants(**constants).validated()
-    self._params_type: type[Any] | None = None if params is None else type(params)
-    for name, value in (params._asdict() if params is not None else {}).items():
-      setattr(self, name, NeuronParam(value))
+    self._hold_params(params)
     self.unroll, self.remat = unroll, remat
-
-  @property
-  def params(self) -> Any:
-    """The current parameters (`KLIFParams`, `PLIFParams`; None for LIF)."""
-    cls = self._params_type
-    return None if cls is None else cls(*(getattr(self, f)[...] for f in cls._fields))
 
   def run(self, x: jax.Array, state: neurons.LIFState | None = None):
     p = self.params
