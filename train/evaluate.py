@@ -102,8 +102,9 @@ def evaluate_authors_checkpoint(
     entries.update(load_authors_checkpoint(model, checkpoint, allow_nonfinite=allow_nonfinite))
 
   experiment = training.build(config, workdir, load_weights=load_weights)
+  initial = jax.device_get(experiment.initial)
   if workdir is not None:
-    _refuse_nonfinite(jax.device_get(experiment.initial), checkpoint)
+    _refuse_nonfinite(initial, checkpoint)
   metrics = experiment.evaluate(experiment.layout.state(experiment.initial))
   experiment.model.eval()
   images, _ = input_pipeline.test_examples(experiment.splits["test"], config, energy_examples)
@@ -123,7 +124,7 @@ def evaluate_authors_checkpoint(
     "energy": _energy(stats),
   }
   if workdir is not None:
-    _write_workdir(Path(workdir), config, jax.device_get(experiment.initial), summary)
+    _write_workdir(Path(workdir), config, initial, summary)
   return summary
 
 
