@@ -3,7 +3,7 @@
 Built offline and strictly: ``sphinx-build -W --keep-going -b html docs docs/_build/html``
 (``docs/build.sh``). Nothing here fetches from the network: furo bundles its CSS, JS and
 fonts (system font stacks, no web fonts); intersphinx is not loaded; there is no math
-extension (equations are plain Unicode in code blocks, as DESIGN.md writes them).
+extension (equations are plain Unicode in code blocks).
 Every tutorial under ``tutorials/`` is executed during the build (myst-nb, ``force``)
 and a failing cell fails the build.
 """

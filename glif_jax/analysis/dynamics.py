@@ -61,7 +61,8 @@ def glif_logits(
   Args:
     alpha, beta, gamma: the gates, scalars or ``(G,)``.
     timesteps: T, the rows of the conductance.
-    tau, v_th, leak, v_reset: as in DESIGN.md §2; None: `neurons.glif_params`'s.
+    tau, v_th, leak, v_reset: GLIF's τ, V_th, V_L and V_R (equations in the docs'
+      explanation/neurons page); None: `neurons.glif_params`'s.
     conduct: G_t: a scalar (constant), ``(T,)`` (shared by the grid) or ``(G, T)``;
       None: `neurons.glif_params`'s.
 

@@ -1,6 +1,6 @@
 r"""Network statistics of a spiking model on a batch: firing rates, SOPs, energy, gates.
 
-Energy follows the common convention (DESIGN.md §7): an accumulate costs
+Energy follows the common convention (docs/explanation/analysis.md): an accumulate costs
 ``E_AC = 0.9 pJ``, a multiply-accumulate ``E_MAC = 4.6 pJ`` (45 nm). Per sample:
 
 - MACs of a synaptic layer (`nnx.Conv`, `nnx.Linear`) are counted from the shapes of one

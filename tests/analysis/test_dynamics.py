@@ -123,7 +123,7 @@ def test_glif_terms_sum_to_the_membrane_and_match_hand_values():
   _, trace = neurons.glif_trace(p, x, unroll=1)
   np.testing.assert_allclose(
     trace.u[:, 0], [0.34375, 0.558594, 0.268311, 0.511444, 0.253576, 0.502235], rtol=1e-5
-  )  # DESIGN.md §2
+  )  # by hand from GLIF's update (docs/explanation/neurons.md)
   terms = dynamics.glif_terms(p, x, trace)
   u = terms.decay - terms.hard_reset - terms.leak + terms.input - terms.soft_reset
   np.testing.assert_allclose(u, trace.u, rtol=1e-6, atol=1e-7)
