@@ -1,7 +1,8 @@
-"""Flax NNX modules: neuron layers, tdBN and the fold-time helper."""
+"""Flax NNX modules: neuron layers, recurrent layers, tdBN and the fold-time helper."""
 
 from glif_jax.nn.layers import TdBatchNorm, TimeFolded, fold_time
 from glif_jax.nn.neurons import GLIF, KLIF, LIF, PLIF, NeuronParam, SpikingNeuron
+from glif_jax.nn.recurrent import Recurrent, RecurrentParams, RecurrentState, recurrent_step
 
 __all__ = [
   "GLIF",
@@ -9,8 +10,12 @@ __all__ = [
   "LIF",
   "PLIF",
   "NeuronParam",
+  "Recurrent",
+  "RecurrentParams",
+  "RecurrentState",
   "SpikingNeuron",
   "TdBatchNorm",
   "TimeFolded",
   "fold_time",
+  "recurrent_step",
 ]
