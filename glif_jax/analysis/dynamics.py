@@ -128,7 +128,6 @@ def simulate(
   x: jax.Array,
   *,
   unroll: int | bool | None = 1,
-  remat: bool | None = None,
   **constants: Any,
 ) -> tuple[jax.Array, Any]:
   """Runs ``neuron`` once per parameter set of a grid, all in one `jax.vmap`.
@@ -139,7 +138,7 @@ def simulate(
     params: its parameters with a leading grid axis G on every leaf, layer-wise
       otherwise (e.g. from `glif_logits`, `plif_logits`, ``KLIFParams(k=(G,))``).
     x: input ``[T, *batch, N]``, shared by every grid point.
-    unroll, remat: the time-loop policy; ``unroll`` defaults to 1 here (a rolled time
+    unroll: the time-loop policy; it defaults to 1 here (a rolled time
       loop compiles fastest for one-off analysis runs).
     **constants: fields of the neuron's constants (``gating``, ``tau``, ``v_th``, ...:
       `neurons.GLIFConstants` or `neurons.LIFConstants`), or ``constants=`` one value.
@@ -161,7 +160,7 @@ def simulate(
     c = c._replace(simplified=True)
 
   def one(p):
-    return trace_fn(p, x, constants=c, unroll=unroll, remat=remat)
+    return trace_fn(p, x, constants=c, unroll=unroll)
 
   return jax.vmap(one)(params)
 

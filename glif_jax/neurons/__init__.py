@@ -3,11 +3,10 @@
 Every neuron is a step ``*_step(params, state, x_t, *, constants) -> (spike_t, new_state)``
 written once beside its equations (`glif_step`, `klif_step`, `lif_step`), and
 `run(step, params, x, state)` runs any such step over the leading time axis of
-``x [T, *batch, C]`` with one unroll/remat policy, returning ``(spikes, final_state)``;
-`run_trace` returns ``(spikes, states [T, ...])`` instead. The layer functions `glif`,
-`glif_f`, `klif`, `lif`, `plif` (and their ``*_trace`` twins) check their arguments and
-run their step; `glif` through a hand-written backward pass equal to autodiff of
-`run`-ning `glif_step`. Constants that are not arrays travel in one hashable NamedTuple
+``x [T, *batch, C]`` with one custom VJP that keeps only each step's input for the
+backward pass, returning ``(spikes, final_state)``; `run_trace` returns
+``(spikes, states [T, ...])`` instead. The layer functions `glif`, `glif_f`, `klif`,
+`lif`, `plif` (and their ``*_trace`` twins) check their arguments and run their step. Constants that are not arrays travel in one hashable NamedTuple
 per family: `GLIFConstants`, `LIFConstants` (LIF, PLIF, KLIF). Nothing here imports Flax;
 everything works under `jax.jit`, `jax.grad`, `jax.vmap` and `jax.pmap`.
 """

@@ -1,24 +1,33 @@
-"""The time loop every neuron runs in: `run`, `run_trace` and the loop beneath them.
+"""The time loop every neuron runs in: `run`, `run_trace` and their lean backward pass.
 
 A neuron is a step function ``step(params, state, x_t) -> (spike_t, new_state)``;
 `run` applies it over the leading (time) axis of ``x`` and returns
 ``(spikes [T, ...], final_state)``, `run_trace` returns ``(spikes, states [T, ...])``.
 ``x`` may be a pytree of ``[T, ...]`` arrays (GLIF's conductance row travels beside its
-input current), sliced at t for step t. ``params`` are closed over, so gradients reach
-them as usual.
+input current), sliced at t for step t. Gradients reach ``params``, ``x`` and ``state``.
 
-Loop policy, the same for every neuron (`loop_defaults`): up to `MAX_FULL_UNROLL` steps
-the loop is unrolled into straight-line code, which XLA fuses across time steps, and the
-backward pass stores each step's residuals; beyond, it is a rolled `jax.lax.scan` and
-each step is rematerialised (`jax.checkpoint`) in the backward pass. What each choice
-costs is measured in ``bench/`` (``bench/README.md``).
+What the backward pass keeps (the contract of this module): the forward pass saves only
+its arguments, ``params``, the inputs ``x`` and the initial ``state``: per time step the
+bytes of ``x_t``, nothing of the step's internals or states. The backward pass
 
-GLIF's hand-written backward pass (`glif_jax.neurons._glif_fast`) runs its forward and
-reverse loops with the same policy through `loop`.
+1. runs the forward loop again from the saved ``state`` to rebuild the state before each
+   step (one layer's states at a time, freed when its backward ends);
+2. walks back in time, calling `jax.vjp` of ``step`` at each saved state: the step's own
+   internals live only within that step;
+3. sums the parameters' gradient in the loop's carry (``params``-shaped, never stacked
+   over time), and returns the inputs' gradient step by step.
+
+This is one custom VJP for every step function, a user's own included, so what a neuron
+keeps does not depend on what the compiler's rematerialisation does. Loop policy: up
+to `MAX_FULL_UNROLL` steps both loops are unrolled into straight-line code, which XLA
+fuses across time steps; beyond, they are rolled `jax.lax.scan` loops (measured in
+``bench/``, see ``bench/README.md``). Forward-mode autodiff (`jax.jvp`) is not defined
+for a custom VJP: differentiate a plain `jax.lax.scan` of the step where it is needed.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -32,18 +41,12 @@ StepFn = Callable[[Params, State, Any], tuple[jax.Array, State]]
 MAX_FULL_UNROLL = 32
 
 
-def loop_defaults(
-  length: int, unroll: int | bool | None, remat: bool | None
-) -> tuple[int | bool, bool]:
-  """The ``(unroll, remat)`` a loop of ``length`` steps runs with, ``None`` resolved.
-
-  ``unroll=None``: ``True`` (straight-line code) up to `MAX_FULL_UNROLL` steps, else 1.
-  ``remat=None``: ``False`` up to `MAX_FULL_UNROLL` steps, else ``True``.
-  """
-  long_loop = length > MAX_FULL_UNROLL
-  return (
-    1 if long_loop else True
-  ) if unroll is None else unroll, long_loop if remat is None else remat
+def default_unroll(length: int, unroll: int | bool | None) -> int | bool:
+  """``unroll``, or for ``None``: ``True`` (straight-line code) up to `MAX_FULL_UNROLL`
+  steps, else 1 (a rolled `jax.lax.scan`)."""
+  if unroll is None:
+    return True if length <= MAX_FULL_UNROLL else 1
+  return unroll
 
 
 def _is_sequence(a: Any) -> bool:
@@ -84,22 +87,64 @@ def _time_steps(x: Any) -> int:
   lengths = {jnp.shape(a)[0] for a in leaves}
   if len(lengths) != 1:
     raise ValueError(f"every leaf of x must have the same T, got leading sizes {sorted(lengths)}")
-  return lengths.pop()
+  length = lengths.pop()
+  if length < 1:
+    raise ValueError(f"x must hold at least one time step, got T = {length}")
+  return length
 
 
-def _loop_steps(
-  step: StepFn, params: Any, x: Any, state: Any, unroll, remat, with_states: bool
-) -> tuple[Any, Any]:
-  unroll, remat = loop_defaults(_time_steps(x), unroll, remat)
+def _forward(step, params, x, state, with_trace, unroll):
+  """``(spikes, final_state or trace)`` of running ``step`` over ``x``."""
 
   def body(s, x_t):
     spike, s = step(params, s, x_t)
-    return s, (spike, s) if with_states else spike
+    return s, (spike, s) if with_trace else spike
 
-  if remat:
-    body = jax.checkpoint(body, prevent_cse=False)
   final_state, out = loop(body, state, x, unroll=unroll)
-  return final_state, stack(out)
+  return stack(out) if with_trace else (stack(out), final_state)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 4, 5))
+def _run(step, params, x, state, with_trace, unroll):
+  return _forward(step, params, x, state, with_trace, unroll)
+
+
+def _run_fwd(step, params, x, state, with_trace, unroll):
+  return _forward(step, params, x, state, with_trace, unroll), (params, x, state)
+
+
+def _states_before(step, params, x, state, unroll):
+  """The state before each step, rebuilt from the initial one (the backward's first loop)."""
+  return loop(lambda s, x_t: (step(params, s, x_t)[1], s), state, x, unroll=unroll)[1]
+
+
+def _run_bwd(step, with_trace, unroll, residuals, cotangents):
+  """Backpropagation through time with `jax.vjp` of ``step``, one step at a time."""
+  # The barrier keeps XLA from merging the rebuilt states with the forward pass's (which
+  # would keep those alive until now, the memory this pass exists to save).
+  params, x, state = jax.lax.optimization_barrier(residuals)
+  ct_spikes, ct_state = cotangents
+  zeros = functools.partial(jax.tree.map, jnp.zeros_like)
+  ct_trace = ct_state if with_trace else None
+
+  def back(carry, inputs):
+    ds, dparams = carry
+    state_before, x_t, ct_spike, ct_state_t = inputs
+    if ct_state_t is not None:
+      ds = jax.tree.map(jnp.add, ds, ct_state_t)
+    _, step_vjp = jax.vjp(step, params, state_before, x_t)
+    dparams_t, ds, dx_t = step_vjp((ct_spike, ds))
+    return (ds, jax.tree.map(jnp.add, dparams, dparams_t)), dx_t
+
+  states = _states_before(step, params, x, state, unroll)
+  ds_last = zeros(state) if with_trace else ct_state
+  (dstate, dparams), dx = loop(
+    back, (ds_last, zeros(params)), (states, x, ct_spikes, ct_trace), unroll=unroll, reverse=True
+  )
+  return dparams, stack(dx), dstate
+
+
+_run.defvjp(_run_fwd, _run_bwd)
 
 
 def run(
@@ -109,9 +154,8 @@ def run(
   state: State,
   *,
   unroll: int | bool | None = None,
-  remat: bool | None = None,
 ) -> tuple[jax.Array, State]:
-  """Runs a neuron step function over time.
+  """Runs a neuron step function over time, with the lean backward pass of this module.
 
   Args:
     step: one time step, ``step(params, state, x_t) -> (spike_t, new_state)``; bind
@@ -119,13 +163,13 @@ def run(
     params: the neuron's parameters (a pytree, or None), the same at every step.
     x: input ``[T, *batch, C]``, or a pytree of ``[T, ...]`` arrays sliced together.
     state: the state before the first step.
-    unroll: ``True`` runs the loop as straight-line code, an int is `jax.lax.scan`'s
+    unroll: ``True`` runs the loops as straight-line code, an int is `jax.lax.scan`'s
       unroll factor; ``None``: ``True`` for T <= 32, else 1.
-    remat: checkpoint each step (`jax.checkpoint`): the backward pass recomputes a
-      step's internals from its carry instead of storing them; ``None``: T > 32.
 
   Returns:
     ``(spikes, final_state)``: the spikes of every step stacked ``[T, ...]``.
+
+  The backward pass keeps only ``params``, ``x`` and ``state`` (the module docstring).
 
   Examples:
     A neuron of one's own, an LIF whose threshold rises by 0.5 after each spike and
@@ -152,7 +196,7 @@ def run(
     >>> bool(jax.grad(count)(2.0) < 0)  # a slower membrane fires less
     True
   """
-  return _loop_steps(step, params, x, state, unroll, remat, False)[::-1]
+  return _run(step, params, x, state, False, default_unroll(_time_steps(x), unroll))
 
 
 def run_trace(
@@ -162,7 +206,6 @@ def run_trace(
   state: State,
   *,
   unroll: int | bool | None = None,
-  remat: bool | None = None,
 ) -> tuple[jax.Array, State]:
   """`run`, returning the state after every step instead of the final one.
 
@@ -170,5 +213,4 @@ def run_trace(
     ``(spikes, trace)``: spikes ``[T, ...]`` and the states stacked over time, each
     leaf ``[T, ...]`` (``trace[-1]`` is the final state). Arguments as in `run`.
   """
-  _, (spikes, trace) = _loop_steps(step, params, x, state, unroll, remat, True)
-  return spikes, trace
+  return _run(step, params, x, state, True, default_unroll(_time_steps(x), unroll))

@@ -23,15 +23,15 @@ the terms of `glif_coefficients`, which `glif_step` writes out::
 with decay = 1 − α(1 − τ), hard_reset = γ, leak = (1 − α)·V_L, soft_reset = (1 − γ)·V_R
 and gain_t = 1 − β(1 − G_t) (GLIF_f: τ, 1, V_L, V_R and G_t).
 
-Layout: this module holds the parameters, state, constants, coefficients and the step;
-`glif` / `glif_trace` / `glif_f` run the update over time through the fast path of
-`glif_jax.neurons._glif_fast` (a hand-written backward pass, contract: equal to
-autodiff of `run`-ning `glif_step`). That module imports nothing from this one.
+Layout: this module holds the parameters, state, constants, coefficients and the step,
+the update's only home; `glif` / `glif_trace` / `glif_f` run `glif_step` over time with
+`glif_jax.neurons.run` and its lean backward pass.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -39,7 +39,8 @@ import jax.numpy as jnp
 
 from glif_jax import surrogates
 from glif_jax._checks import check_choice, check_positive_int
-from glif_jax.neurons import _common, _glif_fast
+from glif_jax.neurons import _common
+from glif_jax.neurons._loop import run, run_trace
 
 GATE_NAMES = ("alpha", "beta", "gamma")  # the gate logits of `GLIFParams`
 GATINGS = ("soft", "hard", "static")
@@ -91,7 +92,7 @@ def glif_params(
   conduct: float = 0.5,
   dtype=jnp.float32,
 ) -> GLIFParams:
-  """Initial GLIF parameters; the defaults are the authors' (DESIGN.md §2).
+  """Initial GLIF parameters; the defaults are the GLIF authors' code's.
 
   The initial values are given after the sigmoid, each in (0, 1), and stored as logits.
 
@@ -327,31 +328,23 @@ def _check_step(p: GLIFParams, state: GLIFState, x_t: jax.Array, conduct_t: jax.
   return x_t
 
 
-def _scan(
+def _run(
+  loop: Callable[..., tuple[jax.Array, GLIFState]],
   p: GLIFParams,
   x: jax.Array,
   state: GLIFState | None,
   constants: GLIFConstants,
   unroll: int | bool | None,
-  remat: bool | None,
-) -> tuple[jax.Array, jax.Array]:
-  """Checks the arguments, then ``(spikes, u)`` ``[T, *batch, C]`` by the fast path."""
-  k = _common.check_constants(constants, GLIFConstants)
+) -> tuple[jax.Array, GLIFState]:
+  """Checks the arguments, then `run` or `run_trace` (``loop``) of `glif_step`."""
+  constants = _common.check_constants(constants, GLIFConstants)
   x = _common.check_input(x)
   _check_params(p, x)
-  if state is not None:
-    _common.check_state(state, x.shape[1:])
-    state = _common.cast_tree(state, x.dtype)
-  c = glif_coefficients(p, gating=k.gating, simplified=k.simplified)
-  return _glif_fast.glif_scan(
-    _common.cast_tree(c, x.dtype),
-    x,
-    state,
-    surrogate=k.surrogate,
-    detach_reset=k.detach_reset,
-    unroll=unroll,
-    remat=remat,
-  )
+  if state is None:
+    state = GLIFState.zeros(x.shape[1:], x.dtype)
+  _common.check_state(state, x.shape[1:])
+  step = functools.partial(glif_step, constants=constants)
+  return loop(step, p, (x, p.conduct), _common.cast_tree(state, x.dtype), unroll=unroll)
 
 
 def glif(
@@ -361,27 +354,23 @@ def glif(
   *,
   constants: GLIFConstants = GLIFConstants(),
   unroll: int | bool | None = None,
-  remat: bool | None = None,
 ) -> tuple[jax.Array, GLIFState]:
-  """Runs a GLIF layer over time: `glif_step` at every step, with a fast backward pass.
+  """Runs a GLIF layer over time: `glif_step` at every step, through `glif_jax.neurons.run`.
 
   Args:
     p: raw-logit parameters (see `glif_params`); ``conduct`` has T rows.
     x: input current ``[T, *batch, C]`` (time-major, channel-last).
     state: state before the first step, ``GLIFState`` of ``[*batch, C]``; rest if None.
     constants: `GLIFConstants` (gating, GLIF_f, reset detach, surrogate).
-    unroll, remat: the time-loop policy of `glif_jax.neurons.run`; ``remat`` recomputes
-      the membrane potentials in the backward pass instead of storing them.
+    unroll: the time-loop policy of `glif_jax.neurons.run`.
 
   Returns:
     ``(spikes, final_state)`` with spikes shaped like ``x``.
 
-  The backward pass is written by hand (`glif_jax.neurons._glif_fast`; reverse mode:
-  `jax.grad`, `jax.vjp`); forward mode (`jax.jvp`) is not defined for it — `run`
-  `glif_step` where it is needed.
+  The backward pass keeps only ``x`` of each step (`glif_jax.neurons.run`); reverse mode
+  only (`jax.grad`, `jax.vjp`): for `jax.jvp` scan `glif_step` with `jax.lax.scan`.
   """
-  spikes, u = _scan(p, x, state, constants, unroll, remat)
-  return spikes, GLIFState(u[-1], spikes[-1])
+  return _run(run, p, x, state, constants, unroll)
 
 
 def glif_trace(
@@ -391,15 +380,13 @@ def glif_trace(
   *,
   constants: GLIFConstants = GLIFConstants(),
   unroll: int | bool | None = None,
-  remat: bool | None = None,
 ) -> tuple[jax.Array, GLIFState]:
   """`glif`, returning the `GLIFState` after every step, each leaf ``[T, *batch, C]``.
 
   Returns:
     ``(spikes, trace)``; ``trace[-1]`` (as a pytree) is `glif`'s final state.
   """
-  spikes, u = _scan(p, x, state, constants, unroll, remat)
-  return spikes, GLIFState(u, spikes)
+  return _run(run_trace, p, x, state, constants, unroll)
 
 
 def glif_f(
@@ -409,13 +396,10 @@ def glif_f(
   *,
   constants: GLIFConstants = GLIFConstants(),
   unroll: int | bool | None = None,
-  remat: bool | None = None,
 ) -> tuple[jax.Array, GLIFState]:
   """Runs GLIF_f, the simplified fixed-gate GLIF: `glif` with ``constants.simplified``.
 
   ``u_t = τ·u_{t−1}·(1 − o_{t−1}) − V_L + G_t·X_t − V_R·o_{t−1}``; the gate logits of
   ``p`` and ``constants.gating`` are unused. Arguments and returns as in `glif`.
   """
-  return glif(
-    p, x, state, constants=constants._replace(simplified=True), unroll=unroll, remat=remat
-  )
+  return glif(p, x, state, constants=constants._replace(simplified=True), unroll=unroll)

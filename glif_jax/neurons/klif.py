@@ -66,8 +66,6 @@ def klif_step(
   Returns:
     ``(S_t, KLIFState(V_t))``.
   """
-  if not isinstance(params, KLIFParams):
-    raise TypeError(f"params must be KLIFParams, got {type(params).__name__}")
   c = _common.check_constants(constants, LIFConstants)
   x_t = _common.check_step_input(x_t)
   _check_params(params, x_t.shape[-1])
@@ -85,16 +83,14 @@ def klif_step(
   return spike, KLIFState(v)
 
 
-def _run(loop, p, x, state, constants, unroll, remat):
+def _run(loop, p, x, state, constants, unroll):
   """Checks the arguments, then `run` or `run_trace` (``loop``) of `klif_step`."""
-  if not isinstance(p, KLIFParams):
-    raise TypeError(f"params must be KLIFParams, got {type(p).__name__}")
   constants = _common.check_constants(constants, LIFConstants)
   x = _common.check_input(x)
   _check_params(p, x.shape[-1])
   state = initial_state(state, x, constants)
   step = functools.partial(klif_step, constants=constants)
-  return loop(step, p, x, state, unroll=unroll, remat=remat)
+  return loop(step, p, x, state, unroll=unroll)
 
 
 def klif(
@@ -104,7 +100,6 @@ def klif(
   *,
   constants: LIFConstants = LIFConstants(),
   unroll: int | bool | None = None,
-  remat: bool | None = None,
 ) -> tuple[jax.Array, KLIFState]:
   """Runs a KLIF layer over time: `klif_step` at every step.
 
@@ -113,12 +108,12 @@ def klif(
     x: input current ``[T, *batch, C]``.
     state: `KLIFState` of ``[*batch, C]``; ``V = v_reset`` (or 0) if None.
     constants: `LIFConstants`.
-    unroll, remat: the time-loop policy of `glif_jax.neurons.run`.
+    unroll: the time-loop policy of `glif_jax.neurons.run`.
 
   Returns:
     ``(spikes, final_state)``.
   """
-  return _run(run, p, x, state, constants, unroll, remat)
+  return _run(run, p, x, state, constants, unroll)
 
 
 def klif_trace(
@@ -128,7 +123,6 @@ def klif_trace(
   *,
   constants: LIFConstants = LIFConstants(),
   unroll: int | bool | None = None,
-  remat: bool | None = None,
 ) -> tuple[jax.Array, KLIFState]:
   """`klif`, returning ``(spikes, trace)``: the `KLIFState` after every step, ``[T, ...]``."""
-  return _run(run_trace, p, x, state, constants, unroll, remat)
+  return _run(run_trace, p, x, state, constants, unroll)

@@ -154,7 +154,7 @@ def initial_state(state: LIFState | None, x: jax.Array, constants: LIFConstants)
   return _common.cast_tree(state, x.dtype)
 
 
-def _run(loop, params, x, state, constants, unroll, remat):
+def _run(loop, params, x, state, constants, unroll):
   """Checks the arguments, then `run` or `run_trace` (``loop``) of `lif_step`."""
   constants = _common.check_constants(constants, LIFConstants)
   x = _common.check_input(x)
@@ -162,7 +162,14 @@ def _run(loop, params, x, state, constants, unroll, remat):
     _check_params(params, x.shape[-1])
   state = initial_state(state, x, constants)
   step = functools.partial(lif_step, constants=constants)
-  return loop(step, params, x, state, unroll=unroll, remat=remat)
+  return loop(step, params, x, state, unroll=unroll)
+
+
+def _run_plif(loop, p, x, state, constants, unroll):
+  """`_run` for PLIF, which needs its parameters (LIF is the neuron without)."""
+  if p is None:
+    raise TypeError("params must be PLIFParams, got None (LIF is the neuron without parameters)")
+  return _run(loop, p, x, state, constants, unroll)
 
 
 def lif(
@@ -171,7 +178,6 @@ def lif(
   *,
   constants: LIFConstants = LIFConstants(),
   unroll: int | bool | None = None,
-  remat: bool | None = None,
 ) -> tuple[jax.Array, LIFState]:
   """Runs a LIF layer over time: `lif_step` with ``params=None`` at every step.
 
@@ -179,12 +185,12 @@ def lif(
     x: input current ``[T, *batch, C]``.
     state: `LIFState` of ``[*batch, C]`` before the first step; ``V = v_reset`` if None.
     constants: `LIFConstants`.
-    unroll, remat: the time-loop policy of `glif_jax.neurons.run`.
+    unroll: the time-loop policy of `glif_jax.neurons.run`.
 
   Returns:
     ``(spikes, final_state)``.
   """
-  return _run(run, None, x, state, constants, unroll, remat)
+  return _run(run, None, x, state, constants, unroll)
 
 
 def lif_trace(
@@ -193,15 +199,9 @@ def lif_trace(
   *,
   constants: LIFConstants = LIFConstants(),
   unroll: int | bool | None = None,
-  remat: bool | None = None,
 ) -> tuple[jax.Array, LIFState]:
   """`lif`, returning ``(spikes, trace)``: the `LIFState` after every step, ``[T, ...]``."""
-  return _run(run_trace, None, x, state, constants, unroll, remat)
-
-
-def _check_plif_params(p: object) -> None:
-  if not isinstance(p, PLIFParams):
-    raise TypeError(f"params must be PLIFParams, got {type(p).__name__}")
+  return _run(run_trace, None, x, state, constants, unroll)
 
 
 def plif(
@@ -211,15 +211,13 @@ def plif(
   *,
   constants: LIFConstants = LIFConstants(),
   unroll: int | bool | None = None,
-  remat: bool | None = None,
 ) -> tuple[jax.Array, LIFState]:
   """Runs a PLIF layer (LIF with learnable ``1/τ = sigmoid(p.w)``) over time.
 
   Arguments and returns as in `lif`; ``p.w`` has shape ``()`` or ``(C,)``;
   ``constants.tau`` is unused.
   """
-  _check_plif_params(p)
-  return _run(run, p, x, state, constants, unroll, remat)
+  return _run_plif(run, p, x, state, constants, unroll)
 
 
 def plif_trace(
@@ -229,8 +227,6 @@ def plif_trace(
   *,
   constants: LIFConstants = LIFConstants(),
   unroll: int | bool | None = None,
-  remat: bool | None = None,
 ) -> tuple[jax.Array, LIFState]:
   """`plif`, returning ``(spikes, trace)``: the `LIFState` after every step, ``[T, ...]``."""
-  _check_plif_params(p)
-  return _run(run_trace, p, x, state, constants, unroll, remat)
+  return _run_plif(run_trace, p, x, state, constants, unroll)

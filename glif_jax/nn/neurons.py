@@ -5,7 +5,7 @@ optional initial ``state``. Under ``nnx.capture(fn, nnx.Intermediate)`` each cal
 sows the per-channel firing rate ``[C]`` as ``"firing_rate"`` (the latest call's).
 Each module holds one constants value (`glif_jax.neurons.GLIFConstants` or
 `LIFConstants`), built from its keyword arguments and validated once here, plus its
-time-loop policy (``unroll``, ``remat``). Learnable neuron quantities are
+time-loop policy (``unroll``). Learnable neuron quantities are
 `NeuronParam`s, so
 training can give them their own learning rate and no weight decay::
 
@@ -73,7 +73,7 @@ class GLIF(SpikingNeuron):
       `glif_jax.neurons.GLIFConstants`, held as ``self.constants``.
     tau, v_th, leak, v_reset, conduct: initial values after the sigmoid
       (see `glif_jax.neurons.glif_params`; ``leak=None`` is ``v_th / 8``).
-    unroll, remat: the time-loop policy of `glif_jax.neurons.run`.
+    unroll: the time-loop policy of `glif_jax.neurons.run`.
     rngs: draws the random gate logits.
   """
 
@@ -93,7 +93,6 @@ class GLIF(SpikingNeuron):
     surrogate: surrogates.Surrogate = surrogates.rectangle(),
     detach_reset: bool = False,
     unroll: int | bool | None = None,
-    remat: bool | None = None,
     rngs: nnx.Rngs,
   ):
     self.constants = neurons.GLIFConstants(gating, simplified, detach_reset, surrogate).validated()
@@ -110,18 +109,16 @@ class GLIF(SpikingNeuron):
       conduct=conduct,
     )
     self._hold_params(p)
-    self.unroll, self.remat = unroll, remat
+    self.unroll = unroll
 
   def run(self, x: jax.Array, state: neurons.GLIFState | None = None):
-    return neurons.glif(
-      self.params, x, state, constants=self.constants, unroll=self.unroll, remat=self.remat
-    )
+    return neurons.glif(self.params, x, state, constants=self.constants, unroll=self.unroll)
 
 
 class _LIFFamily(SpikingNeuron):
   """LIF, PLIF and KLIF: `glif_jax.neurons.LIFConstants`, the loop policy, the parameters.
 
-  ``options`` are ``unroll``, ``remat`` and the fields of `LIFConstants` (its defaults
+  ``options`` are ``unroll`` and the fields of `LIFConstants` (its defaults
   where not given) less those the neuron does not take (``_refused``); the constants are
   held as ``self.constants``, each field of ``params`` as a `NeuronParam` of its name.
   """
@@ -135,7 +132,6 @@ class _LIFFamily(SpikingNeuron):
     params: NamedTuple | None,
     *,
     unroll: int | bool | None = None,
-    remat: bool | None = None,
     **constants: Any,
   ):
     for name in self._refused:
@@ -143,11 +139,11 @@ class _LIFFamily(SpikingNeuron):
         raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {name!r}")
     self.constants = neurons.LIFConstants(**constants).validated()
     self._hold_params(params)
-    self.unroll, self.remat = unroll, remat
+    self.unroll = unroll
 
   def run(self, x: jax.Array, state: neurons.LIFState | None = None):
     p = self.params
-    return self._layer(p, x, state, constants=self.constants, unroll=self.unroll, remat=self.remat)
+    return self._layer(p, x, state, constants=self.constants, unroll=self.unroll)
 
 
 class KLIF(_LIFFamily):
@@ -156,7 +152,7 @@ class KLIF(_LIFFamily):
   Args:
     channels: C for a per-channel k, or ``None`` for one k per layer (the paper's).
     k: initial k.
-    **options: ``unroll``, ``remat`` (the time-loop policy of `glif_jax.neurons.run`) and
+    **options: ``unroll`` (the time-loop policy of `glif_jax.neurons.run`) and
       the fields of `glif_jax.neurons.LIFConstants` (``tau``, ``v_th``, ``v_reset``,
       ``decay_input``, ``scale_reset``, ``surrogate``, ``detach_reset``).
   """
@@ -175,7 +171,7 @@ class PLIF(_LIFFamily):
   Args:
     channels: C for a per-channel τ, or ``None`` for one τ per layer.
     init_tau: initial τ (> 1).
-    **options: ``unroll``, ``remat`` and the fields of `glif_jax.neurons.LIFConstants`
+    **options: ``unroll`` and the fields of `glif_jax.neurons.LIFConstants`
       but ``tau`` (learnt) and ``scale_reset`` (KLIF's), as `KLIF`.
   """
 
@@ -191,7 +187,7 @@ class LIF(_LIFFamily):
   """LIF layer (`glif_jax.neurons.lif`); it has no learnable parameters.
 
   Args:
-    **options: ``unroll``, ``remat`` and the fields of `glif_jax.neurons.LIFConstants`
+    **options: ``unroll`` and the fields of `glif_jax.neurons.LIFConstants`
       but ``scale_reset`` (KLIF's), as `KLIF`.
   """
 
@@ -199,4 +195,4 @@ class LIF(_LIFFamily):
     super().__init__(None, **options)
 
   def run(self, x: jax.Array, state: neurons.LIFState | None = None):
-    return neurons.lif(x, state, constants=self.constants, unroll=self.unroll, remat=self.remat)
+    return neurons.lif(x, state, constants=self.constants, unroll=self.unroll)

@@ -134,9 +134,8 @@ def test_every_neuron_is_a_distinct_submodule():
 
 
 def test_options_reach_the_neurons():
-  model = _tiny("mlp", neuron_options={"gating": "hard", "remat": True})
-  assert model.stem_neuron.constants.gating == "hard"
-  assert model.stem_neuron.constants.gating == "hard" and model.stem_neuron.remat is True
+  model = _tiny("mlp", neuron_options={"gating": "hard", "unroll": 1})
+  assert model.stem_neuron.constants.gating == "hard" and model.stem_neuron.unroll == 1
 
 
 def test_block_remat_keeps_results_and_stores_less():

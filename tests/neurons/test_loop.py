@@ -54,8 +54,8 @@ def _x_and_state():
 
 @pytest.mark.parametrize(
   "loop",
-  [{}, {"unroll": 1}, {"unroll": 3}, {"remat": True}],
-  ids=["default", "rolled", "3", "remat"],
+  [{}, {"unroll": 1}, {"unroll": 3}],
+  ids=["default", "rolled", "3"],
 )
 def test_users_adaptive_lif_equals_a_python_loop(loop):
   x, state = _x_and_state()
