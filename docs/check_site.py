@@ -11,7 +11,12 @@ Checks, each failure printed on one line, exit status 1 if any:
   exists in the site;
 - an API page for each public module, with a documented entry (an HTML anchor) for every
   name in the module's ``__all__``;
-- no page or stylesheet loads a script, stylesheet, font or image from another host.
+- no page or stylesheet loads a script, stylesheet, font or image from another host;
+- the config reference names every key of ``default_config`` and the flag reference every
+  flag of ``train.main``, ``train.evaluate`` and ``train.analyze`` (``_reference.py``);
+- no page names an internal work item ("issue 1" and a digit);
+- ``CITATION.cff`` is valid CFF 1.2 (required keys, known keys, value types), its version is
+  the package's, and the README's BibTeX is the one generated from it.
 """
 
 import importlib
@@ -106,13 +111,70 @@ def check_offline(site: pathlib.Path) -> list[str]:
   return problems
 
 
+def _code_texts(html: str) -> set[str]:
+  """The texts of the ``<code>`` elements of a page (tags inside removed)."""
+  return {
+    re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<code\b[^>]*>(.*?)</code>", html, re.DOTALL)
+  }
+
+
+def check_references(site: pathlib.Path) -> list[str]:
+  import _reference
+
+  problems = []
+  expected = {
+    "reference/config.html": [k.key for k in _reference.config_keys()],
+    "reference/flags.html": [
+      f"--{f.name}" for flags in _reference.entry_point_flags().values() for f in flags
+    ],
+  }
+  for name, items in expected.items():
+    page = site / name
+    if not page.exists():
+      problems.append(f"{name}: missing")
+      continue
+    shown = _code_texts(page.read_text(encoding="utf-8"))
+    problems += [f"{name}: {item} is not listed" for item in items if item not in shown]
+  return problems
+
+
+_INTERNAL = re.compile(r"issue\s+1\d", re.IGNORECASE)
+
+
+def check_words(site: pathlib.Path) -> list[str]:
+  problems = []
+  for page in sorted(site.rglob("*.html")):
+    text = re.sub(r"<[^>]+>", "", page.read_text(encoding="utf-8"))
+    for m in _INTERNAL.finditer(text):
+      problems.append(f"{page.relative_to(site)}: names an internal item: {m.group(0)!r}")
+  return problems
+
+
+def check_citation() -> list[str]:
+  import _reference
+
+  import glif_jax
+
+  cff = _reference.citation()
+  problems = [f"CITATION.cff: {p}" for p in _reference.cff_problems(cff)]
+  if cff.get("version") != glif_jax.__version__:
+    problems.append(
+      f"CITATION.cff: version {cff.get('version')!r}, the package is {glif_jax.__version__}"
+    )
+  readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+  if f"```bibtex\n{_reference.bibtex()}```" not in readme:
+    problems.append("README.md: its BibTeX is not the one generated from CITATION.cff")
+  return problems
+
+
 def main(argv: list[str]) -> int:
   site = pathlib.Path(argv[1] if len(argv) > 1 else DOCS / "_build" / "html")
   if not (site / "index.html").exists():
     print(f"check_site: {site}/index.html missing; build the site first", file=sys.stderr)
     return 1
-  sys.path.insert(0, str(DOCS.parent))
+  sys.path[:0] = [str(DOCS.parent), str(DOCS)]
   problems = check_tutorials(site) + check_api(site) + check_offline(site)
+  problems += check_references(site) + check_words(site) + check_citation()
   for p in problems:
     print(f"check_site: {p}", file=sys.stderr)
   tutorials = len(list((DOCS / "tutorials").glob("*.md")))

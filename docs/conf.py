@@ -13,13 +13,20 @@ import sys
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, ROOT)  # glif_jax, configs and train importable without installing
+sys.path.insert(0, os.path.dirname(__file__))  # _reference.py
 # The executed notebooks run in kernels started in their own directory; they find the
 # repository through PYTHONPATH, and JAX stays on the CPU with one device unless a
 # tutorial asks for more.
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+import jax
+
 import glif_jax
+
+# jax.Array is defined in jaxlib as ``jaxlib._jax.Array`` with ``__module__ = "jax"``, so
+# Sphinx printed its annotations as ``jax.jaxlib._jax.Array``; name it as users write it.
+jax.Array.__qualname__ = "Array"
 
 project = "glif-jax"
 author = "the glif-jax authors"
@@ -41,6 +48,7 @@ exclude_patterns = [
   "**.ipynb_checkpoints",
   "README.md",
   "check_site.py",
+  "_reference.py",
   "build.sh",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
@@ -75,8 +83,11 @@ autodoc_default_options = {
 }
 autodoc_typehints = "description"
 autodoc_typehints_format = "short"
+# Types join the parameters a docstring describes; a NamedTuple's fields are described as
+# attributes, so its constructor's parameters are not listed a second time.
+autodoc_typehints_description_target = "documented"
 autodoc_preserve_defaults = True
-autodoc_class_signature = "separated"
+autodoc_class_signature = "mixed"  # one signature per class, no separate __new__
 autodoc_mock_imports: list[str] = []
 autosummary_generate = False
 napoleon_google_docstring = True
@@ -145,13 +156,71 @@ def _public_data(module_name: str) -> str:
   return "```{eval-rst}\n" + "".join(f".. autodata:: {module_name}.{n}\n" for n in names) + "```\n"
 
 
-def _insert_public_data(app, docname, source):
+def _insert_generated(app, docname, source):
+  """Generated content (docs/_reference.py) in place of its marker line."""
+  import _reference
+
+  markers = {
+    "% config-reference": _reference.config_markdown,
+    "% flag-reference": _reference.flags_markdown,
+    "% citation-bibtex": lambda: f"```bibtex\n{_reference.bibtex()}```\n",
+  }
+  for marker, make in markers.items():
+    if marker in source[0]:
+      source[0] = source[0].replace(marker, make())
   if docname.startswith("api/"):
     source[0] = _PUBLIC_DATA.sub(lambda m: _public_data(m.group(1)), source[0])
+    source[0] = _PUBLIC_API.sub(
+      lambda m: _public_api(m.group(1), m.group(2), m.group(3)), source[0]
+    )
+
+
+# An API page lists a module's functions, classes and exceptions in sections of its own
+# order with lines "% public-functions glif_jax.<module> [first names ...]" (and
+# "% public-classes", "% public-exceptions"): the names given come first, in that order
+# (what users call first), then the module's other public names of that kind in __all__
+# order, so none can be left out.
+_PUBLIC_API = re.compile(
+  r"^% public-(functions|classes|exceptions) (\S+)((?: \S+)*)$", re.MULTILINE
+)
+_DIRECTIVE = {"functions": "autofunction", "classes": "autoclass", "exceptions": "autoexception"}
+
+
+def _kind(obj) -> str | None:
+  import inspect
+
+  if inspect.isclass(obj):
+    return "exceptions" if issubclass(obj, BaseException) else "classes"
+  return "functions" if inspect.isroutine(obj) else None
+
+
+def _public_api(kind: str, module_name: str, first: str) -> str:
+  import importlib
+
+  module = importlib.import_module(module_name)
+  public = [n for n in module.__all__ if _kind(getattr(module, n)) == kind]
+  leading = first.split()
+  unknown = [n for n in leading if n not in public]
+  if unknown:
+    raise ValueError(f"{module_name}: {unknown} are not public {kind} of the module")
+  names = leading + [n for n in public if n not in leading]
+  directive = _DIRECTIVE[kind]
+  return (
+    "```{eval-rst}\n" + "".join(f".. {directive}:: {module_name}.{n}\n" for n in names) + "```\n"
+  )
+
+
+def _skip_namedtuple_aliases(app, what, name, obj, skip, options):
+  """A NamedTuple's fields are described in its Attributes section; their generated
+  properties ("Alias for field number N") are not listed again."""
+  if (getattr(obj, "__doc__", None) or "").startswith("Alias for field number"):
+    return True
+  return None
 
 
 def setup(app):
-  app.connect("source-read", _insert_public_data)
+  app.connect("source-read", _insert_generated)
+  app.connect("autodoc-skip-member", _skip_namedtuple_aliases)
   app.connect("autodoc-process-docstring", _drop_builtin_type_docstring, priority=300)
   # priority < 500: before napoleon's own autodoc-process-docstring handler
   app.connect("autodoc-process-docstring", _escape_grouped_star_args, priority=400)

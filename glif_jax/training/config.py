@@ -62,11 +62,11 @@ def _data_keys(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   # The options of dataset = "synthetic" (a section named after the data set adds to
   # data_options).
   config.synthetic = config_dict.ConfigDict()
-  config.synthetic.train_size = 512
-  config.synthetic.test_size = 128
+  config.synthetic.train_size = 512  # training examples
+  config.synthetic.test_size = 128  # test examples
   config.synthetic.image_size = 8  # H = W
-  config.synthetic.channels = 1
-  config.synthetic.num_classes = 4
+  config.synthetic.channels = 1  # C of every image
+  config.synthetic.num_classes = 4  # classes, one prototype each
   # Training augmentation of the registered data sets: a random crop of the input
   # zero-padded by crop_padding pixels back to its size (0: none; event frames: one offset
   # for all T frames), and a random left-right flip. None: the data set's default, the
@@ -97,7 +97,7 @@ def _optimisation_keys(config: ml_collections.ConfigDict) -> ml_collections.Conf
   """Loss, optimiser, run length, batching and seed."""
   # Loss.
   config.loss = "ce"  # "ce": CE of the mean over T of the logits; "tet": Deng et al. 2022
-  config.label_smoothing = 0.0
+  config.label_smoothing = 0.0  # of the cross-entropy's targets (0: none)
   config.tet_mse_weight = 0.0  # λ of TET's MSE term (0: plain TET)
   config.tet_mse_target = 1.0  # φ, the MSE term's target for every logit
 
@@ -117,7 +117,7 @@ def _optimisation_keys(config: ml_collections.ConfigDict) -> ml_collections.Conf
   config.grad_clip_norm = config_dict.placeholder(float)  # global-norm clipping (None: off)
 
   # Run length and batching.
-  config.num_epochs = 200
+  config.num_epochs = 200  # passes over the training set
   config.num_train_steps = -1  # > 0: stop after this many steps (tests, smoke runs)
   config.batch_size = 64  # global, split over the local devices
   config.eval_batch_size = 256  # global
@@ -128,10 +128,10 @@ def _optimisation_keys(config: ml_collections.ConfigDict) -> ml_collections.Conf
 def _run_control_keys(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """How a run is driven, not what it computes (`RUN_CONTROL_KEYS`)."""
   # Logging and checkpoints.
-  config.log_every_steps = 100
+  config.log_every_steps = 100  # log the training metrics and GLIF's mean gates
   config.checkpoint_every_steps = 0  # > 0: also checkpoint mid-epoch (always after each epoch)
   config.max_to_keep = 3  # latest checkpoints kept; the best by eval accuracy is kept too
-  config.progress_bar = True
+  config.progress_bar = True  # a tqdm progress bar on the console (process 0)
   config.overwrite = False  # True: discard a workdir's checkpoints made with another config
   # Parallelism. "jit": a Mesh over every device of every process, the global batch sharded
   # over it, the state replicated; "pmap": jax.pmap over each process's devices.
