@@ -6,9 +6,11 @@ flag or config file, and the library's typed errors for what the user can fix
 unsafe data, checkpoints or weights, an unreadable or unwritable file; and a full disk,
 which leaves the checkpoints saved before it intact) end with ``error: <what is wrong>``
 on stderr and exit status 2, without a traceback. Set ``GLIF_JAX_TRACEBACK=1`` to print
-the traceback before that line. On a full disk or a dead peer, orbax's reports of the failed
-save from its background threads (and TensorStore's calls into the event loop orbax closed
-after it) are left out: that line says it once.
+the traceback before that line. On a failed save (a full disk, a read-only, vanished or
+forbidden directory) or a dead peer, orbax's reports of it from its background threads (and
+TensorStore's calls into the event loop orbax closed after it) are left out: that line says
+it once. Every error ends the process right after its line (`os._exit`, output flushed): the
+interpreter's shutdown would wait on orbax's threads, which a failed save can leave running.
 
 In a run of several processes, a process whose peer died (a collective failed) ends with
 one line and status 3 at once, leaving out JAX's shutdown barrier (which would wait for
@@ -85,18 +87,19 @@ def _full_disk(err: BaseException) -> str | None:
 
 
 def _ends_in_one_line(err: BaseException | None) -> bool:
-  """Whether ``err``, or an error it was raised from or while handling, is a full disk's or a
-  dead peer's: the main thread gets it too and ends with one line."""
+  """Whether ``err``, or an error it was raised from or while handling, is a failed write (an
+  `OSError`: a full disk, a read-only, vanished or forbidden directory) or a dead peer's: the
+  main thread gets it too and ends with one line."""
   while err is not None:
-    if _full_disk(err) or parallel.peer_failure(err):
+    if isinstance(err, OSError) or _full_disk(err) or parallel.peer_failure(err):
       return True
     err = err.__cause__ or err.__context__
   return False
 
 
 class _OrbaxFailedSave(logging.Filter):
-  """Drops orbax's reports of a save that failed on a full disk or with a dead peer: the error
-  reaches the main thread, which ends with one line."""
+  """Drops orbax's reports of a save that failed (a full disk, a directory that cannot be
+  written, a dead peer): the error reaches the main thread, which ends with one line."""
 
   def filter(self, record: logging.LogRecord) -> bool:
     error = record.exc_info[1] if record.exc_info else None
@@ -140,7 +143,7 @@ def fail(message: str, status: int = USER_ERROR_STATUS) -> NoReturn:
 
 def _end_now(message: str, status: int) -> NoReturn:
   """`fail`, but leaving out the interpreter's shutdown, where JAX waits for dead peers and
-  orbax's threads report the failed write once more."""
+  orbax's threads, after a failed save, report it once more or wait forever."""
   if os.environ.get(TRACEBACK_VARIABLE):
     traceback.print_exc()
   sys.stderr.write(f"error: {message}\n")
@@ -174,7 +177,7 @@ def _handled(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
   def handled(argv: list[str]) -> None:
     try:
       main(argv)
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 -- every error ends the process (`_end_now`)
       if lost := parallel.peer_failure(err):
         _end_now(
           f"process {jax.process_index()} of {jax.process_count()}: {lost}",
@@ -183,8 +186,10 @@ def _handled(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
       if full := _full_disk(err):
         _end_now(full, USER_ERROR_STATUS)
       if isinstance(err, USER_ERRORS):
-        fail(_message(err))
-      raise
+        _end_now(_message(err), USER_ERROR_STATUS)
+      if not os.environ.get(TRACEBACK_VARIABLE):  # a bug: its traceback, then the end
+        traceback.print_exc()
+      _end_now(f"{type(err).__name__} (the traceback above)", 1)
 
   return handled
 

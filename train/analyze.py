@@ -6,7 +6,7 @@ Usage::
   python -m train.analyze --docs docs
 
 ``--workdir`` rebuilds the model from the run's ``config.json``, restores its latest
-checkpoint, runs one batch of test data and writes to ``DIR`` (default
+checkpoint (refused unless it matches its digest and its step, as a resume checks), runs one batch of test data and writes to ``DIR`` (default
 ``<workdir>/analysis``) ``report.md`` and its figures (`glif_jax.analysis.report`).
 ``--docs`` writes `glif_jax.analysis.figures.dynamics_figures`, made from the neuron
 equations alone.
@@ -14,18 +14,26 @@ equations alone.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import app, flags, logging
+from flax import nnx
 
+from glif_jax import data
 from glif_jax.analysis import figures, network
 from glif_jax.analysis.report import write_report
-from glif_jax.training import create_model, gate_history, input_pipeline
-from glif_jax.training.checkpoints import CHECKPOINT_DIR, CONFIG_FILE
+from glif_jax.training import (
+  checkpoints,
+  create_model,
+  create_train_state,
+  gate_history,
+  input_pipeline,
+  make_tx,
+)
+from glif_jax.training.checkpoints import CHECKPOINT_DIR
 from glif_jax.training.train import SUMMARY_FILE
 from train import _cli
 
@@ -39,13 +47,30 @@ def _gate_history(workdir: Path) -> tuple[np.ndarray, dict[str, dict[str, np.nda
   return (steps, gates) if len(steps) else network.gate_evolution(workdir / CHECKPOINT_DIR)
 
 
+def _restored_model(
+  workdir: Path, config: ml_collections.ConfigDict, splits: dict[str, data.RecordSource]
+) -> tuple[nnx.Module, int]:
+  """The run's model holding its latest checkpoint, verified as a resume verifies it (fits
+  the model, matches its digest and its step), and that step."""
+  model = create_model(config, splits["train"].info)
+  per_epoch = input_pipeline.steps_per_epoch(splits["train"], config)
+  tx = make_tx(config, per_epoch, input_pipeline.total_steps(config, per_epoch))
+  _, initial = create_train_state(model, tx)
+  with checkpoints.checkpoint_manager(workdir, max_to_keep=1, read_only=True) as manager:
+    step = manager.latest_step()
+    if step is None:
+      raise FileNotFoundError(f"no checkpoints in {str(manager.directory)!r}")
+    state, _ = checkpoints.restore_step(manager, step, initial, steps_per_epoch=per_epoch)
+  nnx.update(model, state.params, state.rest)
+  return model, step
+
+
 def report(workdir: Path, out: Path, batch_size: int) -> Path:
   """Writes ``report.md`` and figures for the run in ``workdir`` to ``out``."""
-  config = ml_collections.ConfigDict(json.loads((workdir / CONFIG_FILE).read_text()))
-  splits, info = input_pipeline.load(config)
+  config = ml_collections.ConfigDict(checkpoints.read_config(workdir))
+  splits, _ = input_pipeline.load(config)
   images, labels = input_pipeline.test_examples(splits["test"], config, batch_size)
-  model = create_model(config, info)
-  step = network.restore_model(model, workdir / CHECKPOINT_DIR)
+  model, step = _restored_model(workdir, config, splits)
   model.eval()
   summary = workdir / SUMMARY_FILE
   return write_report(
@@ -55,6 +80,7 @@ def report(workdir: Path, out: Path, batch_size: int) -> Path:
     out,
     title=f"Analysis of `{workdir}`",
     checkpoint_step=step,
+    initial_gates=network.glif_gates(create_model(config, splits["train"].info)),  # at init
     gate_history=_gate_history(workdir),
     summary_json=summary.read_text() if summary.exists() else None,
   )

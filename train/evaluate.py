@@ -19,7 +19,8 @@ split, and the energy estimate (SOPs, SNN against ANN energy) on the first
 training summary's keys, ``steps`` 0, plus ``authors_checkpoint`` and ``energy``) and an
 orbax checkpoint at step 0 holding the authors' weights, so ``python -m train.analyze
 --workdir DIR`` reports on it and ``python -m train.main`` with the same config fine-tunes
-from it. Weights holding NaN/inf are refused (`glif_jax.models.NonFiniteWeightsError`);
+from it. Only a new workdir is written: one holding a run's checkpoints or ``summary.json``
+is refused. Weights holding NaN/inf are refused (`glif_jax.models.NonFiniteWeightsError`);
 ``--allow-nonfinite`` evaluates them, but never with ``--workdir``. A missing or bad
 checkpoint, config or data ends with one line and status 2 (``train/_cli.py``).
 """
@@ -94,7 +95,38 @@ def evaluate_authors_checkpoint(
   Raises:
     NonFiniteWeightsError: the checkpoint holds NaN/inf values (unless
       ``allow_nonfinite``), or it does and a ``workdir`` is given.
+    ConfigError: ``workdir`` holds another run's checkpoints or ``summary.json`` (it is
+      never overwritten), or another process uses it.
   """
+  if workdir is not None:
+    _refuse_used(Path(workdir))
+  try:
+    return _evaluate(config, checkpoint, workdir, energy_examples, allow_nonfinite)
+  finally:
+    if workdir is not None:
+      checkpoints.unlock_workdir(workdir)
+
+
+def _refuse_used(workdir: Path) -> None:
+  """Raises ConfigError if ``workdir`` holds a run's checkpoints or summary: never overwritten."""
+  steps = checkpoints.saved_steps(workdir)
+  found = [f"checkpoints of steps {steps}"] if steps else []
+  found += [SUMMARY_FILE] if (workdir / SUMMARY_FILE).exists() else []
+  if found:
+    raise training.ConfigError(
+      f"workdir {str(workdir)!r} holds another run ({', '.join(found)}); train.evaluate "
+      "writes only into a new workdir: give another --workdir"
+    )
+
+
+def _evaluate(
+  config: ml_collections.ConfigDict,
+  checkpoint: str | Path,
+  workdir: str | Path | None,
+  energy_examples: int,
+  allow_nonfinite: bool,
+) -> dict[str, Any]:
+  """`evaluate_authors_checkpoint`, once ``workdir`` (if any) is known to be new."""
   start = time.time()
   entries: dict[str, Any] = {}
 

@@ -167,20 +167,22 @@ def build(
 
   Args:
     config: the training config (keys as in `glif_jax.training.default_config`).
-    workdir: the run's directory, checked and given ``config.json``
-      (`checkpoints.guard_workdir`); None for none.
+    workdir: the run's directory: locked for this process (`checkpoints.lock_workdir`,
+      held until `checkpoints.unlock_workdir` or the process ends), checked and given
+      ``config.json`` (`checkpoints.guard_workdir`); None for none.
     load_weights: called on the freshly built model before the train state is made
       from it (e.g. to load the GLIF authors' weights).
 
   Raises:
-    ConfigError: a bad config, processes with different configs, or an unusable workdir
-      or one of a run with another config.
+    ConfigError: a bad config, processes with different configs, or an unusable workdir,
+      one in use by another process or one of a run with another config.
   """
   agree_across_processes(config)
   validate_config(
     config, dataset_names=input_pipeline.dataset_names(), num_devices=jax.device_count()
   )
   if workdir is not None:
+    checkpoints.lock_workdir(workdir)  # the caller unlocks it (`checkpoints.unlock_workdir`)
     checkpoints.guard_workdir(workdir, config)
   splits, info = input_pipeline.load(config)
   validate_input_shape(config, info.input_shape)

@@ -59,14 +59,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
 
   Args:
     config: the training config (keys as in `glif_jax.training.config.default_config`).
-    workdir: the run's directory.
+    workdir: the run's directory (locked while the run uses it: `checkpoints.lock_workdir`).
 
   Returns:
     The final `TrainState` (host arrays).
 
   Raises:
     ConfigError: a bad config (raised before anything is built or compiled), processes
-      with different configs, or a workdir of a run with another config or unusable.
+      with different configs, or a workdir in use by another process, of a run with
+      another config, or unusable.
     NonFiniteError: non-finite values, as ``config.nonfinite`` says.
     TrainingInterrupted: SIGTERM; a checkpoint of the current step was saved first.
     KeyboardInterrupt: SIGINT (Ctrl-C); a checkpoint of the current step was saved first.
@@ -74,6 +75,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     checkpoints.CorruptCheckpointError: the workdir has checkpoints but none is intact.
   """
   start_time = time.time()
+  try:
+    return _train_and_evaluate(config, workdir, start_time)
+  finally:
+    checkpoints.unlock_workdir(workdir)
+
+
+def _train_and_evaluate(
+  config: ml_collections.ConfigDict, workdir: str | Path, start_time: float
+) -> TrainState:
+  """`train_and_evaluate` in the workdir this process holds."""
   experiment = build(config, workdir)
   layout, record = experiment.layout, actions.Record()
   schedule = actions.Schedule(
@@ -156,7 +167,9 @@ def _restore(
 ) -> tuple[Any, int]:
   """The latest checkpoint (or the initial state) placed for the steps, and its step."""
   layout = experiment.layout
-  restored = checkpoints.restore_latest(manager, layout.abstract(experiment.initial))
+  restored = checkpoints.restore_latest(
+    manager, layout.abstract(experiment.initial), steps_per_epoch=experiment.steps_per_epoch
+  )
   state, position = restored or (experiment.initial, DataPosition(0, 0))
   first = position.epoch * experiment.steps_per_epoch + position.batch
   record.metrics.clear()

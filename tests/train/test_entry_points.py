@@ -182,7 +182,7 @@ MESSAGES = {
   "evaluate: missing checkpoint": r"nope\.pth",
   "evaluate: not a checkpoint": r"a_file: not a PyTorch zip checkpoint",
   "evaluate: missing data": r"mnist.*not found in",
-  "analyze: no run in the workdir": r"nowhere/config\.json: No such file or directory",
+  "analyze: no run in the workdir": r"nowhere/config\.json is missing",
 }
 
 

@@ -1,8 +1,12 @@
 """Checkpoints: corrupt ones are reported and skipped, other models' refused, workdirs kept."""
 
+import errno
 import json
 import logging
+import os
 import shutil
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -13,6 +17,7 @@ from configs import smoke
 from glif_jax import data
 from glif_jax.training import (
   CheckpointMismatchError,
+  ConfigError,
   CorruptCheckpointError,
   DataPosition,
   TrainState,
@@ -44,6 +49,8 @@ def _manager(workdir):
 
 @pytest.fixture
 def workdir(tmp_path):
+  """A workdir of the smoke config holding checkpoints of `STEPS`."""
+  checkpoints.guard_workdir(tmp_path, smoke.get_config())
   with _manager(tmp_path) as manager:
     for step in STEPS:
       checkpoints.save(manager, jax.device_get(_state(step)), DataPosition(0, step))
@@ -208,3 +215,78 @@ def test_digest_depends_on_every_leaf():
     leaves[i] = np.asarray(leaves[i]).copy()
     leaves[i].reshape(-1)[0] += 1
     assert checkpoints.state_digest(jax.tree.unflatten(treedef, leaves)) != base
+
+
+@pytest.mark.slow
+def test_a_second_process_on_a_workdir_is_refused_at_once(tmp_path):
+  checkpoints.lock_workdir(tmp_path)
+  lock = tmp_path / f"{checkpoints.LOCK_FILE}.0"
+  other = f"from glif_jax.training import checkpoints; checkpoints.lock_workdir({str(tmp_path)!r})"
+  refused = subprocess.run(
+    [sys.executable, "-c", other], check=False, capture_output=True, text=True
+  )
+  message = f"workdir '{tmp_path}' is in use by another run (process {os.getpid()} holds {lock})"
+  assert refused.returncode == 1 and message in refused.stderr
+  checkpoints.lock_workdir(tmp_path)  # this process again: a no-op
+  checkpoints.unlock_workdir(tmp_path)
+  subprocess.run([sys.executable, "-c", other], check=True)  # free; and it died with the process
+  subprocess.run([sys.executable, "-c", other], check=True)
+
+
+@pytest.mark.parametrize(
+  "content, problem",
+  [
+    (None, r"is missing"),
+    ("", r"is empty"),
+    ("{garbage", r"is unreadable or not JSON \(JSONDecodeError"),
+    ('{"a": 1}', r"holds no training config \(no keys \['dataset', "),
+  ],
+  ids=["missing", "empty", "garbage", "not a config"],
+)
+def test_a_workdir_with_checkpoints_and_no_readable_config_is_refused(workdir, content, problem):
+  path = workdir / checkpoints.CONFIG_FILE
+  path.unlink()
+  if content is not None:
+    path.write_text(content)
+  config = smoke.get_config()
+  with pytest.raises(ConfigError, match=rf"{path} {problem}.*steps \[2, 4, 6\].*unknown"):
+    checkpoints.guard_workdir(workdir, config)
+  assert checkpoints.saved_steps(workdir) == list(STEPS)
+  config.overwrite = True
+  checkpoints.guard_workdir(workdir, config)
+  assert checkpoints.saved_steps(workdir) == []
+  assert checkpoints.read_config(workdir)["learning_rate"] == config.learning_rate
+
+
+def test_config_json_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+  checkpoints.guard_workdir(tmp_path, smoke.get_config())
+  before = (tmp_path / checkpoints.CONFIG_FILE).read_text()
+
+  def full_disk(fd):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+  monkeypatch.setattr(os, "fsync", full_disk)
+  changed = smoke.get_config()
+  changed.learning_rate = 0.5  # no saved step: the workdir is taken over
+  with pytest.raises(OSError, match="No space left"):
+    checkpoints.guard_workdir(tmp_path, changed)
+  assert (tmp_path / checkpoints.CONFIG_FILE).read_text() == before
+  assert [p.name for p in tmp_path.iterdir()] == [checkpoints.CONFIG_FILE]
+
+
+def test_a_data_position_not_of_its_step_is_reported_and_the_previous_used(workdir, caplog):
+  position = workdir / "checkpoints" / str(STEPS[-1]) / "position" / "metadata"
+  position.write_text(json.dumps({"epoch": 2, "batch": STEPS[-1]}))  # epoch 0 was saved
+  with caplog.at_level(logging.WARNING), _manager(workdir) as manager:
+    state, saved = checkpoints.restore_latest(manager, _state(0), steps_per_epoch=8)
+  assert int(state.step) == STEPS[-2] and saved == DataPosition(0, STEPS[-2])
+  assert "data position (epoch 2, batch 6) is not that of step 6 at 8 steps" in caplog.text
+
+
+def test_restore_step_refuses_a_checkpoint_that_does_not_match_its_digest(workdir):
+  _arrays_of_another_step(workdir / "checkpoints" / str(STEPS[-1]))
+  with _manager(workdir) as manager, pytest.raises(CorruptCheckpointError, match="digest"):
+    checkpoints.restore_step(manager, STEPS[-1], _state(0))
+  with _manager(workdir) as manager:
+    state, position = checkpoints.restore_step(manager, STEPS[-2], _state(0), steps_per_epoch=8)
+  assert int(state.step) == STEPS[-2] and position == DataPosition(0, STEPS[-2])
