@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import os
 import pickle
 import re
+import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -297,3 +300,88 @@ def test_a_full_disk_ends_in_one_line_keeping_the_previous_checkpoint(tmp_path):
   assert status == 0, stderr[-3000:]
   assert "resuming at step 2 from" in stdout
   assert checkpoints.saved_steps(tmp_path)[-1] == 16
+
+
+_ENDS_WITHIN_S = 30  # after the failure: orbax's threads are not waited for
+
+
+def _ended(process: subprocess.Popen, timeout: float = 180) -> tuple[str, str, float]:
+  """``(stdout, stderr, the time it ended)`` of ``process``, killed if it hangs."""
+  try:
+    stdout, stderr = process.communicate(timeout=timeout)
+  except subprocess.TimeoutExpired:
+    process.kill()
+    stdout, stderr = process.communicate()
+    raise AssertionError(f"still running after {timeout} s: {stderr[-3000:]}") from None
+  return stdout, stderr, time.time()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+  "mode, message",
+  [
+    pytest.param(
+      "read-only",
+      r"checkpoints/.*: Permission denied$",
+      marks=pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories"),
+    ),
+    ("vanished", r"checkpoints/.*: Not a directory$"),
+  ],
+)
+def test_a_failed_save_ends_in_one_line_within_seconds(tmp_path, mode, message):
+  args = [mode, *SMOKE, "--workdir", str(tmp_path), "--config.checkpoint_every_steps=2"]
+  process = _start("tests.train.failing_save", [*args, "--config.num_train_steps=4"])
+  stdout, stderr, ended = _ended(process)
+  _assert_one_line(process.returncode, stderr, message)
+  *before, _ = stderr.strip().splitlines()
+  assert all(_UNTRACKED.fullmatch(line) for line in before), stderr[-3000:]  # no orbax reports
+  broken = float(re.search(r"broken at (\S+)", stdout).group(1))
+  assert ended - broken < _ENDS_WITHIN_S
+
+
+@pytest.fixture(scope="module")
+def two_at_once(tmp_path_factory):
+  """Two `train.main` of the smoke config started at once on one new workdir:
+  ``(workdir, [(status, stderr, seconds it ran)] by status)``."""
+  workdir = tmp_path_factory.mktemp("two_at_once")
+  started = time.time()
+  processes = [_start("train.main", [*SMOKE, "--workdir", str(workdir)]) for _ in range(2)]
+  ended = []
+  for process in processes:
+    _, stderr, end = _ended(process)
+    ended.append((process.returncode, stderr, end - started))
+  return workdir, sorted(ended, key=lambda e: e[0])
+
+
+@pytest.mark.slow
+def test_a_second_run_on_a_workdir_in_use_is_refused_at_once(two_at_once):
+  workdir, ((status, stderr, _), (refused, line, seconds)) = two_at_once
+  assert status == 0, stderr[-3000:]
+  _assert_one_line(refused, line, rf"workdir '{workdir}' is in use by another run \(process \d+")
+  assert seconds < _ENDS_WITHIN_S
+  assert json.loads((workdir / "summary.json").read_text())["steps"] == 32
+
+
+@pytest.mark.slow
+def test_evaluate_never_writes_into_a_trained_workdir(two_at_once, in_process):
+  workdir, _ = two_at_once
+  summary = (workdir / "summary.json").read_text()
+  args = [*SMOKE, "--authors-checkpoint", "nope.pth", "--workdir", str(workdir)]
+  message = rf"workdir '{workdir}' holds another run \(checkpoints of steps \[16, 32\], summary"
+  _assert_one_line(*in_process("train.evaluate", args), message)
+  assert (workdir / "summary.json").read_text() == summary
+
+
+@pytest.mark.slow
+def test_analyze_refuses_a_checkpoint_that_does_not_match_its_digest(
+  two_at_once, tmp_path, in_process
+):
+  workdir = tmp_path / "altered"
+  shutil.copytree(two_at_once[0], workdir)
+  latest = workdir / "checkpoints" / "32"
+  shutil.rmtree(latest / "state")
+  shutil.copytree(workdir / "checkpoints" / "16" / "state", latest / "state")  # step 16's arrays
+  message = (
+    r"checkpoint step 32 in .*altered/checkpoints is unreadable or corrupt \(.*digest mismatch"
+  )
+  _assert_one_line(*in_process("train.analyze", ["--workdir", str(workdir)]), message)
