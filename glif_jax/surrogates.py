@@ -9,6 +9,7 @@ Forward, for every surrogate::
 
     H(x) = 1[x > 0]                  (default, ``inclusive=False``; GLIF)
     H(x) = 1[x >= 0]                 (``inclusive=True``; KLIF, LIF)
+    H(NaN) = NaN                     (as ``jnp.heaviside``: the NaN reaches the loss)
 
 The backward pass multiplies the incoming cotangent by ``grad(x)``, computed in
 ``x``'s dtype. The gradient formulas are documented on each factory.
@@ -50,9 +51,10 @@ __all__ = [
 
 
 def heaviside(x: jax.Array, inclusive: bool = False) -> jax.Array:
-  """Step function in ``x``'s dtype: ``1[x > 0]``, or ``1[x >= 0]`` if ``inclusive``."""
-  fired = x >= 0 if inclusive else x > 0
-  return fired.astype(x.dtype)
+  """Step function in ``x``'s dtype: ``1[x > 0]``, or ``1[x >= 0]`` if ``inclusive``; NaN
+  where ``x`` is NaN (as `jax.numpy.heaviside`), so a NaN is never silenced into no spike."""
+  fired = (x >= 0 if inclusive else x > 0).astype(x.dtype)
+  return jnp.where(jnp.isnan(x), x, fired)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
@@ -87,7 +89,7 @@ class Surrogate(abc.ABC):
       inclusive: fire at ``x == 0`` too (``x >= 0``) instead of only ``x > 0``.
 
     Returns:
-      0/1 spikes, same shape and dtype as ``x``.
+      0/1 spikes (NaN where ``x`` is NaN), same shape and dtype as ``x``.
     """
     x = jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.floating):

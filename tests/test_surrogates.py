@@ -79,3 +79,15 @@ def test_bad_arguments():
     surrogates.rectangle(0)
   with pytest.raises(TypeError, match="floating-point input, got dtype int32"):
     surrogates.sigmoid()(jnp.array([1, 2], jnp.int32))
+
+
+@pytest.mark.parametrize("inclusive", [False, True])
+@pytest.mark.parametrize("name", NAMES)
+def test_spikes_are_nan_where_the_input_is_nan_as_jnp_heaviside(name, inclusive):
+  spike, formula, _ = DOCUMENTED[name]
+  x = jnp.array([-jnp.inf, -1.0, 0.0, 1.0, jnp.inf, jnp.nan])
+  expected = jnp.heaviside(x, 1.0 if inclusive else 0.0)  # [0, 0, 0 or 1, 1, 1, nan]
+  np.testing.assert_array_equal(spike(x, inclusive=inclusive), expected)
+  np.testing.assert_array_equal(surrogates.heaviside(x, inclusive), expected)
+  grads = jax.grad(lambda v: spike(v, inclusive=inclusive).sum())(x[1:4])
+  np.testing.assert_allclose(grads, formula(np.array([-1.0, 0.0, 1.0])), rtol=1e-6)  # unchanged

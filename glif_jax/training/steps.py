@@ -172,8 +172,10 @@ def train_step(
     ``firing_rate/<layer>`` (mean over channels, time and batch) per neuron layer, and
     the NaN/inf guard's `FINITE` (bool: the step was applied) and `FINITE_LEAVES` (bool
     per leaf of ``{"params": ..., "rest": ...}``, see `guarded_leaf_names`). A step with
-    a non-finite loss, gradient or tdBN statistic is not applied: the new state is
-    ``state`` with ``step + 1``. (An update that overflows from finite gradients is not
+    a non-finite loss, gradient or batch statistic (tdBN's or BN's) is not applied: the
+    new state is ``state`` with ``step + 1``. With ``axis_name`` the decision is taken on
+    the averaged loss and gradients and on every device's statistics, so all devices take
+    the same one. (An update that overflows from finite gradients is not
     caught here but by the loop, which checks the state before saving it.)
   """
 
@@ -188,9 +190,8 @@ def train_step(
   if axis_name is not None:
     grads = jax.lax.pmean(grads, axis_name)
     metrics = jax.lax.pmean(metrics, axis_name)
-  # After the pmeans, so every device takes the same decision.
-  finite_leaves = _finite_leaves(grads, rest)
-  finite = jnp.isfinite(loss) & jnp.all(finite_leaves)
+  finite_leaves = _finite_leaves(grads, rest, axis_name)
+  finite = jnp.isfinite(metrics["loss"]) & jnp.all(finite_leaves)  # the same on every device
 
   def update() -> TrainState:
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -204,11 +205,15 @@ def train_step(
   return new._replace(step=state.step + 1), metrics
 
 
-def _finite_leaves(grads: nnx.State, rest: nnx.State) -> jax.Array:
+def _finite_leaves(grads: nnx.State, rest: nnx.State, axis_name: str | None) -> jax.Array:
   """Bool per leaf of ``{"params": grads, "rest": rest}`` (in `jax.tree.leaves` order):
-  whether the parameter's gradient, or the new tdBN running statistic, is all finite."""
+  whether the (averaged) gradient, and the new batch statistic on every device of
+  ``axis_name``, is all finite."""
   leaves = jax.tree.leaves({"params": grads, "rest": rest})
-  return jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves])
+  finite = jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves])
+  if axis_name is None:
+    return finite
+  return jax.lax.pmin(finite.astype(jnp.int32), axis_name).astype(bool)  # batch statistics
 
 
 def eval_step(
