@@ -378,6 +378,50 @@ def glif_gates(model: nnx.Module) -> dict[str, dict[str, np.ndarray]]:
   }
 
 
+class GateMovement(NamedTuple):
+  """How far one gate of one layer moved between two sets of its values (e.g. from its
+  initial value to the trained one), over channels.
+
+  Attributes:
+    mean_abs: mean over channels of ``|after − before|``.
+    max_abs: the largest ``|after − before|`` of a channel.
+    before: mean value before.
+    after: mean value after.
+  """
+
+  mean_abs: float
+  max_abs: float
+  before: float
+  after: float
+
+
+def gate_movement(
+  before: Mapping[str, Mapping[str, Any]], after: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, GateMovement]]:
+  """``{layer: {gate: GateMovement}}`` from ``before`` to ``after``, both as `glif_gates`
+  gives them (``{layer: {gate: values [C]}}``), for the layers in both.
+
+  Raises:
+    ValueError: a layer's gate has another number of channels in ``after``.
+  """
+  movement = {}
+  for layer in after:
+    if layer not in before:
+      continue
+    movement[layer] = {}
+    for gate in neurons.GATE_NAMES:
+      old, new = np.ravel(before[layer][gate]), np.ravel(after[layer][gate])
+      if old.shape != new.shape:
+        raise ValueError(
+          f"{layer}/{gate}: {old.size} channels before and {new.size} after; expected the same"
+        )
+      delta = np.abs(new - old)
+      movement[layer][gate] = GateMovement(
+        float(delta.mean()), float(delta.max()), float(old.mean()), float(new.mean())
+      )
+  return movement
+
+
 def _gate_values(logits: Mapping[str, Any]) -> dict[str, np.ndarray]:
   """``{gate: σ(raw)}`` of a layer's gate logits (`glif_jax.neurons.GATE_NAMES`)."""
   return {g: _sigmoid(logits[g]) for g in neurons.GATE_NAMES}

@@ -232,6 +232,8 @@ def firing_rate_bars(
 def gate_histograms(
   gates: Mapping[str, Mapping[str, Any]],
   *,
+  initial: Mapping[str, Mapping[str, Any]] | None = None,
+  notes: Mapping[str, str] | None = None,
   bins: int = 20,
   title: str = "Learned GLIF gates",
   path: str | Path | None = None,
@@ -241,17 +243,27 @@ def gate_histograms(
   Args:
     gates: ``{layer: {"alpha": values, "beta": values, "gamma": values}}`` (values after
       the sigmoid, e.g. from `network.glif_gates`).
+    initial: the same at initialisation, drawn dashed in the layer's colour.
+    notes: ``{gate: text}`` written under a panel's title (e.g. how far the gate moved).
     bins: histogram bins over [0, 1].
     title: the figure title.
     path: where to save the figure, if given.
   """
-  fig = Figure(figsize=(12, 3.6))
+  fig = Figure(figsize=(12, 4.2))
   axes = fig.subplots(1, len(GATE_NAMES), sharey=True)
   edges = np.linspace(0, 1, bins + 1)
   for ax, gate in zip(axes, GATE_NAMES):
     for layer, values in gates.items():
-      ax.hist(np.ravel(values[gate]), bins=edges, histtype="step", lw=1.5, label=layer)
-    ax.set(xlabel=GATE_LABELS[gate], xlim=(0, 1))
+      *_, (patch,) = ax.hist(
+        np.ravel(values[gate]), bins=edges, histtype="step", lw=1.5, label=layer
+      )
+      if initial is not None and layer in initial:
+        ax.hist(
+          np.ravel(initial[layer][gate]), bins=edges, histtype="step", lw=1, ls="--",
+          color=patch.get_edgecolor(),
+        )  # fmt: skip
+    ax.set(xlabel=GATE_LABELS[gate], xlim=(0, 1), title=(notes or {}).get(gate, ""))
+    ax.title.set_fontsize("small")
   axes[0].set_ylabel("channels")
   axes[-1].legend(loc="best", fontsize="x-small")
   fig.suptitle(title)
@@ -262,6 +274,7 @@ def gate_evolution(
   steps: Any,
   gates: Mapping[str, Mapping[str, Any]],
   *,
+  notes: Mapping[str, str] | None = None,
   title: str = "GLIF gates during training",
   path: str | Path | None = None,
 ) -> Figure:
@@ -270,6 +283,7 @@ def gate_evolution(
   Args:
     steps: ``[S]`` training steps of the checkpoints.
     gates: ``{layer: {gate: values [S, C]}}`` (e.g. from `network.gate_evolution`).
+    notes: ``{gate: text}`` written under a panel's title (e.g. how far the gate moved).
     title: the figure title.
     path: where to save the figure, if given.
   """
@@ -282,8 +296,64 @@ def gate_evolution(
       mean, std = v.mean(axis=1), v.std(axis=1)
       (line,) = ax.plot(steps, mean, marker=".", label=layer)
       ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.15)
-    ax.set(xlabel="training step", title=GATE_LABELS[gate], ylim=(0, 1))
+    note = (notes or {}).get(gate)
+    ax.set(
+      xlabel="training step", title=GATE_LABELS[gate] + (f"\n{note}" if note else ""), ylim=(0, 1)
+    )
+    ax.title.set_fontsize("small")
   axes[0].set_ylabel("gate value (mean ± std over channels)")
   axes[-1].legend(loc="best", fontsize="x-small")
+  fig.suptitle(title)
+  return _finish(fig, path)
+
+
+def _shown_image(image: Any) -> np.ndarray:
+  """``image [H, W, C]`` scaled to [0, 1] for display: gray for C = 1, RGB for C = 3, the
+  sum over channels otherwise (e.g. the two polarities of event frames)."""
+  image = np.asarray(image, np.float64)
+  image = image if image.shape[-1] == 3 else image.sum(axis=-1)
+  low, high = image.min(), image.max()
+  return (image - low) / (high - low) if high > low else np.zeros_like(image)
+
+
+def spike_maps(
+  image: Any,
+  layers: Mapping[str, tuple[Any, Any]],
+  *,
+  title: str = "Spike maps",
+  path: str | Path | None = None,
+) -> Figure:
+  """The spikes of a few channels of convolutional layers as images, one per time step,
+  beside the input image.
+
+  Args:
+    image: the input ``[H, W, C]`` (drawn top left).
+    layers: ``{layer: (spikes [T, K, H', W'], the K channel indices [K])}``, drawn as one row
+      per channel and one column per time step (black: a spike).
+    title: the figure title.
+    path: where to save the figure, if given.
+  """
+  rows = sum(len(channels) for _, channels in layers.values())
+  steps = max(np.shape(spikes)[0] for spikes, _ in layers.values())
+  fig = Figure(figsize=(1.25 * (steps + 1) + 1, 1.25 * rows + 0.9))
+  axes = fig.subplots(rows, steps + 1, squeeze=False)
+  for ax in axes.flat:
+    ax.set(xticks=[], yticks=[])
+  for ax in axes[1:, 0]:
+    ax.axis("off")
+  axes[0, 0].imshow(_shown_image(image), cmap="gray", interpolation="nearest")
+  axes[0, 0].set_title("input", fontsize="small")
+  row = 0
+  for layer, (spikes, channels) in layers.items():
+    spikes = np.asarray(spikes)
+    for k, channel in enumerate(channels):
+      for t in range(spikes.shape[0]):
+        ax = axes[row, t + 1]
+        ax.imshow(spikes[t, k], cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        if row == 0:
+          ax.set_title(f"t = {t}", fontsize="small")
+      rate = spikes[:, k].mean()
+      axes[row, 1].set_ylabel(f"{layer}\nch {channel}, rate {rate:.2f}", fontsize="x-small")
+      row += 1
   fig.suptitle(title)
   return _finish(fig, path)

@@ -20,13 +20,15 @@ def workdir(tmp_path):
   config = smoke.get_config()
   config.synthetic.train_size = config.synthetic.test_size = 32
   checkpoints.guard_workdir(tmp_path, config)
-  _, info = input_pipeline.load(config)
+  splits, info = input_pipeline.load(config)
+  per_epoch = input_pipeline.steps_per_epoch(splits["train"], config)
   model = create_model(config, info, bn_axis_name=None)
-  _, state = create_train_state(model, make_tx(config, 1, 2))
+  _, state = create_train_state(model, make_tx(config, per_epoch, 2 * per_epoch))
   manager = checkpoints.checkpoint_manager(tmp_path, max_to_keep=2)
-  for step in (1, 2):
+  for step in (1, 2):  # a checkpoint's data position is its step's
     state = state._replace(step=jnp.int32(step))
-    checkpoints.save(manager, state, checkpoints.DataPosition(0, step), eval_accuracy=0.5)
+    position = checkpoints.DataPosition(*divmod(step, per_epoch))
+    checkpoints.save(manager, state, position, eval_accuracy=0.5)
   manager.wait_until_finished()
   manager.close()
   return tmp_path
@@ -38,7 +40,8 @@ def test_report_writes_markdown_and_figures(workdir):
   assert "Checkpoint step 2; 8 test examples" in text
   assert "| `stem_neuron` |" in text and "(input not binary: MACs)" in text and "SOPs" in text
   assert " µJ, ANN " in text and "energy than the ANN (" in text  # both numbers, in words
-  for name in ("firing_rates", "raster", "gates", "gate_evolution"):
+  assert "GLIF gates moved from initialisation by 0.0000" in text  # untrained: not at all
+  for name in ("firing_rates", "spike_maps", "gates", "gate_evolution"):
     figure = workdir / "analysis" / f"{name}.png"
     assert figure.stat().st_size > 1000 and f"({name}.png)" in text
 

@@ -7,7 +7,7 @@ import optax
 from flax import nnx
 
 from glif_jax import models
-from glif_jax.analysis import dynamics, figures, network
+from glif_jax.analysis import dynamics, figures, network, plots
 from glif_jax.neurons.glif import FIXED_GATES
 
 
@@ -71,22 +71,54 @@ def _trained_cnn_small(x: jax.Array, steps: int = 5) -> nnx.Module:
   return model
 
 
-def test_rasters_show_firing_neurons_of_every_layer():
-  x = _mnist_like(8)
-  model = _trained_cnn_small(x)
+def test_rasters_show_firing_neurons_of_every_dense_layer():
+  x = jax.random.uniform(jax.random.key(0), (2, 28, 28, 1), maxval=2.0)
+  model = models.create(
+    "mlp", num_classes=3, timesteps=3, in_channels=1, width=32, rngs=nnx.Rngs(0)
+  )
   panels = figures.raster_panels(model, x, k=16)
   spikes = network.neuron_spikes(model, x[:1])
-  assert list(spikes) == ["stem_neuron", "conv/neuron"]
+  assert len(panels) == len(spikes) > 0
   for (name, s), (title, chosen) in zip(spikes.items(), panels.items()):
-    flat = np.asarray(s)[:, 0].reshape(2, -1)
+    flat = np.asarray(s)[:, 0]
     counts, all_counts = chosen.sum(axis=0), flat.sum(axis=0)
     firing = np.count_nonzero(all_counts)
     shown = min(16, firing)
     assert title == f"`{name}`: {shown} of {firing:,} firing (of {flat.shape[1]:,})"
-    assert firing > 0 and chosen.shape == (2, shown)
-    assert not flat[:, :16].any()  # the first neurons sit in the black border: silent
+    assert firing > 0 and chosen.shape == (3, shown)
     assert np.all(counts > 0) and np.all(np.diff(counts) <= 0)  # spikes, most active first
     assert counts[0] == all_counts.max() and counts[-1] == all_counts[all_counts > 0].min()
+
+
+def test_spike_maps_show_the_input_where_it_is_bright():
+  x = _mnist_like(8)
+  model = _trained_cnn_small(x)
+  maps = figures.spike_map_layers(model, x, channels=3)
+  spikes = network.neuron_spikes(model, x[:1])
+  assert list(maps) == list(spikes) == ["stem_neuron", "conv/neuron"]
+  for name, (shown, channels) in maps.items():
+    every = np.moveaxis(np.asarray(spikes[name])[:, 0], -1, 1)  # [T, C, H, W]
+    counts = every.sum(axis=(0, 2, 3))
+    assert shown.shape == (2, len(channels), *every.shape[2:]) and 0 < len(channels) <= 3
+    np.testing.assert_array_equal(shown, every[:, channels])
+    assert counts[channels[0]] == counts.max() and np.all(np.diff(counts[channels]) <= 0)
+  stem, _ = maps["stem_neuron"]
+  # the 3×3 convolution of a 4×4 bright centre (rows and columns 4..7) reaches 3..8 only
+  assert stem[..., 3:9, 3:9].any() and not stem[..., :3, :].any() and not stem[..., 9:, :].any()
+  np.testing.assert_array_equal(figures.input_image(x), np.asarray(x[0]))
+  frames = jnp.ones((4, 2, 5, 5, 2))  # time-major event frames: summed over T
+  np.testing.assert_array_equal(figures.input_image(frames), np.full((5, 5, 2), 4.0))
+
+
+def test_gate_movement_and_its_notes_are_the_hand_computed_changes():
+  before = {"l": {"alpha": [0.5, 0.5], "beta": [0.2, 0.4], "gamma": [0.9, 0.1]}}
+  after = {"l": {"alpha": [0.5, 0.6], "beta": [0.2, 0.4], "gamma": [0.6, 0.2]}}
+  moved = network.gate_movement(before, after)["l"]
+  np.testing.assert_allclose(moved["alpha"], (0.05, 0.1, 0.5, 0.55))
+  np.testing.assert_allclose(moved["beta"], (0.0, 0.0, 0.3, 0.3))
+  np.testing.assert_allclose(moved["gamma"], (0.2, 0.3, 0.5, 0.4))
+  notes = figures.gate_notes({"l": moved})
+  assert notes["gamma"] == "l: mean |Δ| 0.200, largest 0.300"
 
 
 def test_firing_sample_spaces_the_firing_neurons_evenly_by_spike_count():
@@ -105,3 +137,18 @@ def test_network_figures_write_the_model_figures(tmp_path):
   assert [p.name for p in paths] == ["firing_rates.png", "raster.png", "gates.png"]
   assert all(p.stat().st_size > 1000 for p in paths)
   assert "| `stem_neuron` |" in stats.markdown()
+
+
+def test_network_figures_of_a_conv_net_draw_spike_maps_and_the_gates_movement(tmp_path):
+  x = _mnist_like(2)
+  model = _trained_cnn_small(x, steps=0)
+  gates = network.glif_gates(model)
+  initial = {layer: {g: v - 0.01 for g, v in values.items()} for layer, values in gates.items()}
+  stats = network.network_statistics(model, x)
+  paths = figures.network_figures(model, stats, x, tmp_path, initial_gates=initial)
+  assert [p.name for p in paths] == ["firing_rates.png", "spike_maps.png", "gates.png"]
+  assert all(p.stat().st_size > 1000 for p in paths)
+  notes = figures.gate_notes(network.gate_movement(initial, gates))
+  titles = [ax.get_title() for ax in plots.gate_histograms(gates, notes=notes).axes]
+  assert titles[0] == "\n".join(f"{layer}: mean |Δ| 0.010, largest 0.010" for layer in gates)
+  assert sorted(gates) == ["conv/neuron", "stem_neuron"]

@@ -41,6 +41,12 @@ CASES = {
   ),
   "rates": lambda path: plots.firing_rate_bars({"stem": 0.2, "conv/neuron": 0.05}, path=path),
   "gate_hist": lambda path: plots.gate_histograms(GATES, path=path),
+  "gate_hist_moved": lambda path: plots.gate_histograms(
+    GATES, initial=GATES, notes={"alpha": "stem: mean |Δ| 0"}, path=path
+  ),
+  "spike_maps": lambda path: plots.spike_maps(
+    RNG.random((6, 6, 1)), {"stem": (RNG.random((3, 2, 6, 6)) < 0.3, [0, 5])}, path=path
+  ),
   "gate_evolution": lambda path: plots.gate_evolution(
     [0, 10, 20], {k: {g: RNG.uniform(0, 1, (3, 4)) for g in v} for k, v in GATES.items()}, path=path
   ),
@@ -66,3 +72,17 @@ def test_pdf_and_nested_folders(tmp_path):
 def test_bad_quantity_is_rejected():
   with pytest.raises(ValueError, match="quantity"):
     plots.gate_sweep_heatmaps(_sweep(), ALPHA, BETA, GAMMA, quantity="rate")
+
+
+def test_spike_maps_draw_each_channel_at_each_step_beside_the_input():
+  spikes = RNG.random((3, 2, 6, 6)) < 0.3
+  image = RNG.random((6, 6, 1))
+  fig = plots.spike_maps(image, {"stem": (spikes, [0, 5])})
+  axes = np.reshape(fig.axes, (2, 4))  # rows: channels; columns: input, t = 0, 1, 2
+  for k in range(2):
+    for t in range(3):
+      np.testing.assert_array_equal(axes[k, t + 1].images[0].get_array(), spikes[t, k])
+  shown = axes[0, 0].images[0].get_array()
+  np.testing.assert_allclose(shown, (image[..., 0] - image.min()) / np.ptp(image))
+  assert [ax.get_title() for ax in axes[0]] == ["input", "t = 0", "t = 1", "t = 2"]
+  assert axes[1, 1].get_ylabel() == f"stem\nch 5, rate {spikes[:, 1].mean():.2f}"
