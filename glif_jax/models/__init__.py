@@ -1,4 +1,4 @@
-"""The model zoo: the GLIF paper's ResNets and SEW nets, the PLIF paper's nets, small CNN, MLP.
+"""The model zoo: the GLIF and PLIF papers' networks, small CNN, MLP and recurrent networks.
 
 Every model maps static images ``[B, H, W, C]`` or event frames ``[T, B, H, W, C]`` to
 logits ``[T, B, classes]``; `create` builds one by name. Variants are module-level
@@ -17,6 +17,7 @@ from glif_jax.models.plif_net import (
   PLIFNetMNIST,
   PLIFNetNMNIST,
 )
+from glif_jax.models.recurrent import RecurrentGRU, RecurrentSNN
 from glif_jax.models.resnet import (
   CIFAR_STEM,
   IMAGENET_STEM,
@@ -56,6 +57,8 @@ __all__ = [
   "PLIFNetGesture",
   "PLIFNetMNIST",
   "PLIFNetNMNIST",
+  "RecurrentGRU",
+  "RecurrentSNN",
   "ResNet18",
   "ResNet18MS",
   "ResNet19",

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from glif_jax._checks import check_positive_int
-from glif_jax.models import _layers, plif_net, resnet, sew, small
+from glif_jax.models import _layers, plif_net, recurrent, resnet, sew, small
 
 # Name -> variant, a module-level partial carrying its paper's layout, norm and neuron
 # defaults. A variant with an ``input_size`` default flattens its input (built for one size);
@@ -29,6 +29,12 @@ _MODELS: dict[str, Callable[..., nnx.Module]] = {
   "plif_net_gesture": plif_net.PLIFNetGesture,
   "cnn_small": small.CNNSmall,
   "mlp": small.MLP,
+  "srnn_rows": recurrent.SRNNRows,
+  "srnn_rows_permuted": recurrent.SRNNRowsPermuted,
+  "srnn_pixels": recurrent.SRNNPixels,
+  "srnn_sequence": recurrent.SRNNSequence,
+  "gru_rows": recurrent.GRURows,
+  "gru_rows_permuted": recurrent.GRURowsPermuted,
 }
 
 MODEL_NAMES = tuple(_MODELS)
@@ -74,7 +80,11 @@ def create(
       ``"plif_net_<data>"`` for data in mnist, fmnist, nmnist, cifar10, cifar10dvs,
       gesture (the PLIF paper's networks, SpikingJelly's ``parametric_lif_net.py``; their
       output is the voting layer's per-step class rate), ``"cnn_small"``, ``"mlp"``
-      (MNIST-like, ours).
+      (MNIST-like, ours); the recurrent networks of `glif_jax.models.recurrent`:
+      ``"srnn_rows"``, ``"srnn_rows_permuted"``, ``"srnn_pixels"`` (sequential MNIST by
+      rows, in a fixed shuffled order, by pixels; 128 neurons), ``"srnn_sequence"``
+      (sequences ``[B, T, F]``, SHD; 128 neurons), ``"gru_rows"``, ``"gru_rows_permuted"``
+      (the GRU baseline at the spiking network's weight count, 70 units).
     num_classes: number of logits.
     timesteps: T.
     in_channels: C of the input (3 for images, 2 for DVS polarities, 1 for MNIST).

@@ -1,0 +1,9 @@
+"""Sequential MNIST pixel by pixel (T = 784) with LIF: a run for accelerators (see
+`configs/smnist_recipe.py`)."""
+
+from configs import smnist_recipe
+
+
+def get_config():
+  """The config."""
+  return smnist_recipe.smnist_config("lif", "pixels")

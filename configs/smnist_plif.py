@@ -1,0 +1,8 @@
+"""Sequential MNIST by rows (T = 28) with PLIF, 2 epochs (see `configs/smnist_recipe.py`)."""
+
+from configs import smnist_recipe
+
+
+def get_config():
+  """The config."""
+  return smnist_recipe.smnist_config("plif", "rows")
