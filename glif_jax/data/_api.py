@@ -17,6 +17,7 @@ from glif_jax.data import (
   _imagenet,
   _mnist,
   _nmnist,
+  _shd,
   _synthetic,
   _tfds,
 )
@@ -37,6 +38,7 @@ BUILDERS: dict[str, type[_tfds.Builder]] = {
     _cifar10_dvs.Cifar10DvsBuilder,
     _dvs128_gesture.Dvs128GestureBuilder,
     _nmnist.NMnistBuilder,
+    _shd.ShdBuilder,
     _imagenet.Imagenet2012Builder,
   )
 }
@@ -58,6 +60,8 @@ def _builder_class(name: str) -> type[_tfds.Builder]:
 
 def _config(cls: type[_tfds.Builder], config: dict[str, Any]) -> Any:
   """The builder config (a predefined name or an EventConfig) for keyword options."""
+  if issubclass(cls, _shd.ShdBuilder):  # options of its own
+    return cls.config_from_options(**config)
   if not _tfds.is_event_builder(cls):
     if config:
       raise ValueError(f"{cls.name} takes no config options, got {sorted(config)}")
@@ -73,7 +77,9 @@ def _config(cls: type[_tfds.Builder], config: dict[str, Any]) -> Any:
 
 
 def _input_shape(cls: type[_tfds.Builder], chosen: Any) -> tuple[int, ...]:
-  """``IMAGE_SHAPE``, or ``(T, S, S, 2)`` of the chosen event config."""
+  """``IMAGE_SHAPE``, or ``(T, S, S, 2)`` of the chosen event config (shd: ``(T, 700)``)."""
+  if issubclass(cls, _shd.ShdBuilder):
+    return cls.input_shape_of(chosen)
   if not _tfds.is_event_builder(cls):
     return cls.IMAGE_SHAPE
   c = chosen if isinstance(chosen, _tfds.EventConfig) else cls.builder_configs[chosen]
@@ -89,7 +95,8 @@ def info(name: str, **config: Any) -> DatasetInfo:
       name: one of :func:`names`.
       **config: for event data sets, ``num_frames``, ``split_by`` and ``size``
           (defaults: the builder's first config, e.g. 16 frames by number, 48x48 for
-          ``cifar10_dvs``; 10 frames by number, 34x34 for ``n_mnist``); for
+          ``cifar10_dvs``; 10 frames by number, 34x34 for ``n_mnist``); for ``shd``,
+          ``num_frames`` and ``duration`` (100 bins over 1.4 s); for
           ``synthetic``, ``image_size``, ``channels``, ``num_classes``, ``train_size``
           and ``test_size``.
 
