@@ -9,7 +9,7 @@ and every neuron parameter. Prints JSON lines.
       --authors-layers PATH/TO/Gated-LIF/layers.py   # with the PyTorch peers
 
 Each round times glif-jax, a plain `jax.lax.scan` GLIF, glif-jax's GLIF update
-differentiated by autodiff (the ablation of its hand-written backward) and XLA's
+differentiated by autodiff (the ablation of its lean backward pass) and XLA's
 per-pass bound in
 this process, interleaved (one run of each per repeat, so a change of load reaches them
 alike), and each PyTorch peer in a process of its own (JAX's and PyTorch's thread
@@ -69,7 +69,7 @@ def plain_scan_glif(p: neurons.GLIFParams, x: jax.Array) -> jax.Array:
 def autodiff_glif(p: neurons.GLIFParams, x: jax.Array) -> jax.Array:
   """glif-jax's GLIF update (`neurons.glif_step`) in a fully unrolled scan, autodiff backward.
 
-  The implementation before the hand-written backward pass: the ablation shows what it buys.
+  The ablation of `neurons.run`'s lean backward pass: the same step, what autodiff keeps.
   """
 
   def step(state, inputs):

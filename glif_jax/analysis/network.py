@@ -156,7 +156,16 @@ class NetworkStats(NamedTuple):
 
 
 _SYNAPTIC = ("conv_general_dilated", "dot_general")
-_INLINED = ("jit", "pjit", "closed_call", "core_call", "remat2", "checkpoint", "custom_jvp_call")
+_INLINED = (
+  "jit",
+  "pjit",
+  "closed_call",
+  "core_call",
+  "remat2",
+  "checkpoint",
+  "custom_jvp_call",
+  "custom_vjp_call",
+)
 _KERNEL_VIEWS = ("convert_element_type", "reshape", "transpose", "copy")  # keep a kernel's name
 
 
@@ -225,7 +234,7 @@ def _interpret(jaxpr, consts, args, names, calls: list[_Call]) -> list[Any]:
       if any(_has_synapse(j) for j in jax.extend.core.jaxprs_in_params(eqn.params)):
         raise NotImplementedError(
           f"a convolution or dense layer inside a {eqn.primitive.name!r}: only jit, remat "
-          "and custom_jvp bodies are stepped into"
+          "and custom_jvp/custom_vjp bodies are stepped into"
         )
       outvals = eqn.primitive.bind(*invals, **eqn.primitive.get_bind_params(eqn.params))
       outvals = outvals if eqn.primitive.multiple_results else [outvals]

@@ -240,8 +240,10 @@ class ConvNorm(nnx.Module):
     self.conv = conv
     self.norm = norm
 
-  def __call__(self, x: jax.Array) -> jax.Array:
-    return self.norm(self.conv(x))
+  def __call__(self, x: jax.Array, *, spikes_in: bool = False) -> jax.Array:
+    """``spikes_in``: ``x`` is spikes, which the backward pass keeps as one byte each
+    (`glif_jax.nn.lean_apply`)."""
+    return self.norm(snn.lean_apply(self.conv, x, spikes_in=True) if spikes_in else self.conv(x))
 
 
 class ConvSpike(nnx.Module):
@@ -251,8 +253,10 @@ class ConvSpike(nnx.Module):
     self.conv_norm = conv_norm
     self.neuron = neuron
 
-  def __call__(self, x: jax.Array) -> jax.Array:
-    return fire(self.neuron, snn.fold_time(self.conv_norm, x))
+  def __call__(self, x: jax.Array, *, spikes_in: bool = False) -> jax.Array:
+    """``spikes_in`` as in `ConvNorm`."""
+    conv_norm = functools.partial(self.conv_norm, spikes_in=spikes_in)
+    return fire(self.neuron, snn.fold_time(conv_norm, x))
 
 
 def fire(neuron: snn.SpikingNeuron, x: jax.Array) -> jax.Array:

@@ -102,8 +102,9 @@ class _Residual(nnx.Module):
     self.shortcut = _shortcut(cin, cout, stride, conv=conv, norm=norm)
 
   def residual(self, x: jax.Array) -> jax.Array:
-    """conv → BN → neuron → conv → BN on ``x [T, B, H, W, C]``."""
-    return snn.fold_time(self.conv2, self.conv1(x))
+    """conv → BN → neuron → conv → BN on spikes ``x [T, B, H, W, C]``."""
+    conv2 = functools.partial(self.conv2, spikes_in=True)
+    return snn.fold_time(conv2, self.conv1(x, spikes_in=True))
 
 
 class BasicBlock(_Residual):
@@ -114,7 +115,8 @@ class BasicBlock(_Residual):
     self.neuron2 = neuron(cout)
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    return _layers.fire(self.neuron2, self.residual(x) + snn.fold_time(self.shortcut, x))
+    shortcut = functools.partial(self.shortcut, spikes_in=True)
+    return _layers.fire(self.neuron2, self.residual(x) + snn.fold_time(shortcut, x))
 
 
 class MSBlock(_Residual):

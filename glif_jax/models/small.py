@@ -72,7 +72,7 @@ class SpikingCNN(nnx.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     """Logits ``[T, B, classes]`` of images ``[B, H, W, C]`` or frames ``[T, B, H, W, C]``."""
     x = snn.fold_time(_layers.max_pool, _layers.fire(self.stem_neuron, self.stem(x)))
-    x = snn.fold_time(_layers.max_pool, self.conv(x))
+    x = snn.fold_time(_layers.max_pool, self.conv(x, spikes_in=True))
     return self.classifier(snn.fold_time(_layers.flatten, x))
 
 

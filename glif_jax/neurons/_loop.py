@@ -7,8 +7,9 @@ A neuron is a step function ``step(params, state, x_t) -> (spike_t, new_state)``
 input current), sliced at t for step t. Gradients reach ``params``, ``x`` and ``state``.
 
 What the backward pass keeps (the contract of this module): the forward pass saves only
-its arguments, ``params``, the inputs ``x`` and the initial ``state``: per time step the
-bytes of ``x_t``, nothing of the step's internals or states. The backward pass
+its arguments, ``params``, the inputs ``x`` and the initial ``state`` (nothing of it when
+``state`` is given as a function that builds it): per time step the bytes of ``x_t``,
+nothing of the step's internals or states. The backward pass
 
 1. runs the forward loop again from the saved ``state`` to rebuild the state before each
    step (one layer's states at a time, freed when its backward ends);
@@ -104,13 +105,18 @@ def _forward(step, params, x, state, with_trace, unroll):
   return stack(out) if with_trace else (stack(out), final_state)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 4, 5))
-def _run(step, params, x, state, with_trace, unroll):
-  return _forward(step, params, x, state, with_trace, unroll)
+def _initial(state, init):
+  return init() if state is None else state
 
 
-def _run_fwd(step, params, x, state, with_trace, unroll):
-  return _forward(step, params, x, state, with_trace, unroll), (params, x, state)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 5, 6))
+def _run(step, init, params, x, state, with_trace, unroll):
+  return _forward(step, params, x, _initial(state, init), with_trace, unroll)
+
+
+def _run_fwd(step, init, params, x, state, with_trace, unroll):
+  out = _forward(step, params, x, _initial(state, init), with_trace, unroll)
+  return out, (params, x, state)
 
 
 def _states_before(step, params, x, state, unroll):
@@ -118,11 +124,12 @@ def _states_before(step, params, x, state, unroll):
   return loop(lambda s, x_t: (step(params, s, x_t)[1], s), state, x, unroll=unroll)[1]
 
 
-def _run_bwd(step, with_trace, unroll, residuals, cotangents):
+def _run_bwd(step, init, with_trace, unroll, residuals, cotangents):
   """Backpropagation through time with `jax.vjp` of ``step``, one step at a time."""
   # The barrier keeps XLA from merging the rebuilt states with the forward pass's (which
   # would keep those alive until now, the memory this pass exists to save).
-  params, x, state = jax.lax.optimization_barrier(residuals)
+  params, x, given_state = jax.lax.optimization_barrier(residuals)
+  state = _initial(given_state, init)
   ct_spikes, ct_state = cotangents
   zeros = functools.partial(jax.tree.map, jnp.zeros_like)
   ct_trace = ct_state if with_trace else None
@@ -141,17 +148,23 @@ def _run_bwd(step, with_trace, unroll, residuals, cotangents):
   (dstate, dparams), dx = loop(
     back, (ds_last, zeros(params)), (states, x, ct_spikes, ct_trace), unroll=unroll, reverse=True
   )
-  return dparams, stack(dx), dstate
+  return dparams, stack(dx), None if given_state is None else dstate
 
 
 _run.defvjp(_run_fwd, _run_bwd)
+
+
+def _call(step, params, x, state, with_trace, unroll):
+  """`_run` with ``state`` a pytree, or a function that builds it (then not kept)."""
+  init, state = (state, None) if callable(state) else (None, state)
+  return _run(step, init, params, x, state, with_trace, default_unroll(_time_steps(x), unroll))
 
 
 def run(
   step: StepFn,
   params: Any,
   x: Any,
-  state: State,
+  state: State | Callable[[], State],
   *,
   unroll: int | bool | None = None,
 ) -> tuple[jax.Array, State]:
@@ -162,7 +175,8 @@ def run(
       its constants first (``functools.partial(lif_step, constants=...)``).
     params: the neuron's parameters (a pytree, or None), the same at every step.
     x: input ``[T, *batch, C]``, or a pytree of ``[T, ...]`` arrays sliced together.
-    state: the state before the first step.
+    state: the state before the first step, or a function of no arguments that builds
+      it (a rest state: then the backward pass keeps nothing of it).
     unroll: ``True`` runs the loops as straight-line code, an int is `jax.lax.scan`'s
       unroll factor; ``None``: ``True`` for T <= 32, else 1.
 
@@ -196,14 +210,14 @@ def run(
     >>> bool(jax.grad(count)(2.0) < 0)  # a slower membrane fires less
     True
   """
-  return _run(step, params, x, state, False, default_unroll(_time_steps(x), unroll))
+  return _call(step, params, x, state, False, unroll)
 
 
 def run_trace(
   step: StepFn,
   params: Any,
   x: Any,
-  state: State,
+  state: State | Callable[[], State],
   *,
   unroll: int | bool | None = None,
 ) -> tuple[jax.Array, State]:
@@ -213,4 +227,4 @@ def run_trace(
     ``(spikes, trace)``: spikes ``[T, ...]`` and the states stacked over time, each
     leaf ``[T, ...]`` (``trace[-1]`` is the final state). Arguments as in `run`.
   """
-  return _run(step, params, x, state, True, default_unroll(_time_steps(x), unroll))
+  return _call(step, params, x, state, True, unroll)

@@ -341,10 +341,12 @@ def _run(
   x = _common.check_input(x)
   _check_params(p, x)
   if state is None:
-    state = GLIFState.zeros(x.shape[1:], x.dtype)
-  _common.check_state(state, x.shape[1:])
+    state = functools.partial(GLIFState.zeros, x.shape[1:], x.dtype)
+  else:
+    _common.check_state(state, x.shape[1:])
+    state = _common.cast_tree(state, x.dtype)
   step = functools.partial(glif_step, constants=constants)
-  return loop(step, p, (x, p.conduct), _common.cast_tree(state, x.dtype), unroll=unroll)
+  return loop(step, p, (x, p.conduct), state, unroll=unroll)
 
 
 def glif(

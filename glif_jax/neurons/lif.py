@@ -19,6 +19,7 @@ time with `glif_jax.neurons.run`. KLIF (`glif_jax.neurons.klif`) inserts
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -146,10 +147,14 @@ def _check_params(p: PLIFParams, channels: int) -> None:
   _common.check_channel_param("w", p.w, channels)
 
 
-def initial_state(state: LIFState | None, x: jax.Array, constants: LIFConstants) -> LIFState:
-  """``state`` checked and cast to ``x``'s dtype, or V = V_reset (0 with soft reset)."""
+def initial_state(
+  state: LIFState | None, x: jax.Array, constants: LIFConstants
+) -> LIFState | Callable[[], LIFState]:
+  """``state`` checked and cast to ``x``'s dtype, or the function that builds the rest
+  state V = V_reset (0 with soft reset), which `glif_jax.neurons.run` need not keep."""
   if state is None:
-    return LIFState(jnp.full(x.shape[1:], _rest_potential(constants), x.dtype))
+    rest = functools.partial(jnp.full, x.shape[1:], _rest_potential(constants), x.dtype)
+    return lambda: LIFState(rest())
   _common.check_state(state, x.shape[1:])
   return _common.cast_tree(state, x.dtype)
 

@@ -1,6 +1,6 @@
 """Flax NNX modules: neuron layers, recurrent layers, tdBN and the fold-time helper."""
 
-from glif_jax.nn.layers import TdBatchNorm, TimeFolded, fold_time
+from glif_jax.nn.layers import TdBatchNorm, TimeFolded, fold_time, lean_apply
 from glif_jax.nn.neurons import GLIF, KLIF, LIF, PLIF, NeuronParam, SpikingNeuron
 from glif_jax.nn.recurrent import Recurrent, RecurrentParams, RecurrentState, recurrent_step
 
@@ -17,5 +17,6 @@ __all__ = [
   "TdBatchNorm",
   "TimeFolded",
   "fold_time",
+  "lean_apply",
   "recurrent_step",
 ]

@@ -1,11 +1,20 @@
-"""Synaptic-layer helpers: time folding and threshold-dependent batch norm."""
+"""Synaptic-layer helpers: time folding, lean layer application and threshold-dependent BN.
+
+`lean_apply` runs a layer with a backward pass that keeps only the layer's input (and
+its parameters), recomputing the rest from it; `spikes_in=True` keeps a 0/1 input as
+one byte (``int8``), exactly. `TdBatchNorm` applies itself this way in training, so a
+batch norm keeps one tensor (its input) for the backward pass instead of several.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 
@@ -19,6 +28,63 @@ def fold_time(fn: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
   t, b = x.shape[:2]
   y = fn(x.reshape(t * b, *x.shape[2:]))
   return y.reshape(t, b, *y.shape[1:])
+
+
+def _apply(graphdef: nnx.GraphDef, params: nnx.State, rest: nnx.State, x: jax.Array):
+  """``(layer(x), the layer's non-parameter state after the call)``, a pure function."""
+  layer = nnx.merge(graphdef, params, rest, copy=True)
+  return layer(x), nnx.state(layer, nnx.Not(nnx.Param))
+
+
+def _zero_cotangent(a: jax.Array) -> Any:
+  if jnp.issubdtype(a.dtype, jnp.inexact):
+    return jnp.zeros_like(a)
+  return np.zeros(a.shape, jax.dtypes.float0)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _lean(graphdef, spikes_dtype, params, rest, x):
+  return _apply(graphdef, params, rest, x)
+
+
+def _lean_fwd(graphdef, spikes_dtype, params, rest, x):
+  kept = x if spikes_dtype is None else x.astype(jnp.int8)
+  return _apply(graphdef, params, rest, x), (params, rest, kept)
+
+
+def _lean_bwd(graphdef, spikes_dtype, residuals, cotangents):
+  # The barrier keeps XLA from merging this recomputation with the forward pass's.
+  params, rest, kept = jax.lax.optimization_barrier(residuals)
+  x = kept if spikes_dtype is None else kept.astype(spikes_dtype)
+  _, layer_vjp = jax.vjp(lambda p, x: _apply(graphdef, p, rest, x)[0], params, x)
+  dparams, dx = layer_vjp(cotangents[0])  # the updated state (batch statistics) has none
+  return dparams, jax.tree.map(_zero_cotangent, rest), dx
+
+
+_lean.defvjp(_lean_fwd, _lean_bwd)
+
+
+def lean_apply(layer: nnx.Module, x: jax.Array, *, spikes_in: bool = False) -> jax.Array:
+  """``layer(x)`` with a backward pass that keeps only ``x`` and the layer's state.
+
+  The backward pass recomputes the layer's internals from ``x`` (for a convolution or a
+  linear layer there are none: it needs ``x`` alone) instead of keeping what autodiff
+  would keep. The layer's non-parameter state (a batch norm's running statistics) is
+  updated as by ``layer(x)``.
+
+  Args:
+    layer: an NNX module, ``[N, ...] -> [N, ...']``.
+    x: its input.
+    spikes_in: ``x`` holds only 0 and 1 (spikes): it is kept as ``int8``, one byte per
+      value instead of four, and the gradients are bit for bit those of ``float32``.
+
+  Returns:
+    ``layer(x)``.
+  """
+  graphdef, params, rest = nnx.split(layer, nnx.Param, ...)
+  y, rest = _lean(graphdef, x.dtype if spikes_in else None, params, rest, x)
+  nnx.update(layer, rest)
+  return y
 
 
 class TimeFolded(nnx.Module):
@@ -73,6 +139,23 @@ class TdBatchNorm(nnx.Module):
     self.scale = nnx.Param(jnp.ones((num_features,)))
     self.bias = nnx.Param(jnp.zeros((num_features,)))
 
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, *, spikes_in: bool = False) -> jax.Array:
+    """Normalises ``x [..., C]``; in training (batch statistics) by `lean_apply`, so the
+    backward pass keeps only ``x`` (one byte per value with ``spikes_in``, see there)."""
+    if self.norm.use_running_average:
+      return self._normalise(x)
+    return lean_apply(_Normalise(self), x, spikes_in=spikes_in)
+
+  def _normalise(self, x: jax.Array) -> jax.Array:
     y = self.norm(x) * self.factor
     return (y * self.scale[...] + self.bias[...]).astype(y.dtype)
+
+
+class _Normalise(nnx.Module):
+  """A view of a `TdBatchNorm` whose call is its normalisation (what `lean_apply` runs)."""
+
+  def __init__(self, bn: TdBatchNorm):
+    self.bn = bn
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return self.bn._normalise(x)
