@@ -340,13 +340,13 @@ def _run(
   constants = _common.check_constants(constants, GLIFConstants)
   x = _common.check_input(x)
   _check_params(p, x)
-  if state is None:
-    state = functools.partial(GLIFState.zeros, x.shape[1:], x.dtype)
+  if state is None:  # built inside the loop, so not kept for the backward pass
+    initial = functools.partial(GLIFState.zeros, x.shape[1:], x.dtype)
   else:
     _common.check_state(state, x.shape[1:])
-    state = _common.cast_tree(state, x.dtype)
+    initial = _common.cast_tree(state, x.dtype)
   step = functools.partial(glif_step, constants=constants)
-  return loop(step, p, (x, p.conduct), state, unroll=unroll)
+  return loop(step, p, (x, p.conduct), initial, unroll=unroll)
 
 
 def glif(

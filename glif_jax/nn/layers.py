@@ -82,8 +82,8 @@ def lean_apply(layer: nnx.Module, x: jax.Array, *, spikes_in: bool = False) -> j
     ``layer(x)``.
   """
   graphdef, params, rest = nnx.split(layer, nnx.Param, ...)
-  y, rest = _lean(graphdef, x.dtype if spikes_in else None, params, rest, x)
-  nnx.update(layer, rest)
+  y, new_rest = _lean(graphdef, x.dtype if spikes_in else None, params, rest, x)  # pyright: ignore[reportGeneralTypeIssues]
+  nnx.update(layer, new_rest)
   return y
 
 
