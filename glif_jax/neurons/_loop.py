@@ -119,11 +119,6 @@ def _run_fwd(step, init, params, x, state, with_trace, unroll):
   return out, (params, x, state)
 
 
-def _states_before(step, params, x, state, unroll):
-  """The state before each step, rebuilt from the initial one (the backward's first loop)."""
-  return loop(lambda s, x_t: (step(params, s, x_t)[1], s), state, x, unroll=unroll)[1]
-
-
 def _run_bwd(step, init, with_trace, unroll, residuals, cotangents):
   """Backpropagation through time with `jax.vjp` of ``step``, one step at a time."""
   # The barrier keeps XLA from merging the rebuilt states with the forward pass's (which
@@ -143,7 +138,8 @@ def _run_bwd(step, init, with_trace, unroll, residuals, cotangents):
     dparams_t, ds, dx_t = step_vjp((ct_spike, ds))
     return (ds, jax.tree.map(jnp.add, dparams, dparams_t)), dx_t
 
-  states = _states_before(step, params, x, state, unroll)
+  # The state before each step, rebuilt from the initial one.
+  states = loop(lambda s, x_t: (step(params, s, x_t)[1], s), state, x, unroll=unroll)[1]
   ds_last = zeros(state) if with_trace else ct_state
   (dstate, dparams), dx = loop(
     back, (ds_last, zeros(params)), (states, x, ct_spikes, ct_trace), unroll=unroll, reverse=True
