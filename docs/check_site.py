@@ -15,6 +15,7 @@ Checks, each failure printed on one line, exit status 1 if any:
 - the config reference names every key of ``default_config`` and the flag reference every
   flag of ``train.main``, ``train.evaluate`` and ``train.analyze`` (``_reference.py``);
 - no page names an internal work item ("issue 1" and a digit);
+- every Python block of a how-to or the FAQ runs in the build or says why it cannot;
 - ``CITATION.cff`` is valid CFF 1.2 (required keys, known keys, value types), its version is
   the package's, and the README's BibTeX is the one generated from it.
 """
@@ -167,6 +168,27 @@ def check_citation() -> list[str]:
   return problems
 
 
+NOT_RUN = "*Not run when this site is built: "
+_PYTHON_FENCE = re.compile(r"^```(?:python|py)\s*$", re.MULTILINE)
+
+
+def check_code_blocks() -> list[str]:
+  """Every Python block of a how-to or the FAQ runs in the build (a ``{code-cell}``) or
+  is marked not runnable: the line before it starts with `NOT_RUN` and gives the reason."""
+  problems = []
+  for source in sorted([*(DOCS / "how-to").glob("*.md"), DOCS / "faq.md"]):
+    text = source.read_text(encoding="utf-8")
+    for m in _PYTHON_FENCE.finditer(text):
+      before = text[: m.start()].rstrip("\n").rsplit("\n", 1)[-1]
+      if not (before.startswith(NOT_RUN) and len(before) > len(NOT_RUN) + 3):
+        line = text[: m.start()].count("\n") + 1
+        problems.append(
+          f"{source.relative_to(DOCS)}:{line}: a Python block that neither runs (make it a "
+          f"code-cell) nor says why not (a line '{NOT_RUN}<reason>.*' before it)"
+        )
+  return problems
+
+
 def main(argv: list[str]) -> int:
   site = pathlib.Path(argv[1] if len(argv) > 1 else DOCS / "_build" / "html")
   if not (site / "index.html").exists():
@@ -174,7 +196,7 @@ def main(argv: list[str]) -> int:
     return 1
   sys.path[:0] = [str(DOCS.parent), str(DOCS)]
   problems = check_tutorials(site) + check_api(site) + check_offline(site)
-  problems += check_references(site) + check_words(site) + check_citation()
+  problems += check_references(site) + check_words(site) + check_citation() + check_code_blocks()
   for p in problems:
     print(f"check_site: {p}", file=sys.stderr)
   tutorials = len(list((DOCS / "tutorials").glob("*.md")))
