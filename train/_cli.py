@@ -23,6 +23,7 @@ import errno
 import functools
 import logging
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -38,6 +39,7 @@ from glif_jax.models.authors import (
   TorchCheckpointError,
 )
 from glif_jax.training import parallel
+from glif_jax.training.config import FREE_FORM_KEYS
 
 TRACEBACK_VARIABLE = "GLIF_JAX_TRACEBACK"
 USER_ERROR_STATUS = 2
@@ -159,6 +161,26 @@ def _summary(err: BaseException) -> str:
   return lines[0] if len(lines) == 1 else f"{lines[0]} {lines[-1]}"
 
 
+def _new_free_form_key(argv: list[str], err: BaseException) -> str | None:
+  """One line for ``--config.neuron_options.<key>=`` (or ``data_options``) naming a key the
+  config file does not set: ml_collections can only override a key whose type it knows."""
+  for arg in argv:
+    found = re.match(rf"--config\.({'|'.join(FREE_FORM_KEYS)})\.(\w+)=", arg)
+    if found and repr(found[2]) in _message(err):
+      section, key = found.groups()
+      return (
+        f"{arg}: the config file sets no {section}.{key}, and a flag can only change a key "
+        f"the file sets (its type comes from there); set config.{section}.{key} in a config "
+        f"file. {section} takes the keyword arguments of the "
+        + (
+          "neuron's module (glif_jax.nn.GLIF, KLIF, LIF, PLIF)"
+          if section == "neuron_options"
+          else "data set (glif_jax.data.load)"
+        )
+      )
+  return None
+
+
 def _parse_flags(argv: list[str]) -> list[str]:
   """absl flag parsing, with a bad flag or config file reported in one line (status 2)."""
   try:
@@ -169,7 +191,36 @@ def _parse_flags(argv: list[str]) -> list[str]:
   except (flags.Error, OSError) as err:
     fail(_summary(err))
   except Exception as err:  # noqa: BLE001 -- anything a config file's get_config raises
-    fail(f"{type(err).__name__} in the config: {_message(err)}")
+    fail(_new_free_form_key(argv, err) or f"{type(err).__name__} in the config: {_message(err)}")
+
+
+def _check_environment() -> None:
+  """One line (status 2) for an environment JAX cannot run as asked, before JAX starts."""
+  xla_flags = os.environ.get("XLA_FLAGS", "").strip()
+  if xla_flags and not xla_flags.startswith("--") and not os.path.isfile(xla_flags):
+    fail(
+      f"XLA_FLAGS={xla_flags!r} is neither flags (each starts with --) nor a file of them; "
+      "set XLA_FLAGS='--flag=value ...' or unset it"
+    )
+  if jax.config.jax_enable_x64:
+    fail(
+      "JAX_ENABLE_X64 is set: glif-jax computes in float32 or bfloat16, and 64-bit mode "
+      "changes the dtypes of its steps and checkpoints; unset JAX_ENABLE_X64"
+    )
+
+
+def _backend_failure(err: BaseException) -> str | None:
+  """One line for a JAX backend that could not start (e.g. ``JAX_PLATFORMS=cuda`` without a
+  GPU, where JAX fails an assertion); None for other errors."""
+  frames = traceback.extract_tb(err.__traceback__)
+  if not any(frame.filename.endswith("xla_bridge.py") for frame in frames):
+    return None
+  platforms, detail = os.environ.get("JAX_PLATFORMS", ""), _message(err)[:_MAX_QUOTED]
+  return (
+    f"JAX could not start the backend JAX_PLATFORMS={platforms!r} asks for "
+    f"({type(err).__name__}{': ' + detail if detail else ''}); set JAX_PLATFORMS to one this "
+    "machine has (e.g. cpu), or unset it to let JAX choose"
+  )
 
 
 def _handled(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
@@ -183,8 +234,8 @@ def _handled(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
           f"process {jax.process_index()} of {jax.process_count()}: {lost}",
           parallel.DISTRIBUTED_FAILURE_STATUS,
         )
-      if full := _full_disk(err):
-        _end_now(full, USER_ERROR_STATUS)
+      if line := _full_disk(err) or _backend_failure(err):
+        _end_now(line, USER_ERROR_STATUS)
       if isinstance(err, USER_ERRORS):
         _end_now(_message(err), USER_ERROR_STATUS)
       if not os.environ.get(TRACEBACK_VARIABLE):  # a bug: its traceback, then the end
@@ -196,5 +247,6 @@ def _handled(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
 
 def run(main: Callable[[list[str]], None]) -> None:
   """`absl.app.run(main)` with the flags parsed and errors reported as described above."""
+  _check_environment()
   _quiet_failed_saves()
   app.run(_handled(main), flags_parser=_parse_flags)

@@ -43,6 +43,7 @@ from typing import Any
 import grain
 import numpy as np
 
+from glif_jax.data._errors import CorruptDatasetError
 from glif_jax.data._info import Augmentation, DatasetInfo, RecordSource
 
 Batch = dict[str, np.ndarray]
@@ -120,9 +121,22 @@ class _Fetch:
     keys = [int(i) for i in np.where(valid, indices, indices.max(initial=0))]
     records = self._source.__getitems__(keys)
     field = "frames" if "frames" in records[0] else "image"
+    _refuse_nonfinite(self._source, keys, [r[field] for r in records])
     labels = np.asarray([r["label"] for r in records], np.int32) * valid
     batch = {"image": [r[field] for r in records], "label": labels}
     return {**batch, "mask": valid} if self._mask else batch
+
+
+def _refuse_nonfinite(source: RecordSource, keys: list[int], inputs: list[np.ndarray]) -> None:
+  """Raises `CorruptDatasetError` naming the first record whose floating input holds NaN/inf
+  (it would reach the model as a NaN loss, or as silence through a clipping layer)."""
+  for key, x in zip(keys, inputs):
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+      raise CorruptDatasetError(
+        f"record {key} of the data set {source.info.name!r}",
+        f"its input holds {np.count_nonzero(~np.isfinite(x))} NaN or infinite values; "
+        "fix or leave out that record",
+      )
 
 
 def _stack(batch: dict[str, Any]) -> Batch:
@@ -336,6 +350,8 @@ def make_batches(
   Raises:
       ValueError: a bad ``batch_size`` or ``start_batch``, too few records, or a
           negative ``crop_padding``.
+      CorruptDatasetError: (while iterating) a record's floating input holds NaN or inf;
+          the message names the record.
   """
   ds = batch_dataset(
     source,

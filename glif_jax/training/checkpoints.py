@@ -164,7 +164,7 @@ def read_config(workdir: str | Path) -> dict[str, Any]:
     text = path.read_text()
     recorded = json.loads(text) if text.strip() else None
   except FileNotFoundError:
-    raise ConfigError(f"{path} is missing: {str(workdir)!r} holds no run") from None
+    raise ConfigError(f"{path} is missing") from None
   except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
     raise ConfigError(f"{path} is unreadable or not JSON ({_brief(err)})") from None
   if recorded is None:

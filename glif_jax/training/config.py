@@ -27,6 +27,7 @@ FREE_FORM_KEYS = ("data_options", "neuron_options")
 # Keys that may differ between the processes of one run (paths on each host, its threads).
 PER_PROCESS_KEYS = ("data_dir", "manual_dir", "input_threads", "progress_bar")
 VERSION_KEY = "glif_jax.__version__"  # compared between processes with the config
+MAX_SEED = 2**63 - 1  # the largest seed jax.random.key takes
 
 _T = TypeVar("_T")
 
@@ -288,6 +289,8 @@ def validate_config(
     number = read_optional(config, key, float)
     if number is not None and number < 0:
       raise ConfigError(f"config.{key} must be >= 0, got {config[key]}")
+  if read(config, "seed", int) > MAX_SEED:
+    raise ConfigError(f"config.seed must be at most {MAX_SEED} (JAX's keys), got {config.seed}")
   for key in ("batch_size", "eval_batch_size"):
     if read(config, key, int) % num_devices:
       raise ConfigError(

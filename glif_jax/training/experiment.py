@@ -28,6 +28,7 @@ from flax import nnx
 from glif_jax import data, models
 from glif_jax.training import checkpoints, input_pipeline, losses, optim, parallel
 from glif_jax.training.config import (
+  ConfigError,
   agree_across_processes,
   read,
   read_optional,
@@ -86,6 +87,18 @@ def create_model(
   """
   # The config.json of a run from before the key "norm" has none.
   norm = read_optional(config, "norm", str) if "norm" in config else None
+  try:
+    return _create(config, info, norm, bn_axis_name)
+  except ValueError as err:  # the models check their arguments: bad options of the config
+    raise ConfigError(f"the config's model cannot be built: {err}") from err
+
+
+def _create(
+  config: ml_collections.ConfigDict,
+  info: data.DatasetInfo,
+  norm: str | None,
+  bn_axis_name: str | None,
+) -> nnx.Module:
   return models.create(
     read(config, "model", str),
     num_classes=info.num_classes,
@@ -137,7 +150,7 @@ class Experiment:
   def evaluate(self, state: Any) -> dict[str, float]:
     """Mean eval metrics of ``state`` (as the steps take it) over the test split:
     ``loss``, ``accuracy``, ``firing_rate/<layer>``; this process reads its rows."""
-    batch_size = read(self.config, "eval_batch_size", int)
+    batch_size = input_pipeline.eval_batch_size(self.splits["test"], self.config)
     local_batches = input_pipeline.batches(
       self.splits["test"],
       self.config,
@@ -181,11 +194,12 @@ def build(
   validate_config(
     config, dataset_names=input_pipeline.dataset_names(), num_devices=jax.device_count()
   )
+  splits, info = input_pipeline.load(config)
+  validate_input_shape(config, info.input_shape)
+  input_pipeline.check_sizes(splits, config)
   if workdir is not None:
     checkpoints.lock_workdir(workdir)  # the caller unlocks it (`checkpoints.unlock_workdir`)
     checkpoints.guard_workdir(workdir, config)
-  splits, info = input_pipeline.load(config)
-  validate_input_shape(config, info.input_shape)
   layout = parallel.Layout(read(config, "parallel", str))
   per_epoch = input_pipeline.steps_per_epoch(splits["train"], config)
   total_steps = input_pipeline.total_steps(config, per_epoch)

@@ -12,15 +12,19 @@ batch (its devices' block, `parallel.Layout.rows`), with grain threads reading a
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
+import jax
 import ml_collections
 import numpy as np
 
 from glif_jax import data
 from glif_jax.training.checkpoints import DataPosition
-from glif_jax.training.config import read, read_optional
+from glif_jax.training.config import ConfigError, read, read_optional
+
+_SYNTHETIC_BYTES = 16  # per value of the synthetic data set while it is drawn (float64 + copy)
 
 
 def dataset_names() -> tuple[str, ...]:
@@ -37,16 +41,57 @@ def data_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
   }
 
 
+def _memory_bytes() -> int:
+  return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _check_synthetic_size(config: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError if the synthetic data set would not fit in this machine's memory."""
+  if read(config, "dataset", str) != "synthetic":
+    return
+  options = data_options(config)
+  shape = data.info("synthetic", **options).input_shape
+  records = options.get("train_size", 512) + options.get("test_size", 128)
+  needed = _SYNTHETIC_BYTES * (records + options.get("num_classes", 4)) * int(np.prod(shape))
+  if needed > _memory_bytes():
+    raise ConfigError(
+      f"the synthetic data set of {records} images of shape {shape} would take "
+      f"{needed / 2**30:.1f} GiB, more than this machine's {_memory_bytes() / 2**30:.1f} GiB; "
+      "lower config.synthetic.image_size, train_size or test_size"
+    )
+
+
 def load(
   config: ml_collections.ConfigDict,
 ) -> tuple[dict[str, data.RecordSource], data.DatasetInfo]:
-  """The ``{"train", "test"}`` splits of ``config.dataset`` and its `data.DatasetInfo`."""
-  splits = data.load(
-    read(config, "dataset", str),
-    data_dir=read_optional(config, "data_dir", str),
-    manual_dir=read_optional(config, "manual_dir", str),
-    **data_options(config),
-  )
+  """The ``{"train", "test"}`` splits of ``config.dataset`` and its `data.DatasetInfo`.
+
+  Raises:
+    ConfigError: the synthetic data set would not fit in memory (checked before it is made).
+    CorruptDatasetError: the data files, or the prepared copy of them, cannot be read (the
+      first and last record of each split are read here).
+  """
+  _check_synthetic_size(config)
+  name, data_dir = read(config, "dataset", str), read_optional(config, "data_dir", str)
+  try:
+    splits = data.load(
+      name,
+      data_dir=data_dir,
+      manual_dir=read_optional(config, "manual_dir", str),
+      **data_options(config),
+    )
+    for split in splits.values():  # the first and last records: a prepared file that is cut
+      split.__getitems__(sorted({0, len(split) - 1}) if len(split) else [])
+  except (ValueError, OSError, data.ForbiddenGlobalError):  # named by the readers
+    raise
+  except Exception as err:  # TFDS's and array_record's own: a broken prepared copy
+    where = data_dir or "the default data_dir"
+    first = " ".join(str(err).split())[:200]
+    raise data.CorruptDatasetError(
+      where,
+      f"the prepared {name} cannot be read ({type(err).__name__}: {first}); delete its "
+      f"{name}/ directory there to rebuild it from the original files",
+    ) from err
   return splits, splits["train"].info
 
 
@@ -63,13 +108,12 @@ def batches(
   """This process's ``rows`` (default: all) of the batches of one epoch, from ``start_batch``.
 
   Training batches (``config.batch_size``) are shuffled by (``config.seed``, ``epoch``),
-  augmented as `augmentation` says and drop the remainder; eval batches
-  (``config.eval_batch_size``) keep the order and pad the last batch, marking real
-  examples in ``"mask"``. ``num_threads > 0`` grain threads read ahead (the same batches).
+  augmented as `augmentation` says and drop the remainder; eval batches (`eval_batch_size`)
+  keep the order and pad the last batch, marking real examples in ``"mask"``. ``num_threads > 0`` grain threads read ahead (the same batches).
   """
   return data.make_batches(
     source,
-    batch_size=read(config, "batch_size" if train else "eval_batch_size", int),
+    batch_size=read(config, "batch_size", int) if train else eval_batch_size(source, config),
     seed=read(config, "seed", int),
     epoch=epoch,
     train=train,
@@ -78,6 +122,34 @@ def batches(
     num_threads=num_threads,
     augmentation=augmentation(config) if train else None,
   )
+
+
+def eval_batch_size(source: data.RecordSource, config: ml_collections.ConfigDict) -> int:
+  """``config.eval_batch_size``, or less for a split that it would pad beyond its own size:
+  the split's size rounded up to a multiple of the device count."""
+  devices = jax.device_count()
+  return min(read(config, "eval_batch_size", int), -(-len(source) // devices) * devices)
+
+
+def check_sizes(splits: dict[str, data.RecordSource], config: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError for sizes the data cannot serve, before anything is allocated for them:
+  a training batch larger than the training split, an empty test split, or a crop padding
+  larger than the input's side."""
+  train, batch_size = len(splits["train"]), read(config, "batch_size", int)
+  if batch_size > train:
+    raise ConfigError(
+      f"config.batch_size ({batch_size}) is larger than the training split of "
+      f"{config.dataset} ({train} examples); set --config.batch_size to at most {train}"
+    )
+  if not len(splits["test"]):
+    raise ConfigError(f"the test split of {config.dataset} is empty; nothing to evaluate")
+  side = min(splits["train"].info.input_shape[-3:-1])
+  padding = augmentation(config).crop_padding
+  if padding > side:
+    raise ConfigError(
+      f"config.crop_padding ({padding}) is larger than the input's side ({side} pixels); "
+      f"set --config.crop_padding to at most {side}"
+    )
 
 
 def test_examples(

@@ -234,3 +234,17 @@ def test_imagenet_training_crops_are_per_example_and_per_process_independent():
   for rows in (slice(0, 2), slice(1, 3)):
     part = _batches(src, batch_size=4, dataset="imagenet2012", seed=3, rows=rows)
     assert _equal(part, [{k: v[rows] for k, v in b.items()} for b in whole])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_record_with_a_non_finite_input_is_refused_naming_it(bad):
+  records = [{"image": np.full((4, 4, 1), 0.5, np.float32), "label": np.int64(0)} for _ in range(6)]
+  records[4]["image"][1, 2, 0] = bad
+  source = data.RecordSource(records, data.info("synthetic", image_size=4, num_classes=2))
+  first = next(data.make_batches(source, batch_size=4, seed=0, epoch=0, train=False))
+  assert np.all(first["image"] == 0.5)  # records 0-3
+  with pytest.raises(
+    data.CorruptDatasetError,
+    match=r"^record 4 of the data set 'synthetic': its input holds 1 NaN or inf",
+  ):
+    list(data.make_batches(source, batch_size=4, seed=0, epoch=0, train=False))

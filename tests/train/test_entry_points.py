@@ -132,6 +132,9 @@ def files(tmp_path_factory):
   fmt.write_tar(root / "forbidden" / "cifar-10-python.tar.gz", members)
   (root / "empty").mkdir()
   fmt.write_tar(root / "empty" / "cifar-10-python.tar.gz", {})
+  fmt.write_cifar(root / "cifar", "cifar10")  # prepared, then its prepared copy broken
+  data.load("cifar10", data_dir=root / "broken", manual_dir=root / "cifar")
+  (root / "broken" / "cifar10" / "1.0.0" / "dataset_info.json").write_text("garbage")
   return root
 
 
@@ -161,6 +164,14 @@ COMMANDS = {
   "inf learning rate": SMOKE_RUN + " --config.learning_rate=inf",
   "forbidden pickle global": SMOKE_RUN + " " + _cifar("{f}/forbidden"),
   "empty tarball": SMOKE_RUN + " " + _cifar("{f}/empty"),
+  "unusable prepared data": SMOKE_RUN
+  + " --config.dataset=cifar10 --config.model=cnn_small --config.manual_dir={f}/cifar"
+  + " --config.data_dir={f}/broken --config.batch_size=2 --config.eval_batch_size=2",
+  "neuron option the config lacks": SMOKE_RUN + " --config.neuron_options.hard_reset=True",
+  "batch larger than the training set": SMOKE_RUN + " --config.batch_size=1024",
+  "crop padding larger than the image": SMOKE_RUN + " --config.crop_padding=9",
+  "seed beyond JAX's keys": SMOKE_RUN + " --config.seed=9223372036854775808",
+  "synthetic set beyond memory": SMOKE_RUN + " --config.synthetic.image_size=1000000",
   "evaluate: missing checkpoint": SMOKE_EVALUATE + " --authors-checkpoint {w}/nope.pth",
   "evaluate: not a checkpoint": SMOKE_EVALUATE + " --authors-checkpoint {f}/a_file",
   "evaluate: missing data": SMOKE_EVALUATE + " --authors-checkpoint {f}/a_file"
@@ -182,6 +193,17 @@ MESSAGES = {
   "inf learning rate": r"config\.learning_rate must be a finite number, got inf",
   "forbidden pickle global": r"builtins.*eval",
   "empty tarball": r"cifar-10-python\.tar\.gz",
+  "unusable prepared data": r"broken: the prepared cifar10 cannot be read \(ParseError: .*"
+  r"delete its cifar10/ directory there to rebuild it",
+  "neuron option the config lacks": r"--config\.neuron_options\.hard_reset=True: the config "
+  r"file sets no neuron_options\.hard_reset.*\(glif_jax\.nn\.GLIF, KLIF, LIF, PLIF\)$",
+  "batch larger than the training set": r"config\.batch_size \(1024\) is larger than the "
+  r"training split of synthetic \(512 examples\); set --config\.batch_size to at most 512$",
+  "crop padding larger than the image": r"config\.crop_padding \(9\) is larger than the "
+  r"input's side \(8 pixels\)",
+  "seed beyond JAX's keys": r"config\.seed must be at most 9223372036854775807",
+  "synthetic set beyond memory": r"640 images of shape \(1000000, 1000000, 1\) would take "
+  r".* GiB, more than this machine's",
   "evaluate: missing checkpoint": r"nope\.pth",
   "evaluate: not a checkpoint": r"a_file: not a PyTorch zip checkpoint",
   "evaluate: missing data": r"mnist.*not found in",
@@ -204,8 +226,7 @@ def _fresh(root: Path, name: str) -> Path:
 def test_every_user_mistake_ends_in_one_line_and_status_2(name, tmp_path, files, in_process):
   module, args, message = _arguments(name, files, tmp_path)
   _assert_one_line(*in_process(module, args), message)
-  written = name in ("forbidden pickle global", "empty tarball")
-  assert written or not (tmp_path / "run" / checkpoints.CONFIG_FILE).exists(), name
+  assert not (tmp_path / "run" / checkpoints.CONFIG_FILE).exists(), name
 
 
 REAL = ("config syntax error", "evaluate: not a checkpoint", "analyze: no run in the workdir")
@@ -385,3 +406,47 @@ def test_analyze_refuses_a_checkpoint_that_does_not_match_its_digest(
     r"checkpoint step 32 in .*altered/checkpoints is unreadable or corrupt \(.*digest mismatch"
   )
   _assert_one_line(*in_process("train.analyze", ["--workdir", str(workdir)]), message)
+
+
+@pytest.mark.parametrize(
+  "content, problem",
+  [(None, "is missing"), ("", "is empty"), ("{garbage", "is unreadable or not JSON")],
+  ids=["missing", "empty", "garbage"],
+)
+def test_a_workdir_with_checkpoints_and_no_readable_config_json_is_refused(
+  tmp_path, in_process, content, problem
+):
+  (tmp_path / checkpoints.CHECKPOINT_DIR / "16").mkdir(parents=True)  # a saved step
+  if content is not None:
+    (tmp_path / checkpoints.CONFIG_FILE).write_text(content)
+  status, stderr = in_process("train.main", [*SMOKE, "--workdir", str(tmp_path)])
+  message = rf"{tmp_path}/config\.json {problem}.*steps \[16\]\): the config of its run is unknown"
+  _assert_one_line(status, stderr, message)
+
+
+@pytest.mark.parametrize(
+  "content", [None, "", '{"dataset": "synthetic"}'], ids=["missing", "empty", "not a config"]
+)
+def test_analyze_names_a_missing_empty_or_garbage_config_json(tmp_path, in_process, content):
+  if content is not None:
+    (tmp_path / checkpoints.CONFIG_FILE).write_text(content)
+  status, stderr = in_process("train.analyze", ["--workdir", str(tmp_path)])
+  _assert_one_line(status, stderr, rf"{tmp_path}/config\.json (is missing|is empty|holds no)")
+
+
+ENVIRONMENTS = {  # what JAX cannot run as asked: one line each, saying what to set
+  "JAX_PLATFORMS": ("tpu", r"could not start the backend JAX_PLATFORMS='tpu'.*set JAX_PLATFORMS"),
+  "XLA_FLAGS": ("garbage", r"XLA_FLAGS='garbage' is neither flags .*or unset it$"),
+  "JAX_ENABLE_X64": ("1", r"JAX_ENABLE_X64 is set: .*; unset JAX_ENABLE_X64$"),
+}
+
+
+@pytest.mark.slow
+def test_an_environment_jax_cannot_run_ends_in_one_line(tmp_path):
+  runs = {
+    name: _start("train.main", [*SMOKE, "--workdir", str(tmp_path / name)], **{name: value})
+    for name, (value, _) in ENVIRONMENTS.items()
+  }
+  for name, process in runs.items():
+    _, stderr, _ = _ended(process)
+    _assert_one_line(process.returncode, stderr, ENVIRONMENTS[name][1])
