@@ -27,7 +27,7 @@ def accuracy(model: nnx.Module, images: jax.Array, labels: np.ndarray) -> float:
 
 def gate_movement_text(movement: Mapping[str, Mapping[str, network.GateMovement]]) -> str:
   """Markdown: a sentence naming the largest movement of a GLIF gate from initialisation,
-  then a table of every layer's gates (mean before and after, mean and largest |Δ|)."""
+  then a table of every layer's gates (mean before and after, mean and largest ``|Δ|``)."""
   rows = [(layer, gate, m) for layer, gates in movement.items() for gate, m in gates.items()]
   layer, gate, top = max(rows, key=lambda row: row[2].max_abs)
   mean = float(np.mean([m.mean_abs for *_, m in rows]))
