@@ -53,6 +53,8 @@ to (C, H, W) order behind a NIR ``Flatten``.
 from __future__ import annotations
 
 import itertools
+import math
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -274,7 +276,11 @@ def to_nir(
 
   Raises:
     NotImplementedError: a layer or neuron setting with no exact NIR counterpart.
+    ValueError: ``layers`` is empty, or ``dt`` is not a finite number > 0.
   """
+  _check_dt(dt)
+  if not layers:
+    raise ValueError("layers must hold at least one layer to export, got an empty sequence")
   shape = tuple(input_shape)
   if len(shape) == 3:
     shape = (shape[2], shape[0], shape[1])
@@ -369,6 +375,12 @@ def _topological_order(graph: nir.NIRGraph) -> list[str]:
   return order
 
 
+def _check_dt(dt: float) -> None:
+  """Raises ValueError unless ``dt`` is a finite number > 0 (NIR's τ = dt / (dt/τ))."""
+  if not (isinstance(dt, numbers.Real) and math.isfinite(dt) and dt > 0):
+    raise ValueError(f"dt must be a finite number > 0 (the time step), got {dt!r}")
+
+
 def run_nir(graph: nir.NIRGraph, x: jax.Array, *, dt: float = DEFAULT_DT) -> jax.Array:
   """Runs a feed-forward NIR graph of the nodes `to_nir` emits, forward-Euler with step dt.
 
@@ -382,7 +394,11 @@ def run_nir(graph: nir.NIRGraph, x: jax.Array, *, dt: float = DEFAULT_DT) -> jax
 
   Returns:
     The ``"output"`` node's output ``[T, B, ...]``.
+
+  Raises:
+    ValueError: ``dt`` is not a finite number > 0.
   """
+  _check_dt(dt)
   x = jnp.asarray(x, jnp.float32)
   out: dict[str, jax.Array] = {}
   for name in _topological_order(graph):

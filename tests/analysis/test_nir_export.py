@@ -112,3 +112,20 @@ def test_glif_with_time_varying_conductance_raises():
   m.conduct[...] = jnp.linspace(-1.0, 1.0, T)[:, None] * jnp.ones(3)
   with pytest.raises(NotImplementedError, match="time-varying"):
     nir_export.to_nir([nnx.Linear(2, 3, rngs=nnx.Rngs(0)), m], (2,))
+
+
+@pytest.mark.parametrize("dt", [0.0, -1e-3, float("nan"), float("inf")])
+def test_a_time_step_that_is_not_a_finite_positive_number_is_refused(dt):
+  layers = [nnx.Linear(2, 3, rngs=nnx.Rngs(0)), snn.LIF()]
+  with pytest.raises(
+    ValueError, match=rf"dt must be a finite number > 0 \(the time step\), got {dt}"
+  ):
+    nir_export.to_nir(layers, (2,), dt=dt)
+  graph = nir_export.to_nir(layers, (2,))
+  with pytest.raises(ValueError, match=r"dt must be a finite number > 0"):
+    nir_export.run_nir(graph, jnp.ones((1, 1, 2)), dt=dt)
+
+
+def test_an_empty_layer_list_is_refused():
+  with pytest.raises(ValueError, match=r"layers must hold at least one layer"):
+    nir_export.to_nir([], (2,))

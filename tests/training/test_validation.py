@@ -432,3 +432,14 @@ def test_user_mistakes_end_with_one_message_and_status_2(tmp_path, recorded, arg
   assert result.returncode == 2, result.stderr
   last = result.stderr.strip().splitlines()[-1]  # after library warnings, if any
   assert re.search(message, last) and "Traceback" not in result.stderr
+
+
+def test_an_eval_batch_larger_than_the_test_split_is_cut_to_it():
+  # 10 test examples and eval_batch_size 1e9: one batch of the split rounded up to the
+  # device count, never a billion rows of padding.
+  config = smoke.get_config()
+  config.synthetic.test_size, config.eval_batch_size = 10, 10**9 * jax.device_count()
+  splits, _ = input_pipeline.load(config)
+  (batch,) = input_pipeline.batches(splits["test"], config, train=False)
+  rows = -(-10 // jax.device_count()) * jax.device_count()
+  assert batch["image"].shape[0] == rows and int(batch["mask"].sum()) == 10
