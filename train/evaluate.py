@@ -98,7 +98,7 @@ def evaluate_authors_checkpoint(
     ConfigError: ``workdir`` holds another run's checkpoints or ``summary.json`` (it is
       never overwritten), or another process uses it.
   """
-  if workdir is not None:
+  if workdir:  # an empty one is refused by the build
     _refuse_used(Path(workdir))
   try:
     return _evaluate(config, checkpoint, workdir, energy_examples, allow_nonfinite)

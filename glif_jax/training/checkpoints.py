@@ -104,6 +104,8 @@ def _try_lock(path: Path) -> str | None:
   """Takes the advisory lock of ``path``; None, or the holder's process id if another has it."""
   if _holds(path):
     return None
+  if (stale := _held_locks.pop(path, None)) is not None:  # of a file since deleted
+    os.close(stale)
   fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
   try:
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
