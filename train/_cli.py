@@ -11,6 +11,9 @@ forbidden directory) or a dead peer, orbax's reports of it from its background t
 TensorStore's calls into the event loop orbax closed after it) are left out: that line says
 it once. Every error ends the process right after its line (`os._exit`, output flushed): the
 interpreter's shutdown would wait on orbax's threads, which a failed save can leave running.
+The environment is checked like input: ``XLA_FLAGS`` that are neither flags nor a file,
+``JAX_ENABLE_X64``, and a ``JAX_PLATFORMS`` backend that cannot start each get one line
+saying what to set.
 
 In a run of several processes, a process whose peer died (a collective failed) ends with
 one line and status 3 at once, leaving out JAX's shutdown barrier (which would wait for
