@@ -17,6 +17,7 @@ from ml_collections import config_dict
 import glif_jax
 from glif_jax import models
 from glif_jax.training import optim, parallel
+from glif_jax.training.errors import ConfigError
 from glif_jax.training.parallel import PARALLEL_MODES
 
 LOSSES = ("ce", "tet")
@@ -157,10 +158,6 @@ def _run_control_keys(config: ml_collections.ConfigDict) -> ml_collections.Confi
 RUN_CONTROL_KEYS = tuple(_run_control_keys(config_dict.ConfigDict()))
 """Keys that change how a run is driven, not what it computes: a workdir and a resumed
 run accept any values of them."""
-
-
-class ConfigError(ValueError):
-  """A config value, key or workdir that does not fit: the user's to fix."""
 
 
 def read(config: ml_collections.ConfigDict, key: str, kind: type[_T]) -> _T:

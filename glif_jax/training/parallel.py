@@ -18,12 +18,13 @@ processes or devices share it.
 
 Several processes start with `initialize` (bounded: a process that waits longer than its
 timeout for the others ends with one line naming what is missing) and check with
-`agree_on_config` that they run one config of one glif-jax version before building
-anything.
+`glif_jax.training.config.agree_across_processes` (over `differing_values`) that they run
+one config of one glif-jax version before building anything.
 """
 
 from __future__ import annotations
 
+import abc
 import functools
 import hashlib
 import json
@@ -33,7 +34,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import numpy as np
@@ -41,6 +42,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from glif_jax import data
+from glif_jax.training.errors import ConfigError
 
 PARALLEL_MODES = ("jit", "pmap")
 DATA_AXIS = "data"  # the mesh axis of "jit"
@@ -166,8 +168,6 @@ def initialize(timeout_s: int) -> None:
   Raises:
     ConfigError: no cluster was detected and the environment does not name one.
   """
-  from glif_jax.training.config import ConfigError  # here: config imports this module
-
   env = os.environ
   address, count, process = None, None, None  # None: detected by JAX
   if "JAX_NUM_PROCESSES" in env and "JAX_PROCESS_ID" in env:
@@ -199,25 +199,29 @@ def initialize(timeout_s: int) -> None:
     done.set()
 
 
-class Layout:
+class Layout(abc.ABC):
   """How batches and state are placed and the steps compiled (see the module docstring).
+
+  ``Layout(mode)`` is the layout of ``mode`` (as ``pathlib.Path()`` is a ``PosixPath``): a
+  `JitLayout` for ``"jit"``, a `PmapLayout` for ``"pmap"``. Both hold the mesh over every
+  global device, whose block of rows each process reads (`rows`).
 
   Args:
     mode: ``"jit"`` or ``"pmap"``.
   """
 
-  def __init__(self, mode: str):
-    if mode not in PARALLEL_MODES:
-      raise ValueError(f"config.parallel must be one of {PARALLEL_MODES}, got {mode!r}")
-    self.mode = mode
+  mode: ClassVar[str]
+  axis_name: ClassVar[str | None]
+  """The axis the steps (and tdBN) average over by name: None under ``"jit"``."""
+
+  def __new__(cls, mode: str | None = None) -> Layout:  # noqa: PYI034 (a subclass's)
+    return object.__new__(_layout_class(mode) if cls is Layout else cls)
+
+  def __init__(self, mode: str | None = None):
+    del mode  # chosen by __new__
     self.mesh = Mesh(np.asarray(jax.devices()), (DATA_AXIS,))
     self.replicated = NamedSharding(self.mesh, PartitionSpec())
     self._split = NamedSharding(self.mesh, PartitionSpec(DATA_AXIS))
-
-  @property
-  def axis_name(self) -> str | None:
-    """The axis the steps (and tdBN) average over by name: None under ``"jit"``."""
-    return PMAP_AXIS if self.mode == "pmap" else None
 
   def rows(self, batch_size: int) -> slice:
     """This process's rows of a global batch of ``batch_size``: its devices' block."""
@@ -228,53 +232,105 @@ class Layout:
       raise ValueError(f"the devices of process {jax.process_index()} hold no contiguous block")
     return slice(start, stop)
 
-  def batch(self, local: data.Batch, batch_size: int) -> Any:
-    """The global batch from this process's rows ``local`` (``[B / processes, ...]``)."""
-    if self.mode == "pmap":
-      n = jax.local_device_count()
-      return {k: v.reshape(n, -1, *v.shape[1:]) for k, v in local.items()}
-    return {
-      k: jax.make_array_from_process_local_data(self._split, v, (batch_size, *v.shape[1:]))
-      for k, v in local.items()
-    }
-
-  def state(self, tree: Any) -> Any:
-    """A host (or global replicated) ``tree`` placed for the steps."""
-    if self.mode == "pmap":
-      n = jax.local_device_count()
-      return jax.tree.map(lambda x: np.broadcast_to(x, (n, *np.shape(x))), host(tree))
-    return self._replicate(host(tree))
-
-  def host(self, tree: Any) -> Any:
-    """NumPy copies of the replicated step outputs or state ``tree`` (the first copy)."""
-    if self.mode == "jit":
-      return host(tree)
-    return jax.tree.map(lambda x: host(x)[0], tree)  # this process's first device's copy
-
   def abstract(self, tree: Any) -> Any:
     """Shapes and dtypes of ``tree``, replicated: the target a checkpoint restores to."""
     return jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.replicated), tree
     )
 
-  def checkpointable(self, state: Any) -> Any:
-    """``state`` as global replicated arrays, which orbax saves once for all processes."""
-    return state if self.mode == "jit" else self._replicate(self.host(state))
-
   def _replicate(self, tree: Any) -> Any:
+    """A host ``tree`` as global arrays replicated on every device."""
     make = functools.partial(jax.make_array_from_process_local_data, self.replicated)
     return jax.tree.map(make, tree)
 
+  @abc.abstractmethod
+  def batch(self, local: data.Batch, batch_size: int) -> Any:
+    """The global batch from this process's rows ``local`` (``[B / processes, ...]``)."""
+
+  @abc.abstractmethod
+  def state(self, tree: Any) -> Any:
+    """A host (or global replicated) ``tree`` placed for the steps."""
+
+  @abc.abstractmethod
+  def host(self, tree: Any) -> Any:
+    """NumPy copies of the replicated step outputs or state ``tree`` (the first copy)."""
+
+  @abc.abstractmethod
+  def checkpointable(self, state: Any) -> Any:
+    """``state`` as global replicated arrays, which orbax saves once for all processes."""
+
+  @abc.abstractmethod
   def compile(
     self, step: Callable[..., Any], *, donate: tuple[int, ...] = ()
   ) -> Callable[..., Any]:
     """``step(state, batch, *, axis_name)`` compiled for this layout."""
-    if self.mode == "pmap":
-      step = functools.partial(step, axis_name=PMAP_AXIS)
-      return jax.pmap(step, axis_name=PMAP_AXIS, donate_argnums=donate)
+
+
+class JitLayout(Layout):
+  """``"jit"``: the batch split over the mesh's ``"data"`` axis, the state replicated, the
+  steps plain functions of the global batch (``axis_name=None``) compiled by `jax.jit`."""
+
+  mode = "jit"
+  axis_name = None
+
+  def batch(self, local: data.Batch, batch_size: int) -> Any:
+    return {
+      k: jax.make_array_from_process_local_data(self._split, v, (batch_size, *v.shape[1:]))
+      for k, v in local.items()
+    }
+
+  def state(self, tree: Any) -> Any:
+    return self._replicate(host(tree))
+
+  def host(self, tree: Any) -> Any:
+    return host(tree)
+
+  def checkpointable(self, state: Any) -> Any:
+    return state  # already global replicated arrays
+
+  def compile(
+    self, step: Callable[..., Any], *, donate: tuple[int, ...] = ()
+  ) -> Callable[..., Any]:
     return jax.jit(
       functools.partial(step, axis_name=None),
       in_shardings=(self.replicated, self._split),
       out_shardings=self.replicated,
       donate_argnums=donate,
     )
+
+
+class PmapLayout(Layout):
+  """``"pmap"``: `jax.pmap` over the local devices with axis ``"batch"``; the state
+  replicated as ``[D, ...]``, batches ``[D, B/D, ...]``."""
+
+  mode = "pmap"
+  axis_name = PMAP_AXIS
+
+  def batch(self, local: data.Batch, batch_size: int) -> Any:
+    del batch_size  # each process's rows, split over its devices
+    n = jax.local_device_count()
+    return {k: v.reshape(n, -1, *v.shape[1:]) for k, v in local.items()}
+
+  def state(self, tree: Any) -> Any:
+    n = jax.local_device_count()
+    return jax.tree.map(lambda x: np.broadcast_to(x, (n, *np.shape(x))), host(tree))
+
+  def host(self, tree: Any) -> Any:
+    return jax.tree.map(lambda x: host(x)[0], tree)  # this process's first device's copy
+
+  def checkpointable(self, state: Any) -> Any:
+    return self._replicate(self.host(state))
+
+  def compile(
+    self, step: Callable[..., Any], *, donate: tuple[int, ...] = ()
+  ) -> Callable[..., Any]:
+    step = functools.partial(step, axis_name=PMAP_AXIS)
+    return jax.pmap(step, axis_name=PMAP_AXIS, donate_argnums=donate)
+
+
+def _layout_class(mode: str | None) -> type[Layout]:
+  """The `Layout` of ``mode``, one of `PARALLEL_MODES`."""
+  layouts = {layout.mode: layout for layout in (JitLayout, PmapLayout)}
+  if mode not in layouts:
+    raise ValueError(f"config.parallel must be one of {PARALLEL_MODES}, got {mode!r}")
+  return layouts[mode]
