@@ -298,10 +298,7 @@ def network_figures(
   paths = [plots.save_figure(plots.firing_rate_bars(stats.layer_rates), out / "firing_rates.png")]
   maps = spike_map_layers(model, x, map_channels)
   if maps:
-    title = (
-      f"Spikes of {map_channels} channels of each convolutional neuron layer on one example "
-      "(channels evenly spaced by spike count, the most active first)"
-    )
+    title = f"Spike maps on one example\n({map_channels} channels a layer, most active first)"
     figure = plots.spike_maps(input_image(x), maps, title=title)
     paths.append(plots.save_figure(figure, out / "spike_maps.png"))
   panels = raster_panels(model, x, raster_neurons)
