@@ -18,14 +18,16 @@ and only the neurons scan over T.
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from glif_jax import neurons
 from glif_jax import nn as snn
 
 NEURON_NAMES = ("glif", "glif_f", "klif", "lif", "plif")
@@ -69,6 +71,20 @@ class BoundNormDef(Protocol):
   def __call__(self, channels: int, *, residual: bool = False) -> nnx.Module: ...
 
 
+ModuleT = TypeVar("ModuleT", bound=type[nnx.Module])
+
+
+def init_signature(cls: ModuleT) -> ModuleT:
+  """Class decorator: ``inspect.signature(cls)`` lists the keywords of ``cls.__init__``.
+
+  nnx's metaclass would show ``(*args, **kwargs)``; this shows what the model takes, and
+  so do the variants (``functools.partial``s of ``cls``), with their defaults.
+  """
+  parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]  # less self
+  cls.__signature__ = inspect.Signature(parameters)
+  return cls
+
+
 _NEURON_CLASSES = {
   "glif": snn.GLIF,
   "glif_f": snn.GLIF,
@@ -88,12 +104,38 @@ def _per_layer(cls: type[snn.SpikingNeuron], options: dict[str, Any]) -> NeuronD
   return make
 
 
+# The keywords a model sets on its GLIF neurons itself.
+_GLIF_SET_BY_MODEL = frozenset({"timesteps", "simplified", "channels"})
+
+
+def neuron_options(name: str) -> frozenset[str]:
+  """The option names neuron ``name`` takes: its module's keyword-only parameters, and for
+  KLIF, PLIF and LIF the fields of `glif_jax.neurons.LIFConstants` less those it refuses.
+
+  Raises:
+    ValueError: an unknown name.
+  """
+  if name not in NEURON_NAMES:
+    raise ValueError(f"neuron must be one of {NEURON_NAMES}, got {name!r}")
+  cls = _NEURON_CLASSES[name]
+  keywords = {
+    p.name
+    for c in cls.__mro__
+    if "__init__" in vars(c) and issubclass(c, snn.SpikingNeuron)
+    for p in inspect.signature(c.__init__).parameters.values()
+    if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "rngs"
+  }
+  if cls is not snn.GLIF:  # the LIF family's **options are the constants' fields
+    keywords |= set(neurons.LIFConstants._fields) - set(getattr(cls, "_refused", ()))
+  return frozenset(keywords - _GLIF_SET_BY_MODEL)
+
+
 def neuron_def(name: str, timesteps: int, /, **options: Any) -> NeuronDef:
   """The constructor of neuron layer ``name`` with ``options`` bound.
 
   GLIF and GLIF_f are channel-wise ((7 + T)·C parameters, the paper's); KLIF's k and
-  PLIF's τ are one per layer; LIF has no parameters. One neuron is built here and thrown
-  away, so an option the module refuses fails now, not in the first traced step.
+  PLIF's τ are one per layer; LIF has no parameters. The option names are checked here
+  against `neuron_options` (their values by the neuron module, when it is built).
 
   Args:
     name: one of `NEURON_NAMES`.
@@ -103,21 +145,21 @@ def neuron_def(name: str, timesteps: int, /, **options: Any) -> NeuronDef:
   Raises:
     ValueError: an unknown name, or an option the neuron module does not take.
   """
-  if name not in NEURON_NAMES:
-    raise ValueError(f"neuron must be one of {NEURON_NAMES}, got {name!r}")
+  accepted = neuron_options(name)
   cls = _NEURON_CLASSES[name]
   if cls is snn.GLIF:
-    reserved = {"timesteps", "simplified", "channels"} & set(options)
+    reserved = _GLIF_SET_BY_MODEL & set(options)
     if reserved:
       raise ValueError(f"neuron_options may not set {sorted(reserved)}: the model sets them")
-    make = functools.partial(cls, timesteps=timesteps, simplified=name == "glif_f", **options)
-  else:
-    make = _per_layer(cls, options)
-  try:
-    make(1, rngs=nnx.Rngs(0))
-  except TypeError as e:
-    raise ValueError(f"invalid neuron_options {options} for {name!r}: {e}") from e
-  return make
+  unknown = set(options) - accepted
+  if unknown:
+    raise ValueError(
+      f"invalid neuron_options {options} for {name!r}: {cls.__name__} takes no "
+      f"{sorted(unknown)}; it takes {sorted(accepted)}"
+    )
+  if cls is snn.GLIF:
+    return functools.partial(cls, timesteps=timesteps, simplified=name == "glif_f", **options)
+  return _per_layer(cls, options)
 
 
 # Per neuron name, the initial values a model variant starts that neuron from.
@@ -158,7 +200,7 @@ def network_layers(
   dtype: Any = jnp.float32,
   rngs: nnx.Rngs,
 ) -> Layers:
-  """The layer definitions of a network; its constructor passes its options on here.
+  """The layer definitions of a network, from the options its constructor takes.
 
   Args:
     conv_init: the convolutions' kernel initialiser.

@@ -27,8 +27,8 @@ Variants (module-level partials; SpikingJelly's defaults, plain BN, PLIF or LIF 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -89,6 +89,7 @@ class SharedDropout(nnx.Module):
     return jnp.where(keep, x / (1.0 - self.rate), 0.0).astype(x.dtype)
 
 
+@_layers.init_signature
 class PLIFNet(nnx.Module):
   """A PLIF-paper network; see the module docstring for the layout.
 
@@ -100,12 +101,17 @@ class PLIFNet(nnx.Module):
     in_channels: C of the input.
     num_classes: number of logits; the last FC has ``VOTES · num_classes`` neurons.
     dropout: the drop probability of both dropout layers.
+    timesteps: T.
+    norm: ``"bn"`` (theirs) or ``"tdbn"``.
+    neuron, neuron_options, neuron_defaults: as in `glif_jax.models.resnet.SpikingResNet`.
     remat: checkpoint each convolution layer.
-    **options: ``timesteps``, ``norm`` (``"bn"``, theirs, or ``"tdbn"``),
-      ``neuron``, ``neuron_options``, ``neuron_defaults``, ``bn_axis_name``, ``dtype``
-      and ``rngs`` (parameter initialisation and the ``dropout`` stream), as in
-      `glif_jax.models.resnet.SpikingResNet`.
+    bn_axis_name, dtype: as in `glif_jax.models.resnet.SpikingResNet`.
+    rngs: parameter initialisation and the ``dropout`` stream.
   """
+
+  has_norm: ClassVar[bool] = True
+  fixed_input_size: ClassVar[bool] = True  # the flatten fixes it
+  has_blocks: ClassVar[bool] = True
 
   def __init__(
     self,
@@ -116,13 +122,30 @@ class PLIFNet(nnx.Module):
     input_size: int,
     in_channels: int,
     num_classes: int,
+    timesteps: int,
+    norm: str,
+    neuron: str = "glif",
+    neuron_options: Mapping[str, Any] | None = None,
+    neuron_defaults: _layers.NeuronDefaults | None = None,
     dropout: float = DROPOUT,
     remat: bool = False,
-    **options: Any,
+    bn_axis_name: str | None = None,
+    dtype: Any = jnp.float32,
+    rngs: nnx.Rngs,
   ):
     side = _layers.pooled_side(input_size, len(stages))
     layers = _layers.network_layers(
-      _layers.TORCH_DEFAULT, input_size=input_size, in_channels=in_channels, **options
+      _layers.TORCH_DEFAULT,
+      input_size=input_size,
+      in_channels=in_channels,
+      timesteps=timesteps,
+      norm=norm,
+      neuron=neuron,
+      neuron_options=neuron_options,
+      neuron_defaults=neuron_defaults,
+      bn_axis_name=bn_axis_name,
+      dtype=dtype,
+      rngs=rngs,
     )
 
     def conv_norm(cin: int) -> _layers.ConvNorm:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import functools
 import typing
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -111,6 +111,7 @@ class SequenceInput(nnx.Module):
     return steps if self.order is None else steps[jnp.asarray(self.order)]
 
 
+@_layers.init_signature
 class RecurrentSNN(nnx.Module):
   """A recurrent spiking network: sequence → `glif_jax.nn.Recurrent` → linear readout.
 
@@ -130,6 +131,10 @@ class RecurrentSNN(nnx.Module):
     dtype: compute dtype; parameters stay float32.
     rngs: parameter initialisation.
   """
+
+  has_norm: ClassVar[bool] = False
+  fixed_input_size: ClassVar[bool] = True  # images: rows or pixels of input_size² inputs
+  has_blocks: ClassVar[bool] = False
 
   def __init__(
     self,
@@ -166,6 +171,7 @@ class RecurrentSNN(nnx.Module):
     return self.readout(spikes).astype(jnp.float32)
 
 
+@_layers.init_signature
 class RecurrentGRU(nnx.Module):
   """The non-spiking baseline: sequence → GRU (`flax.nnx.GRUCell`) → linear readout.
 
@@ -173,6 +179,10 @@ class RecurrentGRU(nnx.Module):
   over T, as `RecurrentSNN`. Arguments as `RecurrentSNN`'s; it has no spiking neurons, so
   ``neuron`` (every config names one) is not used and ``neuron_options`` must be empty.
   """
+
+  has_norm: ClassVar[bool] = False
+  fixed_input_size: ClassVar[bool] = True  # images: rows or pixels of input_size² inputs
+  has_blocks: ClassVar[bool] = False
 
   def __init__(
     self,

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -136,7 +136,10 @@ def _stages(
   width: int,
   stage_sizes: Sequence[int],
   stage_strides: Sequence[int],
-  **layers: Any,
+  *,
+  conv: Callable[..., nnx.Conv],
+  norm: _layers.BoundNormDef,
+  neuron: _layers.BoundNeuronDef,
 ) -> nnx.List:
   """The residual blocks: stage i has width·2^i channels; its first block its stride."""
   if len(stage_sizes) != len(stage_strides):
@@ -147,8 +150,9 @@ def _stages(
   blocks = []
   for i, (depth, stride) in enumerate(zip(stage_sizes, stage_strides)):
     for j in range(depth):
-      blocks.append(block(cin, width * 2**i, stride if j == 0 else 1, **layers))
-      cin = width * 2**i
+      cout = width * 2**i
+      blocks.append(block(cin, cout, stride if j == 0 else 1, conv=conv, norm=norm, neuron=neuron))
+      cin = cout
   return nnx.List(blocks)
 
 
@@ -165,6 +169,7 @@ CIFAR_STEM = Stem(kernel=3, stride=1, padding=1)
 IMAGENET_STEM = Stem(kernel=7, stride=2, padding=1)
 
 
+@_layers.init_signature
 class SpikingResNet(nnx.Module):
   """The GLIF authors' spiking ResNets, by block and stem.
 
@@ -182,14 +187,21 @@ class SpikingResNet(nnx.Module):
     width: stem width; stage i has width·2^i channels.
     in_channels: C of the input.
     num_classes: number of logits.
+    timesteps: T.
+    norm: ``"tdbn"`` or ``"bn"``.
+    neuron: one of `glif_jax.models.NEURON_NAMES`.
+    neuron_options: keyword arguments of the neuron module (`glif_jax.nn.GLIF`, ...); they
+      override ``neuron_defaults``.
+    neuron_defaults: initial values per neuron name (None: the neuron modules').
     remat: checkpoint each residual block.
-    **options: the options of the layers: ``timesteps`` (T), ``norm`` (``"tdbn"`` or
-      ``"bn"``), ``neuron`` (one of `NEURON_NAMES`, default ``"glif"``),
-      ``neuron_options`` (keyword arguments of the neuron module; they override
-      ``neuron_defaults``, initial values per neuron name), ``bn_axis_name`` (pmap/shard_map
-      axis over which BN averages batch statistics), ``dtype`` (compute dtype, default
-      float32; parameters stay float32) and ``rngs`` (parameter initialisation).
+    bn_axis_name: pmap/shard_map axis over which BN averages batch statistics.
+    dtype: compute dtype; parameters stay float32.
+    rngs: parameter initialisation.
   """
+
+  has_norm: ClassVar[bool] = True  # takes ``norm`` and ``bn_axis_name``
+  fixed_input_size: ClassVar[bool] = False  # pools globally: any input size
+  has_blocks: ClassVar[bool] = True  # takes ``remat``
 
   def __init__(
     self,
@@ -201,11 +213,28 @@ class SpikingResNet(nnx.Module):
     width: int,
     in_channels: int,
     num_classes: int,
+    timesteps: int,
+    norm: str,
+    neuron: str = "glif",
+    neuron_options: Mapping[str, Any] | None = None,
+    neuron_defaults: _layers.NeuronDefaults | None = None,
     remat: bool = False,
-    **options: Any,
+    bn_axis_name: str | None = None,
+    dtype: Any = jnp.float32,
+    rngs: nnx.Rngs,
   ):
     layers = _layers.network_layers(
-      _layers.KAIMING_FAN_OUT, input_size=None, in_channels=in_channels, **options
+      _layers.KAIMING_FAN_OUT,
+      input_size=None,
+      in_channels=in_channels,
+      timesteps=timesteps,
+      norm=norm,
+      neuron=neuron,
+      neuron_options=neuron_options,
+      neuron_defaults=neuron_defaults,
+      bn_axis_name=bn_axis_name,
+      dtype=dtype,
+      rngs=rngs,
     )
     k = (stem.kernel, stem.kernel)
     first = layers.conv(in_channels, width, k, strides=stem.stride, padding=stem.padding)

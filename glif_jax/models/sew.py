@@ -37,8 +37,8 @@ initialisers, and a fixed input size.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -144,6 +144,7 @@ def _torch_linear(fan_in: int, fan_out: int, *, dtype: Any, rngs: nnx.Rngs) -> n
   )
 
 
+@_layers.init_signature
 class SEWResNet(nnx.Module):
   """SEW-ResNet for event frames; see the module docstring for the layout.
 
@@ -154,11 +155,16 @@ class SEWResNet(nnx.Module):
     input_size: side H = W of the frames (the flatten fixes it).
     in_channels: C of the input (2 polarities).
     num_classes: number of logits.
+    timesteps: T.
+    norm: ``"bn"`` (theirs) or ``"tdbn"``.
+    neuron, neuron_options, neuron_defaults: as in `glif_jax.models.resnet.SpikingResNet`.
     remat: checkpoint each block.
-    **options: ``timesteps``, ``norm`` (``"bn"``, theirs, or ``"tdbn"``), ``neuron``,
-      ``neuron_options``, ``neuron_defaults``, ``bn_axis_name``, ``dtype`` and ``rngs``,
-      as in `glif_jax.models.resnet.SpikingResNet`.
+    bn_axis_name, dtype, rngs: as in `glif_jax.models.resnet.SpikingResNet`.
   """
+
+  has_norm: ClassVar[bool] = True
+  fixed_input_size: ClassVar[bool] = True  # the flatten fixes it
+  has_blocks: ClassVar[bool] = True
 
   def __init__(
     self,
@@ -169,14 +175,31 @@ class SEWResNet(nnx.Module):
     input_size: int,
     in_channels: int,
     num_classes: int,
+    timesteps: int,
+    norm: str,
+    neuron: str = "glif",
+    neuron_options: Mapping[str, Any] | None = None,
+    neuron_defaults: _layers.NeuronDefaults | None = None,
     remat: bool = False,
-    **options: Any,
+    bn_axis_name: str | None = None,
+    dtype: Any = jnp.float32,
+    rngs: nnx.Rngs,
   ):
     if pool not in POOLS:
       raise ValueError(f"pool must be one of {tuple(POOLS)}, got {pool!r}")
     side = _layers.pooled_side(input_size, sum(p for _, p in blocks))
     layers = _layers.network_layers(
-      _layers.TORCH_DEFAULT, input_size=input_size, in_channels=in_channels, **options
+      _layers.TORCH_DEFAULT,
+      input_size=input_size,
+      in_channels=in_channels,
+      timesteps=timesteps,
+      norm=norm,
+      neuron=neuron,
+      neuron_options=neuron_options,
+      neuron_defaults=neuron_defaults,
+      bn_axis_name=bn_axis_name,
+      dtype=dtype,
+      rngs=rngs,
     )
     cin = width * blocks[0][0]
     self.stem = layers.encoder(_conv1x1_norm(layers, in_channels, cin))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +25,7 @@ from glif_jax import nn as snn
 from glif_jax.models import _layers
 
 
+@_layers.init_signature
 class SpikingCNN(nnx.Module):
   """``cnn_small``: two conv-BN-neuron layers with 2×2 max pooling, then FC layers::
 
@@ -39,9 +40,12 @@ class SpikingCNN(nnx.Module):
     input_size: side of the square input (the flatten fixes it).
     hidden: sizes of spiking FC layers before the classifier.
     in_channels, num_classes: as in `glif_jax.models.resnet.SpikingResNet`.
-    **options: ``timesteps``, ``norm``, ``neuron``, ``neuron_options``, ``bn_axis_name``,
-      ``dtype``, ``rngs``: as in that class.
+    timesteps, norm, neuron, neuron_options, bn_axis_name, dtype, rngs: as in that class.
   """
+
+  has_norm: ClassVar[bool] = True
+  fixed_input_size: ClassVar[bool] = True  # the flatten fixes it
+  has_blocks: ClassVar[bool] = False  # no blocks to checkpoint: takes no ``remat``
 
   def __init__(
     self,
@@ -51,11 +55,26 @@ class SpikingCNN(nnx.Module):
     hidden: tuple[int, ...] = (),
     in_channels: int,
     num_classes: int,
-    **options: Any,
+    timesteps: int,
+    norm: str,
+    neuron: str = "glif",
+    neuron_options: Mapping[str, Any] | None = None,
+    bn_axis_name: str | None = None,
+    dtype: Any = jnp.float32,
+    rngs: nnx.Rngs,
   ):
     side = _layers.pooled_side(input_size, 2)
     layers = _layers.network_layers(
-      _layers.KAIMING_FAN_OUT, input_size=input_size, in_channels=in_channels, **options
+      _layers.KAIMING_FAN_OUT,
+      input_size=input_size,
+      in_channels=in_channels,
+      timesteps=timesteps,
+      norm=norm,
+      neuron=neuron,
+      neuron_options=neuron_options,
+      bn_axis_name=bn_axis_name,
+      dtype=dtype,
+      rngs=rngs,
     )
 
     def conv_norm(cin: int, cout: int) -> _layers.ConvNorm:
@@ -76,6 +95,7 @@ class SpikingCNN(nnx.Module):
     return self.classifier(snn.fold_time(_layers.flatten, x))
 
 
+@_layers.init_signature
 class SpikingMLP(nnx.Module):
   """``mlp``: ``flatten → (FC → neuron) per hidden size → FC → classes``.
 
@@ -87,6 +107,10 @@ class SpikingMLP(nnx.Module):
     in_channels, num_classes, timesteps, neuron, neuron_options, dtype, rngs: as in
       `SpikingCNN`.
   """
+
+  has_norm: ClassVar[bool] = False  # takes no ``norm`` (nor ``bn_axis_name``)
+  fixed_input_size: ClassVar[bool] = True
+  has_blocks: ClassVar[bool] = False
 
   def __init__(
     self,
@@ -124,10 +148,30 @@ class SpikingMLP(nnx.Module):
     return self.classifier(_layers.fire(self.stem_neuron, self.stem(x)))
 
 
-def _mlp(*, width: int, **kwargs) -> SpikingMLP:
-  """``mlp`` with one hidden layer of ``width`` units."""
-  return SpikingMLP(hidden=(width,), **kwargs)
+def MLP(
+  *,
+  num_classes: int,
+  timesteps: int,
+  in_channels: int,
+  width: int = 256,
+  input_size: int = 28,
+  neuron: str = "glif",
+  neuron_options: Mapping[str, Any] | None = None,
+  dtype: Any = jnp.float32,
+  rngs: nnx.Rngs,
+) -> SpikingMLP:
+  """``mlp``: a `SpikingMLP` with one hidden layer of ``width`` units."""
+  return SpikingMLP(
+    hidden=(width,),
+    input_size=input_size,
+    in_channels=in_channels,
+    num_classes=num_classes,
+    timesteps=timesteps,
+    neuron=neuron,
+    neuron_options=neuron_options,
+    dtype=dtype,
+    rngs=rngs,
+  )
 
 
 CNNSmall = functools.partial(SpikingCNN, width=16, input_size=28, norm="tdbn")
-MLP = functools.partial(_mlp, width=256, input_size=28)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import jax.numpy as jnp
 from flax import nnx
@@ -11,35 +11,57 @@ from flax import nnx
 from glif_jax._checks import check_positive_int
 from glif_jax.models import _layers, plif_net, recurrent, resnet, sew, small
 
-# Name -> variant, a module-level partial carrying its paper's layout, norm and neuron
-# defaults. A variant with an ``input_size`` default flattens its input (built for one size);
-# one with a ``norm`` default has batch norm.
-_MODELS: dict[str, Callable[..., nnx.Module]] = {
-  "resnet19": resnet.ResNet19,
-  "resnet18": resnet.ResNet18,
-  "resnet18ms": resnet.ResNet18MS,
-  "resnet34ms": resnet.ResNet34MS,
-  "sew_dvs": sew.SEWResNetDVS,
-  "sew_gesture": sew.SEWResNetGesture,
-  "plif_net_mnist": plif_net.PLIFNetMNIST,
-  "plif_net_fmnist": plif_net.PLIFNetMNIST,
-  "plif_net_nmnist": plif_net.PLIFNetNMNIST,
-  "plif_net_cifar10": plif_net.PLIFNetCIFAR10,
-  "plif_net_cifar10dvs": plif_net.PLIFNetCIFAR10DVS,
-  "plif_net_gesture": plif_net.PLIFNetGesture,
-  "cnn_small": small.CNNSmall,
-  "mlp": small.MLP,
-  "srnn_rows": recurrent.SRNNRows,
-  "srnn_rows_permuted": recurrent.SRNNRowsPermuted,
-  "srnn_pixels": recurrent.SRNNPixels,
-  "srnn_sequence": recurrent.SRNNSequence,
-  "gru_rows": recurrent.GRURows,
-  "gru_rows_permuted": recurrent.GRURowsPermuted,
-}
 
-MODEL_NAMES = tuple(_MODELS)
-# Models that flatten their input's space, so they are built for one input size.
-FLATTENING_MODELS = tuple(name for name, v in _MODELS.items() if "input_size" in v.keywords)
+class ModelClass(Protocol):
+  """What a model class says of the keywords its variants take."""
+
+  has_norm: bool  # norm and bn_axis_name
+  fixed_input_size: bool  # input_size: built for one input size
+  has_blocks: bool  # remat: checkpoint each block
+
+  def __call__(self, **kwargs: Any) -> nnx.Module: ...
+
+
+# Per class, its variants by name: module-level partials carrying their paper's layout,
+# norm and neuron defaults. The class's attributes say what its variants take: ``has_norm``
+# (``norm``, ``bn_axis_name``), ``fixed_input_size`` (``input_size``), ``has_blocks``
+# (``remat``).
+_FAMILIES: dict[ModelClass, dict[str, Callable[..., nnx.Module]]] = {
+  resnet.SpikingResNet: {
+    "resnet19": resnet.ResNet19,
+    "resnet18": resnet.ResNet18,
+    "resnet18ms": resnet.ResNet18MS,
+    "resnet34ms": resnet.ResNet34MS,
+  },
+  sew.SEWResNet: {"sew_dvs": sew.SEWResNetDVS, "sew_gesture": sew.SEWResNetGesture},
+  plif_net.PLIFNet: {
+    "plif_net_mnist": plif_net.PLIFNetMNIST,
+    "plif_net_fmnist": plif_net.PLIFNetMNIST,
+    "plif_net_nmnist": plif_net.PLIFNetNMNIST,
+    "plif_net_cifar10": plif_net.PLIFNetCIFAR10,
+    "plif_net_cifar10dvs": plif_net.PLIFNetCIFAR10DVS,
+    "plif_net_gesture": plif_net.PLIFNetGesture,
+  },
+  small.SpikingCNN: {"cnn_small": small.CNNSmall},
+  small.SpikingMLP: {"mlp": small.MLP},
+  recurrent.RecurrentSNN: {
+    "srnn_rows": recurrent.SRNNRows,
+    "srnn_rows_permuted": recurrent.SRNNRowsPermuted,
+    "srnn_pixels": recurrent.SRNNPixels,
+    "srnn_sequence": recurrent.SRNNSequence,
+  },
+  recurrent.RecurrentGRU: {
+    "gru_rows": recurrent.GRURows,
+    "gru_rows_permuted": recurrent.GRURowsPermuted,
+  },
+}
+_CLASSES = {name: cls for cls, variants in _FAMILIES.items() for name in variants}
+_VARIANTS = {name: v for variants in _FAMILIES.values() for name, v in variants.items()}
+
+MODEL_NAMES = tuple(_VARIANTS)
+# Models that take ``input_size``: they flatten their input (or read it as a sequence), so
+# they are built for one input size.
+FLATTENING_MODELS = tuple(name for name, cls in _CLASSES.items() if cls.fixed_input_size)
 NEURON_NAMES = _layers.NEURON_NAMES
 NORM_NAMES = _layers.NORM_NAMES
 # Where tests/models/test_paper_networks.py reads it; it lives with its variant.
@@ -108,7 +130,7 @@ def create(
       accept any size and ignore it.
     remat: checkpoint each residual block of the ResNets and each layer of the SEW and
       PLIF nets (less activation memory, one more forward pass of compute); the small
-      models have no blocks and refuse it (TypeError).
+      and recurrent models have no blocks and refuse it (TypeError).
     bn_axis_name: pmap/shard_map axis over which BN averages batch statistics (unused by
       ``mlp``, which has no BN).
     dtype: compute dtype (e.g. ``jnp.bfloat16``); parameters stay float32.
@@ -121,7 +143,8 @@ def create(
   Raises:
     ValueError: an unknown name, neuron or norm, a neuron option the neuron does not
       take, a norm for ``mlp``, or a bad argument.
-    TypeError: ``remat=True`` for ``cnn_small`` or ``mlp``.
+    TypeError: ``remat=True`` for a model without blocks (``cnn_small``, ``mlp``, the
+      recurrent ones).
 
   Example:
     >>> from flax import nnx
@@ -132,7 +155,7 @@ def create(
     >>> model(jnp.zeros((3, 28, 28, 1))).shape
     (2, 3, 10)
   """
-  if name not in _MODELS:
+  if name not in _VARIANTS:
     raise ValueError(f"model name must be one of {MODEL_NAMES}, got {name!r}")
   sizes = {"num_classes": num_classes, "timesteps": timesteps, "in_channels": in_channels}
   for size, value in {**sizes, "width": width, "input_size": input_size}.items():
@@ -142,26 +165,26 @@ def create(
     raise ValueError(f"neuron_options must be a dict or None, got {neuron_options!r}")
   if not jnp.issubdtype(dtype, jnp.floating):
     raise ValueError(f"dtype must be a floating-point dtype, got {dtype!r}")
-  variant = _MODELS[name]
-  has_norm = "norm" in variant.keywords
   if norm is not None and norm not in NORM_NAMES:
     raise ValueError(f"norm must be one of {NORM_NAMES}, got {norm!r}")
-  if norm is not None and not has_norm:
+  cls = _CLASSES[name]
+  if norm is not None and not cls.has_norm:
     raise ValueError(f"{name!r} has no batch norm: norm must be None, got {norm!r}")
-  given = {
-    "neuron": neuron,
-    "neuron_options": neuron_options,
-    "norm": norm,
-    "bn_axis_name": bn_axis_name if has_norm else None,
-    "width": width,
-    "input_size": input_size if name in FLATTENING_MODELS else None,
-    "remat": remat or None,  # the models without blocks (cnn_small, mlp) take none
-  }
-  return variant(
+  if remat and not cls.has_blocks:
+    raise TypeError(f"{name!r} has no blocks to checkpoint: remat must be False, got True")
+  paper = {"neuron": neuron, "norm": norm, "width": width}  # None: the variant's default
+  if cls.fixed_input_size:
+    paper["input_size"] = input_size
+  layout: dict[str, Any] = {"bn_axis_name": bn_axis_name} if cls.has_norm else {}
+  if cls.has_blocks:
+    layout["remat"] = remat
+  return _VARIANTS[name](
     num_classes=num_classes,
     timesteps=timesteps,
     in_channels=in_channels,
+    neuron_options=neuron_options,
     dtype=dtype,
     rngs=rngs,
-    **{key: value for key, value in given.items() if value is not None},
+    **layout,
+    **{key: value for key, value in paper.items() if value is not None},
   )

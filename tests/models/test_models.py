@@ -3,6 +3,8 @@
 Parameter counts and the equivalence with the authors' blocks: `test_paper_networks.py`.
 """
 
+import inspect
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,6 +14,7 @@ from flax import nnx
 
 from glif_jax import models
 from glif_jax import nn as snn
+from glif_jax.models import _layers, zoo
 
 T, B, CLASSES = 2, 2, 5
 
@@ -73,7 +76,7 @@ def _loss_and_grads(model: nnx.Module, x: jax.Array):
   return logits, grads
 
 
-CASES = [(name, None) for name in models.MODEL_NAMES]
+CASES = [(name, None) for name in TINY]  # the recurrent models: test_recurrent.py
 CASES += [("resnet19", "klif"), ("cnn_small", "klif"), ("cnn_small", "lif"), ("mlp", "plif")]
 CASES += [("mlp", "glif_f")]
 
@@ -226,3 +229,35 @@ def test_bad_arguments_raise(kwargs, match):
   args.update(kwargs)
   with pytest.raises(ValueError, match=match):
     models.create(args.pop("name"), rngs=nnx.Rngs(0), **args)
+
+
+@pytest.mark.parametrize("name", models.MODEL_NAMES)
+def test_every_model_lists_what_it_takes(name):
+  # What `create` passes, by the class's attributes; no **options anywhere.
+  cls, variant = zoo._CLASSES[name], zoo._VARIANTS[name]
+  takes = {"num_classes", "timesteps", "in_channels", "width", "neuron", "neuron_options"}
+  takes |= {"dtype", "rngs"}
+  takes |= {"norm", "bn_axis_name"} if cls.has_norm else set()
+  takes |= {"input_size"} if cls.fixed_input_size else set()
+  takes |= {"remat"} if cls.has_blocks else set()
+  for signature in (inspect.signature(variant), inspect.signature(cls)):
+    kinds = {p.kind for p in signature.parameters.values()}
+    assert inspect.Parameter.VAR_KEYWORD not in kinds
+  assert takes <= set(inspect.signature(variant).parameters)
+
+
+def test_neuron_options_are_the_modules_keywords_and_constants():
+  lif = {"tau", "v_th", "v_reset", "decay_input", "detach_reset", "surrogate", "unroll"}
+  assert _layers.neuron_options("lif") == lif
+  assert _layers.neuron_options("klif") == lif | {"k", "scale_reset"}
+  assert _layers.neuron_options("plif") == lif - {"tau"} | {"init_tau"}
+  glif = {"tau", "v_th", "leak", "v_reset", "conduct", "gate_init", "gating", "surrogate"}
+  assert _layers.neuron_options("glif_f") == glif | {"detach_reset", "unroll"}
+
+
+def test_neuron_def_checks_names_and_leaves_values_to_the_module():
+  make = _layers.neuron_def("lif", T, tau=-1.0)  # a known name: no neuron is built yet
+  with pytest.raises(ValueError, match="tau must be > 0, got -1.0"):
+    make(4, rngs=nnx.Rngs(0))
+  with pytest.raises(ValueError, match=r"'lif': LIF takes no \['k'\]; it takes \['decay_input'"):
+    _layers.neuron_def("lif", T, k=2.0)
