@@ -53,17 +53,21 @@ def test_permuted_rows_are_a_fixed_order_drawn_from_the_seed():
 
 
 def test_the_permuted_network_is_the_rows_network_on_shuffled_rows():
-  options = dict(num_classes=10, timesteps=28, in_channels=1, neuron="lif", rngs=nnx.Rngs(0))
-  rows = models.create("srnn_rows", **options)
-  permuted = models.create("srnn_rows_permuted", **{**options, "rngs": nnx.Rngs(0)})
-  x = jax.random.uniform(jax.random.key(0), (B, 28, 28, 1), maxval=3.0)
-  order = np.random.default_rng(recurrent.PERMUTATION_SEED).permutation(28)
-  np.testing.assert_allclose(permuted(x), rows(x[:, order]), rtol=1e-6)
+  options = dict(layout="rows", width=8, timesteps=H, in_channels=C, num_classes=5, input_size=H)
+  rows = recurrent.RecurrentSNN(**options, neuron="lif", rngs=nnx.Rngs(0))
+  permuted = recurrent.RecurrentSNN(**options, neuron="lif", permutation_seed=7, rngs=nnx.Rngs(0))
+  x = jax.random.uniform(jax.random.key(0), (B, H, H, C), maxval=3.0)
+  order = np.random.default_rng(7).permutation(H)
+  logits_permuted, logits_rows = permuted(x), rows(x)
+  np.testing.assert_allclose(logits_permuted, rows(x[:, order]), rtol=1e-6)
+  assert not np.allclose(logits_permuted, logits_rows)  # the order matters to the network
 
 
 def _weights(name, neuron):
-  model = models.create(
-    name, num_classes=10, timesteps=28, in_channels=1, neuron=neuron, rngs=nnx.Rngs(0)
+  model = nnx.eval_shape(
+    lambda: models.create(
+      name, num_classes=10, timesteps=28, in_channels=1, neuron=neuron, rngs=nnx.Rngs(0)
+    )
   )
   return sum(a.size for a in jax.tree.leaves(nnx.state(model, nnx.Param)))
 
@@ -92,7 +96,13 @@ def test_build_errors_name_what_was_expected(options, message):
 
 def test_an_input_of_another_shape_is_refused_naming_both():
   model = models.create(
-    "srnn_sequence", num_classes=3, timesteps=5, in_channels=7, width=4, rngs=nnx.Rngs(0)
+    "srnn_sequence",
+    num_classes=3,
+    timesteps=5,
+    in_channels=7,
+    width=4,
+    neuron="lif",
+    rngs=nnx.Rngs(0),
   )
   assert model(jnp.ones((B, 5, 7))).shape == (5, B, 3)
   with pytest.raises(ValueError, match=r"\[B, 5, 7\] \(layout 'sequence'\), got shape \(2, 6, 7\)"):
