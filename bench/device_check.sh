@@ -10,7 +10,9 @@
 # and SpikingJelly are installed, neuron_layer_peers.jsonl (the same with SpikingJelly's
 # nodes, each in a process of its own); model_step_remat_{off,on}.jsonl (bench.model_step,
 # full ResNet-19 at the paper's batch 64, T = 4, with the device's measured peak memory,
-# one process each); summary.json (each stage's exit code, 124 for a timeout).
+# one process each); model_step_memory.jsonl (ResNet-19's kept bytes per neuron-step, XLA's
+# plan and the measured peak at T = 2, 6, 16 and batch 32, 64, one process each);
+# summary.json (each stage's exit code, 124 for a timeout).
 # Fails at once if JAX sees no GPU; otherwise runs every stage and exits non-zero if any
 # stage failed.
 set -uo pipefail
@@ -120,6 +122,10 @@ for remat in off on; do
   stage "model_step_remat_$remat" 75 python -m bench.model_step --timesteps 4 --batch 64 \
     --repeats 5 --remat "$remat" --peak-memory > "$OUT/model_step_remat_$remat.jsonl"
 done
+# The memory table of bench/README.md on the GPU: kept bytes per neuron-step, XLA's plan
+# and the device's measured peak, one process per setting (the peak is a high-water mark).
+stage model_step_memory 120 python -m bench.model_step --timesteps 2 6 16 --batch 32 64 \
+  --repeats 0 --remat off --peak-memory --peak-rss > "$OUT/model_step_memory.jsonl"
 
 status=0
 summary="{"
