@@ -199,12 +199,13 @@ def initialize(timeout_s: int) -> None:
     done.set()
 
 
-class Layout(abc.ABC):
+class Layout:
   """How batches and state are placed and the steps compiled (see the module docstring).
 
   ``Layout(mode)`` is the layout of ``mode`` (as ``pathlib.Path()`` is a ``PosixPath``): a
   `JitLayout` for ``"jit"``, a `PmapLayout` for ``"pmap"``. Both hold the mesh over every
-  global device, whose block of rows each process reads (`rows`).
+  global device, whose block of rows each process reads (`rows`); the methods marked
+  abstract are each layout's own.
 
   Args:
     mode: ``"jit"`` or ``"pmap"``.
