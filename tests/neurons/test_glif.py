@@ -1,4 +1,4 @@
-"""GLIF and GLIF_f against DESIGN.md's hand values and an independent NumPy implementation."""
+"""GLIF and GLIF_f against hand-computed values (the equations of docs/explanation/neurons.md) and an independent NumPy implementation."""
 
 import chex
 import jax
@@ -16,7 +16,7 @@ HARD, STATIC = neurons.GLIFConstants(gating="hard"), neurons.GLIFConstants(gatin
 
 
 def params_with(alpha, beta, gamma, timesteps=T, channels=None):
-  """GLIF params with the given gate values and DESIGN.md's other defaults."""
+  """GLIF params with the given gate values and the authors' other defaults."""
   p = neurons.glif_params(channels, timesteps, gate_init="fixed")
   logit = lambda g: jnp.full(p.alpha.shape, np.log(g / (1 - g)), jnp.float32)
   return p._replace(alpha=logit(alpha), beta=logit(beta), gamma=logit(gamma))

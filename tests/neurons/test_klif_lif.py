@@ -1,4 +1,4 @@
-"""KLIF, LIF and PLIF against DESIGN.md's hand values and an independent NumPy implementation."""
+"""KLIF, LIF and PLIF against hand-computed values (the equations of docs/explanation/neurons.md) and an independent NumPy implementation."""
 
 import jax
 import jax.numpy as jnp

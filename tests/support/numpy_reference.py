@@ -1,6 +1,6 @@
 """Independent plain-loop NumPy implementations of GLIF, GLIF_f and KLIF (float64).
 
-Forward passes follow DESIGN.md §2–§3 line by line; backward passes are hand-derived
+Forward passes follow the equations of docs/explanation/neurons.md line by line; backward passes are hand-derived
 backpropagation through time with the surrogate derivative of the spike. They share
 no code with `glif_jax`.
 """
