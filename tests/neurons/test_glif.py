@@ -1,4 +1,4 @@
-"""GLIF and GLIF_f against hand-computed values (the equations of docs/explanation/neurons.md) and an independent NumPy implementation."""
+"""GLIF and GLIF_f against hand values (docs/explanation/neurons.md) and NumPy."""
 
 import chex
 import jax

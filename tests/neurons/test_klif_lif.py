@@ -1,4 +1,4 @@
-"""KLIF, LIF and PLIF against hand-computed values (the equations of docs/explanation/neurons.md) and an independent NumPy implementation."""
+"""KLIF, LIF and PLIF against hand values (docs/explanation/neurons.md) and NumPy."""
 
 import jax
 import jax.numpy as jnp
