@@ -1,7 +1,8 @@
 """Independent plain-loop NumPy implementations of GLIF, GLIF_f and KLIF (float64).
 
-Forward passes follow the equations of docs/explanation/neurons.md line by line; backward passes are hand-derived
-backpropagation through time with the surrogate derivative of the spike. They share
+Forward passes follow the equations of docs/explanation/neurons.md line by line; backward
+passes are hand-derived backpropagation through time with the surrogate derivative of the
+spike. They share
 no code with `glif_jax`.
 """
 
