@@ -234,9 +234,8 @@ def config_markdown() -> str:
       out += ["|---|---|---|---|---|"]
       section = k.section
     changed = ", ".join(f"`{s}`" for s in k.changed_by) or "—"
-    out.append(
-      f"| `{k.key}` | {_value(k.default)} | {k.type_name} | {_cell(k.meaning) or '—'} | {changed} |"
-    )
+    cells = [f"`{k.key}`", _value(k.default), k.type_name, _cell(k.meaning) or "—", changed]
+    out.append("| " + " | ".join(cells) + " |")
   return "\n".join(out) + "\n"
 
 
