@@ -10,7 +10,8 @@ setting per process (the peak is the process's high-water mark).
 
   python -m bench.authors_model_step --authors-dir PATH/TO/Gated-LIF --timesteps 6 --batch 32
 
-Needs torch and SpikingJelly (their code imports ``spikingjelly.clock_driven``).
+Needs torch and SpikingJelly. Their code imports ``spikingjelly.clock_driven``, which
+SpikingJelly 2.0 calls ``activation_based``; the same module is given under the old name.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ import time
 
 def build_model(authors_dir: str, timesteps: int):
   """Their ``ResNet_19_cifar_CW`` for 10 classes with the ``lif_param`` of their train.py."""
+  from spikingjelly import activation_based
+
+  sys.modules.setdefault("spikingjelly.clock_driven", activation_based)
   sys.path.insert(0, authors_dir)
   with contextlib.redirect_stdout(io.StringIO()):  # their constructors print
     import layers  # theirs, importable from their directory only
