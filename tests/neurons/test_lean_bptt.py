@@ -88,9 +88,11 @@ def test_trace_gradients_equal_autodiff(name):
     return jnp.sum(spikes * CT_SPIKES) + sum(jnp.sum(a * b) for a, b in leaves)
 
   def scan_trace(step, params, x, state):
-    return jax.lax.scan(lambda s, x_t: (lambda o, s: (s, (o, s)))(*step(params, s, x_t)), state, x)[
-      1
-    ]
+    def body(s, x_t):
+      spike, s = step(params, s, x_t)
+      return s, (spike, s)
+
+    return jax.lax.scan(body, state, x)[1]
 
   expected = jax.grad(functools.partial(loss, scan_trace), argnums=(0, 1))(params, X)
   actual = jax.grad(functools.partial(loss, neurons.run_trace), argnums=(0, 1))(params, X)
