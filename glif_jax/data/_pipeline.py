@@ -289,8 +289,6 @@ def batch_dataset(
       A ``grain.MapDataset`` of batches.
   """
   info = source.info
-  if batch_size < 1:
-    raise ValueError(f"batch_size must be positive, got {batch_size}")
   if train and len(source) < batch_size:
     raise ValueError(f"{len(source)} training records cannot fill one batch of {batch_size}")
   augmentation = info.augmentation if augmentation is None else augmentation
@@ -373,5 +371,4 @@ def iterate(ds: grain.MapDataset, *, start_batch: int = 0, num_threads: int = 0)
   if num_threads:
     options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=2 * num_threads)
     return iter(ds.to_iter_dataset(options))
-  # As grain's own iterators: None is an element a filter dropped (there are none here).
-  return (batch for k in range(len(ds)) if (batch := ds[k]) is not None)
+  return (ds[k] for k in range(len(ds)))
