@@ -1,7 +1,7 @@
 """The authors' checkpoints in glif-jax models (`glif_jax.models.authors`), and
 ``train.evaluate`` and ``train.analyze`` of one.
 
-The shared checkpoints (``<repo>/../shared/authors_checkpoints``) were made with the GLIF
+The checkpoint fixtures (`tests.support.shared_checkpoints`) were made with the GLIF
 authors' PyTorch classes; their ``.npz`` holds the inputs, logits and per-layer spike rates
 their model computed, so the comparisons below check every layer of the mapping. The
 PyTorch-free reader of their files is tested in `test_torch_zip.py`.

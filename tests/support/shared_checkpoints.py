@@ -1,5 +1,5 @@
-"""The GLIF authors' shared checkpoints (``<repo>/../shared/authors_checkpoints``), made with
-their PyTorch classes, and the mark of the tests that read them."""
+"""The GLIF authors' checkpoint fixtures (a folder beside the repository, `SHARED`), made
+with their PyTorch classes, and the mark of the tests that read them."""
 
 from pathlib import Path
 
