@@ -38,7 +38,7 @@ padding), so metrics weighted by ``mask`` are exact.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sized
-from typing import Any
+from typing import Any, cast
 
 import grain
 import numpy as np
@@ -371,4 +371,5 @@ def iterate(ds: grain.MapDataset, *, start_batch: int = 0, num_threads: int = 0)
   if num_threads:
     options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=2 * num_threads)
     return iter(ds.to_iter_dataset(options))
-  return (ds[k] for k in range(len(ds)))
+  # A map dataset whose transforms drop nothing has an element at every index.
+  return (cast(Batch, ds[k]) for k in range(len(ds)))
