@@ -17,7 +17,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 from absl import app, flags, logging
 from flax import nnx
@@ -34,6 +33,7 @@ from glif_jax.training import (
   make_tx,
 )
 from glif_jax.training.checkpoints import CHECKPOINT_DIR
+from glif_jax.training.config import Config, recorded_config
 from glif_jax.training.train import SUMMARY_FILE
 from train import _cli
 
@@ -48,7 +48,7 @@ def _gate_history(workdir: Path) -> tuple[np.ndarray, dict[str, dict[str, np.nda
 
 
 def _restored_model(
-  workdir: Path, config: ml_collections.ConfigDict, splits: dict[str, data.RecordSource]
+  workdir: Path, config: Config, splits: dict[str, data.RecordSource]
 ) -> tuple[nnx.Module, int]:
   """The run's model holding its latest checkpoint, verified as a resume verifies it (fits
   the model, matches its digest and its step), and that step."""
@@ -67,7 +67,7 @@ def _restored_model(
 
 def report(workdir: Path, out: Path, batch_size: int) -> Path:
   """Writes ``report.md`` and figures for the run in ``workdir`` to ``out``."""
-  config = ml_collections.ConfigDict(checkpoints.read_config(workdir))
+  config = recorded_config(checkpoints.read_config(workdir))
   splits, _ = input_pipeline.load(config)
   images, labels = input_pipeline.test_examples(splits["test"], config, batch_size)
   model, step = _restored_model(workdir, config, splits)

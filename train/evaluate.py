@@ -44,7 +44,6 @@ from glif_jax import analysis, training
 from glif_jax.models import NonFiniteWeightsError, load_authors_checkpoint
 from glif_jax.training import checkpoints, input_pipeline
 from glif_jax.training.actions import nonfinite_leaves
-from glif_jax.training.config import read
 from glif_jax.training.steps import layer_rates
 from glif_jax.training.train import SUMMARY_FILE
 from train import _cli
@@ -139,7 +138,9 @@ def _evaluate(
     _refuse_nonfinite(initial, checkpoint)
   metrics = experiment.evaluate(experiment.layout.state(experiment.initial))
   experiment.model.eval()
-  images, _ = input_pipeline.test_examples(experiment.splits["test"], config, energy_examples)
+  images, _ = input_pipeline.test_examples(
+    experiment.splits["test"], experiment.config, energy_examples
+  )
   stats = analysis.network_statistics(experiment.model, jnp.asarray(images))
   summary = {
     "test_accuracy": metrics.pop("accuracy"),
@@ -156,7 +157,7 @@ def _evaluate(
     "energy": _energy(stats),
   }
   if workdir is not None:
-    _write_workdir(Path(workdir), config, initial, summary)
+    _write_workdir(Path(workdir), experiment.config.max_to_keep, initial, summary)
   return summary
 
 
@@ -170,15 +171,13 @@ def _refuse_nonfinite(state: training.TrainState, checkpoint: str | Path) -> Non
 
 
 def _write_workdir(
-  workdir: Path, config: ml_collections.ConfigDict, state: training.TrainState, summary: dict
+  workdir: Path, max_to_keep: int, state: training.TrainState, summary: dict
 ) -> None:
   """A step-0 checkpoint of ``state`` and ``summary.json``, as `train.main`.
 
   ``config.json`` was written by `checkpoints.guard_workdir` before the evaluation.
   """
-  with checkpoints.checkpoint_manager(
-    workdir, max_to_keep=read(config, "max_to_keep", int)
-  ) as manager:
+  with checkpoints.checkpoint_manager(workdir, max_to_keep=max_to_keep) as manager:
     checkpoints.save(
       manager,
       jax.device_get(state),

@@ -14,8 +14,10 @@ from glif_jax.training.checkpoints import (
   DataPosition,
 )
 from glif_jax.training.config import (
+  Config,
   ConfigError,
   default_config,
+  recorded_config,
   validate_config,
   validate_input_shape,
 )
@@ -30,6 +32,7 @@ from glif_jax.training.train import train_and_evaluate
 __all__ = [
   "GATE_PREFIX",
   "CheckpointMismatchError",
+  "Config",
   "ConfigError",
   "CorruptCheckpointError",
   "DataPosition",
@@ -53,6 +56,7 @@ __all__ = [
   "mean_logits_cross_entropy",
   "param_labels",
   "read_scalars",
+  "recorded_config",
   "tet_loss",
   "train_and_evaluate",
   "train_step",

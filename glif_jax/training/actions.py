@@ -1,10 +1,9 @@
-"""The periodic actions of the training loop: stop, guard, log, evaluate, checkpoint, halt.
+"""What the training loop does besides the step: stop, guard, log, evaluate, checkpoint, halt.
 
-Each action is a callable ``action(step, state)`` that the loop runs after every train
-step, in this order; it asks the `Schedule` whether its time has come. The `Guard`
-(``guard(step)``) returns a `Decision` the loop acts on: go on, or roll back. They share a
-`Record` of what the loop accumulates: the steps' metrics and NaN/inf flags (left on the
-devices until an action reads them), the latest evaluation and the agreed stop signal.
+Plain functions that `glif_jax.training.train`'s loop calls in its own order, each given
+what it needs; the loop keeps its own counts. `Schedule` says when each runs; `guard`
+decides, from the NaN/inf flags of the steps since it last ran, whether the loop goes on
+or rolls back.
 """
 
 from __future__ import annotations
@@ -13,11 +12,10 @@ import dataclasses
 import enum
 import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, final
 
 import jax
-import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 import tqdm
@@ -25,7 +23,6 @@ from absl import logging
 
 from glif_jax.training import checkpoints, events, parallel
 from glif_jax.training.checkpoints import DataPosition
-from glif_jax.training.config import read
 from glif_jax.training.steps import FINITE, FINITE_LEAVES, TrainState, leaf_names, listed
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -86,25 +83,6 @@ class Schedule:
     return self.eval(step) or self._every(step, self.checkpoint_every)
 
 
-@dataclasses.dataclass
-class Record:
-  """What the loop accumulates between actions."""
-
-  metrics: list = dataclasses.field(default_factory=list)  # train metrics since the last log
-  guards: list = dataclasses.field(default_factory=list)  # (step, NaN/inf flags) not yet read
-  eval: dict = dataclasses.field(default_factory=dict)  # the latest evaluation
-  nonfinite: int = 0  # non-finite steps in this run
-  replayed: set = dataclasses.field(default_factory=set)  # non-finite steps rolled back over
-  stopping: int | None = None  # the signal every process agreed to stop on
-  input_wait_s: float = 0.0  # time the loop waited for its next batch
-
-  def add(self, step: int, metrics: dict[str, Any]) -> None:
-    """Keeps a train step's (device) metrics; its guard flags go to ``guards``."""
-    flags = (metrics.pop(FINITE), metrics.pop(FINITE_LEAVES), metrics["loss"])
-    self.guards.append((step, flags))
-    self.metrics.append(metrics)
-
-
 @final
 class StopSignals:
   """While active, SIGTERM and SIGINT only set ``signum``; the `Stop` action reads it.
@@ -135,17 +113,18 @@ class StopSignals:
 
 
 def nonfinite_steps(
-  guards: list[tuple[int, Any, Any, Any]], names: Sequence[str]
+  steps: Sequence[int], flags: Sequence[tuple[Any, Any, Any]], names: Sequence[str]
 ) -> list[tuple[int, str]]:
-  """``(step, what was not finite)`` for each step in ``guards`` that was not applied.
+  """``(step, what was not finite)`` for each of ``steps`` that was not applied.
 
   Args:
-    guards: ``(step, FINITE, FINITE_LEAVES, loss)`` per step, host values of the train
-      step's metrics (a leading device axis, as pmap returns, is read at index 0).
+    steps: the steps whose ``flags`` these are.
+    flags: ``(FINITE, FINITE_LEAVES, loss)`` per step, host values of the train step's
+      metrics (`guard_flags`; a leading device axis, as pmap returns, is read at index 0).
     names: the names of the guarded leaves (`steps.guarded_leaf_names`).
   """
   found = []
-  for step, finite, leaves, loss in guards:
+  for step, (finite, leaves, loss) in zip(steps, flags, strict=True):
     if np.asarray(finite).reshape(-1)[0]:
       continue
     flags = np.asarray(leaves).reshape(-1, len(names))[0]
@@ -155,143 +134,115 @@ def nonfinite_steps(
   return found
 
 
+def guard_flags(metrics: dict[str, Any]) -> tuple[Any, Any, Any]:
+  """``(FINITE, FINITE_LEAVES, loss)`` of a train step's (device) ``metrics``; the first
+  two are taken out of ``metrics``."""
+  return metrics.pop(FINITE), metrics.pop(FINITE_LEAVES), metrics["loss"]
+
+
 def nonfinite_leaves(state: TrainState) -> list[str]:
   """Names of the leaves of a host ``state`` that hold a NaN or an infinity."""
   leaves = jax.tree.leaves(state)
   return [n for n, x in zip(leaf_names(state), leaves, strict=True) if not np.isfinite(x).all()]
 
 
-@dataclasses.dataclass
-class Stop:
-  """Every step: whether a stop signal reached any process (so all stop at one step)."""
-
-  signals: StopSignals
-  record: Record
-
-  def __call__(self, step: int, state: Any) -> None:
-    if parallel.any_process(self.signals.signum is not None):
-      self.record.stopping = self.signals.signum or signal.SIGTERM
+def agreed_stop(signals: StopSignals) -> int | None:
+  """The signal a stop was asked by in any process (SIGTERM where this process got none),
+  or None: every process stops at the same step (a collective, called after every step)."""
+  if parallel.any_process(signals.signum is not None):
+    return signals.signum or signal.SIGTERM
+  return None
 
 
-@dataclasses.dataclass
-class Guard:
-  """At log and save steps (and on a stop): reads the NaN/inf flags of the steps since.
+def guard(
+  found: list[tuple[int, str]], *, mode: str, limit: int, skipped: int, replayed: set[int]
+) -> Decision:
+  """What the loop does about the non-finite steps ``found`` (`nonfinite_steps`).
 
-  Returns `Decision.ROLL_BACK` under ``config.nonfinite == "rollback"`` when a step was
-  not applied (unless every such step was rolled back over before), else
-  `Decision.CONTINUE` (the steps were skipped). Raises `NonFiniteError` under
-  ``"abort"`` and once more than ``config.max_nonfinite_steps`` steps were not applied.
+  Args:
+    found: ``(step, what was not finite)`` of the steps since the last guard.
+    mode: ``config.nonfinite``: "skip", "rollback" or "abort".
+    limit: ``config.max_nonfinite_steps``.
+    skipped: the steps not applied in this run so far, ``found`` included.
+    replayed: the non-finite steps already rolled back over (replayed, they are skipped).
+
+  Returns:
+    `Decision.ROLL_BACK` under "rollback" when a step of ``found`` was not rolled back
+    over before; else `Decision.CONTINUE` (the steps stay skipped).
+
+  Raises:
+    NonFiniteError: under "abort" when ``found`` is not empty, and once ``skipped`` >
+      ``limit``.
   """
-
-  config: ml_collections.ConfigDict
-  layout: parallel.Layout
-  schedule: Schedule
-  record: Record
-  names: Sequence[str]  # of the guarded leaves (`steps.guarded_leaf_names`)
-
-  def __call__(self, step: int) -> Decision:
-    record = self.record
-    if not (self.schedule.log(step) or self.schedule.save(step) or record.stopping):
-      return Decision.CONTINUE
-    flags = self.layout.host([flags for _, flags in record.guards])
-    found = nonfinite_steps([(s, *f) for (s, _), f in zip(record.guards, flags)], self.names)
-    record.guards.clear()
-    if not found:
-      return Decision.CONTINUE
-    record.nonfinite += len(found)
-    listed = "; ".join(f"step {s}: {what}" for s, what in found)
-    mode, limit = self.config.nonfinite, read(self.config, "max_nonfinite_steps", int)
-    if mode == "abort" or record.nonfinite > limit:
-      why = "" if mode == "abort" else f"; {record.nonfinite} steps > max_nonfinite_steps={limit}"
-      raise NonFiniteError(
-        f"non-finite values ({listed}); these steps were not applied; stopping "
-        f"(config.nonfinite={mode!r}{why})"
-      )
-    rollback = mode == "rollback" and any(s not in record.replayed for s, _ in found)
-    then = "rolling back to the latest checkpoint" if rollback else "steps skipped"
-    logging.warning("non-finite values (%s); %s (config.nonfinite=%r)", listed, then, mode)
-    if not rollback:
-      return Decision.CONTINUE
-    record.replayed.update(s for s, _ in found)
-    return Decision.ROLL_BACK
+  if not found:
+    return Decision.CONTINUE
+  listed_steps = "; ".join(f"step {s}: {what}" for s, what in found)
+  if mode == "abort" or skipped > limit:
+    why = "" if mode == "abort" else f"; {skipped} steps > max_nonfinite_steps={limit}"
+    raise NonFiniteError(
+      f"non-finite values ({listed_steps}); these steps were not applied; stopping "
+      f"(config.nonfinite={mode!r}{why})"
+    )
+  rollback = mode == "rollback" and any(s not in replayed for s, _ in found)
+  then = "rolling back to the latest checkpoint" if rollback else "steps skipped"
+  logging.warning("non-finite values (%s); %s (config.nonfinite=%r)", listed_steps, then, mode)
+  return Decision.ROLL_BACK if rollback else Decision.CONTINUE
 
 
-@dataclasses.dataclass
-class Log:
-  """Every step: the progress bar; at log steps: mean train metrics and the GLIF gates."""
-
-  layout: parallel.Layout
-  schedule: Schedule
-  record: Record
-  writer: events.Writer
-  bar: tqdm.tqdm
-
-  def __call__(self, step: int, state: Any) -> None:
-    self.bar.update()
-    if not self.schedule.log(step):
-      return
-    history = self.layout.host(self.record.metrics)
-    self.record.metrics.clear()
-    train = {k: float(np.mean([m[k] for m in history])) for k in history[0]}
-    self.writer.write_scalars(step, {f"train_{k}": v for k, v in train.items()})
-    self.writer.write_scalars(step, events.gate_means(state.params, self.layout.host))
-    self.bar.set_postfix(loss=train["loss"], acc=train["accuracy"])
-    say(f"step {step}: " + format_metrics("train", train))
+def log_train(
+  step: int,
+  history: list[dict[str, Any]],
+  gates: dict[str, float],
+  writer: events.Writer,
+  bar: tqdm.tqdm,
+) -> None:
+  """Writes the mean of the host train metrics ``history`` and the GLIF ``gates``
+  (`events.gate_means`), and shows the means on the bar and the console."""
+  train = {k: float(np.mean([m[k] for m in history])) for k in history[0]}
+  writer.write_scalars(step, {f"train_{k}": v for k, v in train.items()})
+  writer.write_scalars(step, gates)
+  bar.set_postfix(loss=train["loss"], acc=train["accuracy"])
+  say(f"step {step}: " + format_metrics("train", train))
 
 
-@dataclasses.dataclass
-class Evaluate:
-  """At each epoch's end: the eval metrics of ``evaluate(state)``."""
-
-  evaluate: Callable[[Any], dict[str, float]]
-  schedule: Schedule
-  record: Record
-  writer: events.Writer
-
-  def __call__(self, step: int, state: Any) -> None:
-    if self.schedule.eval(step):
-      self.record.eval = self.evaluate(state)
-      self.writer.write_scalars(step, {f"eval_{k}": v for k, v in self.record.eval.items()})
-      say(f"step {step}: " + format_metrics("eval", self.record.eval))
+def log_eval(step: int, evaluation: dict[str, float], writer: events.Writer) -> None:
+  """Writes and shows the eval metrics of step ``step``."""
+  writer.write_scalars(step, {f"eval_{k}": v for k, v in evaluation.items()})
+  say(f"step {step}: " + format_metrics("eval", evaluation))
 
 
-@dataclasses.dataclass
-class Checkpoint:
-  """At save steps and on a stop: checks the state is finite, then saves it (orbax)."""
+def save(
+  manager: ocp.CheckpointManager,
+  layout: parallel.Layout,
+  state: Any,
+  step: int,
+  steps_per_epoch: int,
+  *,
+  eval_accuracy: float | None,
+) -> None:
+  """Saves ``state`` after ``step`` (orbax, with its data position) after checking it is
+  finite; ``eval_accuracy`` (None between evaluations) ranks the best checkpoint.
 
-  manager: ocp.CheckpointManager
-  layout: parallel.Layout
-  schedule: Schedule
-  record: Record
-
-  def __call__(self, step: int, state: Any) -> None:
-    if not (self.schedule.save(step) or self.record.stopping):
-      return
-    if bad := nonfinite_leaves(self.layout.host(state)):  # finite gradients, overflowing update
-      raise NonFiniteError(
-        f"the state after step {step} holds non-finite values ({listed(bad)}) though "
-        "every applied step had a finite loss and gradients: an update overflowed (is "
-        "the learning rate too large?); it was not saved; stopping"
-      )
-    accuracy = self.record.eval.get("accuracy") if self.schedule.eval(step) else None
-    position = DataPosition(*divmod(step, self.schedule.steps_per_epoch))
-    state = self.layout.checkpointable(state)
-    checkpoints.save(self.manager, state, position, eval_accuracy=accuracy)
+  Raises:
+    NonFiniteError: the state holds NaN/inf (an overflowing update of finite gradients);
+      it is not saved.
+  """
+  if bad := nonfinite_leaves(layout.host(state)):
+    raise NonFiniteError(
+      f"the state after step {step} holds non-finite values ({listed(bad)}) though every "
+      "applied step had a finite loss and gradients: an update overflowed (is the learning "
+      "rate too large?); it was not saved; stopping"
+    )
+  position = DataPosition(*divmod(step, steps_per_epoch))
+  checkpoints.save(manager, layout.checkpointable(state), position, eval_accuracy=eval_accuracy)
 
 
-@dataclasses.dataclass
-class Halt:
-  """After the checkpoint of a stop: raises `KeyboardInterrupt` (SIGINT) or
-  `TrainingInterrupted` (SIGTERM)."""
-
-  record: Record
-  directory: str
-
-  def __call__(self, step: int, state: Any) -> None:
-    if self.record.stopping == signal.SIGINT:
-      raise KeyboardInterrupt(f"interrupted at step {step}; checkpoint saved")
-    if self.record.stopping is not None:
-      raise TrainingInterrupted(self.record.stopping, step, self.directory)
+def halt(signum: int, step: int, directory: str) -> None:
+  """Raises `KeyboardInterrupt` (SIGINT) or `TrainingInterrupted` (other signals): the
+  checkpoint of ``step`` was saved in ``directory``."""
+  if signum == signal.SIGINT:
+    raise KeyboardInterrupt(f"interrupted at step {step}; checkpoint saved")
+  raise TrainingInterrupted(signum, step, directory)
 
 
 def format_metrics(prefix: str, metrics: dict[str, float]) -> str:

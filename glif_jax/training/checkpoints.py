@@ -29,13 +29,12 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
-import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
 from glif_jax.training import parallel
-from glif_jax.training.config import ConfigError, what_it_computes
+from glif_jax.training.config import Config, ConfigError, what_it_computes
 from glif_jax.training.steps import TrainState, leaf_names, listed
 
 CONFIG_FILE = "config.json"
@@ -180,7 +179,7 @@ def read_config(workdir: str | Path) -> dict[str, Any]:
   return recorded
 
 
-def _recorded_config(workdir: Path, config: ml_collections.ConfigDict) -> dict[str, Any] | None:
+def _recorded_config(workdir: Path, config: Config) -> dict[str, Any] | None:
   """The config ``workdir`` records, or None if none is readable and no step needs one.
 
   Raises:
@@ -212,7 +211,7 @@ def _write_atomically(path: Path, text: str) -> None:
     partial.unlink(missing_ok=True)
 
 
-def guard_workdir(workdir: str | Path, config: ml_collections.ConfigDict) -> None:
+def guard_workdir(workdir: str | Path, config: Config) -> None:
   """Records ``config`` in ``workdir``; refuses a workdir of a run with another config.
 
   A workdir whose recorded config differs (run-control keys aside) and that holds a saved

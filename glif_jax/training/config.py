@@ -1,15 +1,18 @@
-"""The default training config, and checks of a config run before anything is built.
+"""The default training config, and the one check of a config before anything is built.
 
-Code reads config values through `read` and `read_optional`, which check each value's type
-(an int passes as a float) and give the type checker a typed value.
+`validate_config` checks every key, type and value once and returns a frozen `Config`, each
+value of its declared type (an int given for a float key is taken as that float); the
+code after it reads typed attributes (``config.batch_size``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-from collections.abc import Iterable
-from typing import Any, TypeVar
+import typing
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import ml_collections
 from ml_collections import config_dict
@@ -30,8 +33,6 @@ PER_PROCESS_KEYS = ("data_dir", "manual_dir", "input_threads", "progress_bar")
 VERSION_KEY = "glif_jax.__version__"  # compared between processes with the config
 MAX_SEED = 2**63 - 1  # the largest seed jax.random.key takes
 
-_T = TypeVar("_T")
-
 
 def default_config() -> ml_collections.ConfigDict:
   """Every config key, with its meaning and default; experiment configs override a few.
@@ -47,7 +48,7 @@ def default_config() -> ml_collections.ConfigDict:
   # Locked: setting a key that does not exist (a misspelling) raises, naming the closest key.
   config.lock()
   for key in FREE_FORM_KEYS:
-    read(config, key, ml_collections.ConfigDict).unlock()
+    typing.cast(ml_collections.ConfigDict, config[key]).unlock()
   return config
 
 
@@ -155,48 +156,98 @@ def _run_control_keys(config: ml_collections.ConfigDict) -> ml_collections.Confi
   return config
 
 
+@dataclasses.dataclass(frozen=True)
+class SyntheticOptions:
+  """``config.synthetic``: the synthetic data set's sizes (see `default_config`)."""
+
+  train_size: int
+  test_size: int
+  image_size: int
+  channels: int
+  num_classes: int
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config:
+  """A training config after `validate_config`: every key of `default_config`, checked,
+  each of its type (the meanings are `default_config`'s)."""
+
+  # Data.
+  dataset: str
+  data_dir: str | None
+  manual_dir: str | None
+  data_options: Mapping[str, Any]
+  synthetic: SyntheticOptions
+  crop_padding: int | None
+  flip: bool | None
+  # Model.
+  model: str
+  neuron: str
+  neuron_options: Mapping[str, Any]
+  norm: str | None
+  width: int | None
+  timesteps: int
+  remat: bool
+  dtype: str
+  # Loss, optimiser, run length, batching and seed.
+  loss: str
+  label_smoothing: float
+  tet_mse_weight: float
+  tet_mse_target: float
+  optimizer: str
+  learning_rate: float
+  momentum: float
+  weight_decay: float
+  neuron_lr_scale: float
+  gate_lr_scale: float
+  warmup_epochs: float
+  cosine_period_epochs: float | None
+  grad_clip_norm: float | None
+  num_epochs: int
+  num_train_steps: int
+  batch_size: int
+  eval_batch_size: int
+  seed: int
+  # How the run is driven (`RUN_CONTROL_KEYS`).
+  log_every_steps: int
+  checkpoint_every_steps: int
+  max_to_keep: int
+  progress_bar: bool
+  overwrite: bool
+  parallel: str
+  distributed: bool
+  distributed_timeout: int
+  input_threads: int
+  nonfinite: str
+  max_nonfinite_steps: int
+
+
 RUN_CONTROL_KEYS = tuple(_run_control_keys(config_dict.ConfigDict()))
 """Keys that change how a run is driven, not what it computes: a workdir and a resumed
 run accept any values of them."""
 
 
-def read(config: ml_collections.ConfigDict, key: str, kind: type[_T]) -> _T:
-  """``config[key]``, checked to be a ``kind`` (an int is taken as a float).
-
-  Raises:
-    ConfigError: the value is of another type.
-  """
-  found = config[key]
-  if isinstance(found, kind):
-    return found
-  if kind is float and isinstance(found, int):
-    return kind(found)
-  raise ConfigError(f"config.{key} must be a {kind.__name__}, got {found!r}")
-
-
-def read_optional(config: ml_collections.ConfigDict, key: str, kind: type[_T]) -> _T | None:
-  """``config[key]`` if it is not None, checked as `read` does."""
-  return None if config[key] is None else read(config, key, kind)
-
-
-def what_it_computes(config: ml_collections.ConfigDict) -> dict[str, Any]:
+def what_it_computes(config: Config) -> dict[str, Any]:
   """``config`` as JSON values without its `RUN_CONTROL_KEYS`: two runs whose values are
   equal compute the same thing (a workdir refuses a config that differs)."""
-  values = json.loads(config.to_json_best_effort())
+  values = json.loads(json.dumps(dataclasses.asdict(config)))
   return {k: v for k, v in values.items() if k not in RUN_CONTROL_KEYS}
 
 
-def _one_of(config: ml_collections.ConfigDict, key: str, valid: Iterable[str]) -> None:
-  valid = tuple(valid)
-  if config[key] not in valid:
-    raise ConfigError(f"config.{key} must be one of {valid}, got {config[key]!r}")
+def _one_of(config: Config, key: str, valid: Iterable[str]) -> None:
+  valid, value = tuple(valid), getattr(config, key)
+  if value not in valid:
+    raise ConfigError(f"config.{key} must be one of {valid}, got {value!r}")
 
 
-def _positive(config: ml_collections.ConfigDict, *keys: str, prefix: str = "") -> None:
+def _numbers_at_least(
+  config: Config | SyntheticOptions, keys: Iterable[str], low: int, *, prefix: str = ""
+) -> None:
+  """Each of ``keys`` is None or ``> 0`` (``low`` 1) or ``>= 0`` (``low`` 0)."""
   for key in keys:
-    number = read_optional(config, key, float)
-    if number is not None and number <= 0:
-      raise ConfigError(f"config.{prefix}{key} must be > 0, got {config[key]!r}")
+    number = getattr(config, key)
+    if number is not None and (number <= 0 if low else number < 0):
+      raise ConfigError(f"config.{prefix}{key} must be {'> 0' if low else '>= 0'}, got {number!r}")
 
 
 def _flat_values(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -237,18 +288,69 @@ def validate_keys(config: ml_collections.ConfigDict) -> None:
     raise ConfigError("bad config keys: " + "; ".join(problems))
 
 
+def _typed(config: ml_collections.ConfigDict, kind: type, prefix: str = "") -> Any:
+  """``config`` as a ``kind`` (a dataclass), each value checked to be of its field's type:
+  an int is taken as a float, None only where the type allows it.
+
+  Raises:
+    ConfigError: a value of another type.
+  """
+  values = {}
+  for name, hint in typing.get_type_hints(kind).items():
+    value: Any = config[name]
+    allowed = typing.get_args(hint) or (hint,)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+      values[name] = _typed(value, hint, f"{prefix}{name}.")
+    elif name in FREE_FORM_KEYS:
+      values[name] = value.to_dict()
+    elif float in allowed and isinstance(value, int) and not isinstance(value, bool):
+      values[name] = float(value)
+    elif (value is None and type(None) in allowed) or (
+      isinstance(value, allowed) and (bool in allowed or not isinstance(value, bool))
+    ):
+      values[name] = value
+    else:
+      expected = " or ".join("None" if t is type(None) else t.__name__ for t in allowed)
+      raise ConfigError(f"config.{prefix}{name} must be a {expected}, got {value!r}")
+  return kind(**values)
+
+
+def recorded_config(values: dict[str, Any]) -> Config:
+  """The `Config` of a run from the values its workdir records (`what_it_computes`): they
+  override the defaults, which give the keys a run of an older version did not record.
+
+  Raises:
+    ConfigError: a recorded value of the wrong type.
+    AttributeError: a key this version does not know.
+  """
+  config = default_config()
+  config.update(values)
+  return _typed(config, Config)
+
+
 def validate_config(
   config: ml_collections.ConfigDict, *, dataset_names: Iterable[str], num_devices: int
-) -> None:
-  """Raises ConfigError naming the key and the valid values for a bad config.
+) -> Config:
+  """``config`` checked, as a typed and frozen `Config`.
 
   Args:
     config: the training config (keys as in `default_config`).
     dataset_names: the valid values of ``config.dataset``.
     num_devices: the number of devices the global batches are split over.
+
+  Raises:
+    ConfigError: a bad key, type or value; the message names the key and what is valid.
   """
   validate_keys(config)
   _finite(config)
+  typed = _typed(config, Config)
+  _check_names(typed, dataset_names)
+  _check_numbers(typed, num_devices)
+  return typed
+
+
+def _check_names(config: Config, dataset_names: Iterable[str]) -> None:
+  """Every key that names a choice names a valid one."""
   _one_of(config, "dataset", dataset_names)
   _one_of(config, "model", models.MODEL_NAMES)
   _one_of(config, "neuron", models.NEURON_NAMES)
@@ -259,52 +361,53 @@ def validate_config(
   _one_of(config, "dtype", DTYPES)
   _one_of(config, "nonfinite", NONFINITE_MODES)
   _one_of(config, "parallel", PARALLEL_MODES)
-  _positive(
-    config,
-    "timesteps",
-    "batch_size",
-    "eval_batch_size",
-    "num_epochs",
-    "learning_rate",
-    "width",
-    "log_every_steps",
-    "max_to_keep",
-    "grad_clip_norm",
-    "cosine_period_epochs",
-  )
-  synthetic = read(config, "synthetic", ml_collections.ConfigDict)
-  _positive(synthetic, *synthetic.keys(), prefix="synthetic.")
-  _positive(config, "distributed_timeout")
-  for key in (
-    "seed",
-    "max_nonfinite_steps",
-    "input_threads",
-    "crop_padding",
-    "neuron_lr_scale",
-    "gate_lr_scale",
-  ):
-    number = read_optional(config, key, float)
-    if number is not None and number < 0:
-      raise ConfigError(f"config.{key} must be >= 0, got {config[key]}")
-  if read(config, "seed", int) > MAX_SEED:
+
+
+def _check_numbers(config: Config, num_devices: int) -> None:
+  """Every number is in its range, and the batches split over ``num_devices``."""
+  _numbers_at_least(config, _POSITIVE_KEYS, 1)
+  synthetic = [f.name for f in dataclasses.fields(SyntheticOptions)]
+  _numbers_at_least(config.synthetic, synthetic, 1, prefix="synthetic.")
+  _numbers_at_least(config, _NON_NEGATIVE_KEYS, 0)
+  if config.seed > MAX_SEED:
     raise ConfigError(f"config.seed must be at most {MAX_SEED} (JAX's keys), got {config.seed}")
-  for key in ("batch_size", "eval_batch_size"):
-    if read(config, key, int) % num_devices:
+  for key, size in (("batch_size", config.batch_size), ("eval_batch_size", config.eval_batch_size)):
+    if size % num_devices:
       raise ConfigError(
-        f"config.{key} must be divisible by the number of devices ({num_devices}), "
-        f"got {config[key]}"
+        f"config.{key} must be divisible by the number of devices ({num_devices}), got {size}"
       )
-  label_smoothing = read(config, "label_smoothing", float)
-  if not 0.0 <= label_smoothing < 1.0:
-    raise ConfigError(f"config.label_smoothing must be in [0, 1), got {label_smoothing}")
-  tet_mse_weight = read(config, "tet_mse_weight", float)
-  if not 0.0 <= tet_mse_weight <= 1.0:
-    raise ConfigError(f"config.tet_mse_weight must be in [0, 1], got {tet_mse_weight}")
-  if config.cosine_period_epochs is not None and read(config, "warmup_epochs", float) > 0:
+  if not 0.0 <= config.label_smoothing < 1.0:
+    raise ConfigError(f"config.label_smoothing must be in [0, 1), got {config.label_smoothing}")
+  if not 0.0 <= config.tet_mse_weight <= 1.0:
+    raise ConfigError(f"config.tet_mse_weight must be in [0, 1], got {config.tet_mse_weight}")
+  if config.cosine_period_epochs is not None and config.warmup_epochs > 0:
     raise ConfigError(
       "config.cosine_period_epochs and config.warmup_epochs cannot both be set, got "
       f"{config.cosine_period_epochs} and {config.warmup_epochs}"
     )
+
+
+_POSITIVE_KEYS = (
+  "timesteps",
+  "batch_size",
+  "eval_batch_size",
+  "num_epochs",
+  "learning_rate",
+  "width",
+  "log_every_steps",
+  "max_to_keep",
+  "grad_clip_norm",
+  "cosine_period_epochs",
+  "distributed_timeout",
+)
+_NON_NEGATIVE_KEYS = (
+  "seed",
+  "max_nonfinite_steps",
+  "input_threads",
+  "crop_padding",
+  "neuron_lr_scale",
+  "gate_lr_scale",
+)
 
 
 def agree_across_processes(config: ml_collections.ConfigDict) -> None:
@@ -327,7 +430,7 @@ def agree_across_processes(config: ml_collections.ConfigDict) -> None:
     )
 
 
-def validate_input_shape(config: ml_collections.ConfigDict, input_shape: tuple[int, ...]) -> None:
+def validate_input_shape(config: Config, input_shape: tuple[int, ...]) -> None:
   """Event data ``(T, H, W, C)`` must have ``config.timesteps`` frames per sample."""
   if len(input_shape) == 4 and input_shape[0] != config.timesteps:
     raise ConfigError(

@@ -28,10 +28,9 @@ from flax import nnx
 from glif_jax import data, models
 from glif_jax.training import checkpoints, input_pipeline, losses, optim, parallel
 from glif_jax.training.config import (
+  Config,
   ConfigError,
   agree_across_processes,
-  read,
-  read_optional,
   validate_config,
   validate_input_shape,
 )
@@ -39,43 +38,41 @@ from glif_jax.training.steps import GraphDefs, LossFn, TrainState, create_train_
 from glif_jax.training.steps import train_step as _train_step
 
 
-def make_loss(config: ml_collections.ConfigDict) -> LossFn:
+def make_loss(config: Config) -> LossFn:
   """The per-example loss ``config.loss`` names, with its options bound."""
-  label_smoothing = read(config, "label_smoothing", float)
+  label_smoothing = config.label_smoothing
   if config.loss == "tet":
     return functools.partial(
       losses.tet_loss,
       label_smoothing=label_smoothing,
-      mse_weight=read(config, "tet_mse_weight", float),
-      mse_target=read(config, "tet_mse_target", float),
+      mse_weight=config.tet_mse_weight,
+      mse_target=config.tet_mse_target,
     )
   return functools.partial(losses.mean_logits_cross_entropy, label_smoothing=label_smoothing)
 
 
-def make_tx(
-  config: ml_collections.ConfigDict, steps_per_epoch: int, total_steps: int
-) -> optax.GradientTransformation:
+def make_tx(config: Config, steps_per_epoch: int, total_steps: int) -> optax.GradientTransformation:
   """The optimiser of ``config`` with its learning-rate schedule over ``total_steps``."""
   schedule = optim.learning_rate_schedule(
-    read(config, "learning_rate", float),
+    config.learning_rate,
     total_steps=total_steps,
-    warmup_steps=int(read(config, "warmup_epochs", float) * steps_per_epoch),
+    warmup_steps=int(config.warmup_epochs * steps_per_epoch),
     steps_per_epoch=steps_per_epoch,
-    cosine_period_epochs=read_optional(config, "cosine_period_epochs", float),
+    cosine_period_epochs=config.cosine_period_epochs,
   )
   return optim.make_optimizer(
-    optimizer=read(config, "optimizer", str),
+    optimizer=config.optimizer,
     learning_rate=schedule,
-    momentum=read(config, "momentum", float),
-    weight_decay=read(config, "weight_decay", float),
-    neuron_lr_scale=read(config, "neuron_lr_scale", float),
-    gate_lr_scale=read(config, "gate_lr_scale", float),
-    grad_clip_norm=read_optional(config, "grad_clip_norm", float),
+    momentum=config.momentum,
+    weight_decay=config.weight_decay,
+    neuron_lr_scale=config.neuron_lr_scale,
+    gate_lr_scale=config.gate_lr_scale,
+    grad_clip_norm=config.grad_clip_norm,
   )
 
 
 def create_model(
-  config: ml_collections.ConfigDict,
+  config: Config,
   info: data.DatasetInfo,
   *,
   bn_axis_name: str | None = None,
@@ -86,7 +83,7 @@ def create_model(
   jit, where the global batch is one array).
   """
   # The config.json of a run from before the key "norm" has none.
-  norm = read_optional(config, "norm", str) if "norm" in config else None
+  norm = getattr(config, "norm", None)
   try:
     return _create(config, info, norm, bn_axis_name)
   except ValueError as err:  # the models check their arguments: bad options of the config
@@ -94,25 +91,25 @@ def create_model(
 
 
 def _create(
-  config: ml_collections.ConfigDict,
+  config: Config,
   info: data.DatasetInfo,
   norm: str | None,
   bn_axis_name: str | None,
 ) -> nnx.Module:
   return models.create(
-    read(config, "model", str),
+    config.model,
     num_classes=info.num_classes,
-    timesteps=read(config, "timesteps", int),
+    timesteps=config.timesteps,
     in_channels=info.input_shape[-1],
-    neuron=read(config, "neuron", str),
-    neuron_options=read(config, "neuron_options", ml_collections.ConfigDict).to_dict(),
+    neuron=config.neuron,
+    neuron_options=dict(config.neuron_options),
     norm=norm,
-    width=read_optional(config, "width", int),
+    width=config.width,
     input_size=info.input_shape[-2],
-    remat=read(config, "remat", bool),
+    remat=config.remat,
     bn_axis_name=bn_axis_name,
-    dtype=jnp.dtype(read(config, "dtype", str)),
-    rngs=nnx.Rngs(read(config, "seed", int)),
+    dtype=jnp.dtype(config.dtype),
+    rngs=nnx.Rngs(config.seed),
   )
 
 
@@ -121,7 +118,7 @@ class Experiment:
   """A config's run, built: see `build`.
 
   Attributes:
-    config: the config it was built from.
+    config: the config it was built from, checked and frozen (`validate_config`).
     splits: ``{"train", "test"}`` record sources of ``config.dataset``.
     info: the data set's `glif_jax.data.DatasetInfo`.
     layout: where the state lives and how batches are assembled (``config.parallel``).
@@ -135,7 +132,7 @@ class Experiment:
     eval_step: `glif_jax.training.eval_step` compiled by ``layout``.
   """
 
-  config: ml_collections.ConfigDict
+  config: Config
   splits: dict[str, data.RecordSource]
   info: data.DatasetInfo
   layout: parallel.Layout
@@ -156,7 +153,7 @@ class Experiment:
       self.config,
       train=False,
       rows=self.layout.rows(batch_size),
-      num_threads=read(self.config, "input_threads", int),
+      num_threads=self.config.input_threads,
     )
     totals: dict[str, float] = collections.defaultdict(float)
     for local in local_batches:
@@ -191,16 +188,25 @@ def build(
       one in use by another process or one of a run with another config.
   """
   agree_across_processes(config)
-  validate_config(
-    config, dataset_names=input_pipeline.dataset_names(), num_devices=jax.device_count()
+  names, devices = input_pipeline.dataset_names(), jax.device_count()
+  return _build(
+    validate_config(config, dataset_names=names, num_devices=devices), workdir, load_weights
   )
+
+
+def _build(
+  config: Config,
+  workdir: str | Path | None,
+  load_weights: Callable[[nnx.Module], Any] | None,
+) -> Experiment:
+  """`build` for a checked ``config``."""
   splits, info = input_pipeline.load(config)
   validate_input_shape(config, info.input_shape)
   input_pipeline.check_sizes(splits, config)
   if workdir is not None:
     checkpoints.lock_workdir(workdir)  # the caller unlocks it (`checkpoints.unlock_workdir`)
     checkpoints.guard_workdir(workdir, config)
-  layout = parallel.Layout(read(config, "parallel", str))
+  layout = parallel.Layout(config.parallel)
   per_epoch = input_pipeline.steps_per_epoch(splits["train"], config)
   total_steps = input_pipeline.total_steps(config, per_epoch)
   model = create_model(config, info, bn_axis_name=layout.axis_name)

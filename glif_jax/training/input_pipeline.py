@@ -12,17 +12,17 @@ batch (its devices' block, `parallel.Layout.rows`), with grain threads reading a
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from typing import Any
 
 import jax
-import ml_collections
 import numpy as np
 
 from glif_jax import data
 from glif_jax.training.checkpoints import DataPosition
-from glif_jax.training.config import ConfigError, read, read_optional
+from glif_jax.training.config import Config, ConfigError
 
 _SYNTHETIC_BYTES = 16  # per value of the synthetic data set while it is drawn (float64 + copy)
 
@@ -32,22 +32,19 @@ def dataset_names() -> tuple[str, ...]:
   return data.names()
 
 
-def data_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
+def data_options(config: Config) -> dict[str, Any]:
   """``config.data_options``, and the data set's own section of the config if it has one."""
-  own = config.get(read(config, "dataset", str))
-  return {
-    **read(config, "data_options", ml_collections.ConfigDict),
-    **(own if isinstance(own, ml_collections.ConfigDict) else {}),
-  }
+  own = getattr(config, config.dataset, None)
+  return {**config.data_options, **(dataclasses.asdict(own) if own is not None else {})}
 
 
 def _memory_bytes() -> int:
   return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def _check_synthetic_size(config: ml_collections.ConfigDict) -> None:
+def _check_synthetic_size(config: Config) -> None:
   """Raises ConfigError if the synthetic data set would not fit in this machine's memory."""
-  if read(config, "dataset", str) != "synthetic":
+  if config.dataset != "synthetic":
     return
   options = data_options(config)
   shape = data.info("synthetic", **options).input_shape
@@ -62,7 +59,7 @@ def _check_synthetic_size(config: ml_collections.ConfigDict) -> None:
 
 
 def load(
-  config: ml_collections.ConfigDict,
+  config: Config,
 ) -> tuple[dict[str, data.RecordSource], data.DatasetInfo]:
   """The ``{"train", "test"}`` splits of ``config.dataset`` and its `data.DatasetInfo`.
 
@@ -72,12 +69,12 @@ def load(
       first and last record of each split are read here).
   """
   _check_synthetic_size(config)
-  name, data_dir = read(config, "dataset", str), read_optional(config, "data_dir", str)
+  name, data_dir = config.dataset, config.data_dir
   try:
     splits = data.load(
       name,
       data_dir=data_dir,
-      manual_dir=read_optional(config, "manual_dir", str),
+      manual_dir=config.manual_dir,
       **data_options(config),
     )
     for split in splits.values():  # the first and last records: a prepared file that is cut
@@ -97,7 +94,7 @@ def load(
 
 def batches(
   source: data.RecordSource,
-  config: ml_collections.ConfigDict,
+  config: Config,
   *,
   train: bool,
   epoch: int = 0,
@@ -113,8 +110,8 @@ def batches(
   """
   return data.make_batches(
     source,
-    batch_size=read(config, "batch_size", int) if train else eval_batch_size(source, config),
-    seed=read(config, "seed", int),
+    batch_size=config.batch_size if train else eval_batch_size(source, config),
+    seed=config.seed,
     epoch=epoch,
     train=train,
     start_batch=start_batch,
@@ -124,18 +121,18 @@ def batches(
   )
 
 
-def eval_batch_size(source: data.RecordSource, config: ml_collections.ConfigDict) -> int:
+def eval_batch_size(source: data.RecordSource, config: Config) -> int:
   """``config.eval_batch_size``, or less for a split that it would pad beyond its own size:
   the split's size rounded up to a multiple of the device count."""
   devices = jax.device_count()
-  return min(read(config, "eval_batch_size", int), -(-len(source) // devices) * devices)
+  return min(config.eval_batch_size, -(-len(source) // devices) * devices)
 
 
-def check_sizes(splits: dict[str, data.RecordSource], config: ml_collections.ConfigDict) -> None:
+def check_sizes(splits: dict[str, data.RecordSource], config: Config) -> None:
   """Raises ConfigError for sizes the data cannot serve, before anything is allocated for them:
   a training batch larger than the training split, an empty test split, or a crop padding
   larger than the input's side."""
-  train, batch_size = len(splits["train"]), read(config, "batch_size", int)
+  train, batch_size = len(splits["train"]), config.batch_size
   if batch_size > train:
     raise ConfigError(
       f"config.batch_size ({batch_size}) is larger than the training split of "
@@ -153,7 +150,7 @@ def check_sizes(splits: dict[str, data.RecordSource], config: ml_collections.Con
 
 
 def test_examples(
-  source: data.RecordSource, config: ml_collections.ConfigDict, count: int
+  source: data.RecordSource, config: Config, count: int
 ) -> tuple[np.ndarray, np.ndarray]:
   """The first ``count`` real examples of the test split (at most one eval batch).
 
@@ -167,19 +164,19 @@ def test_examples(
   return (np.swapaxes(images, 0, 1) if images.ndim == 5 else images), labels
 
 
-def augmentation(config: ml_collections.ConfigDict) -> data.Augmentation:
+def augmentation(config: Config) -> data.Augmentation:
   """``config.crop_padding`` and ``config.flip``, the data set's default where None."""
   chosen = {
-    "crop_padding": read_optional(config, "crop_padding", int),
-    "flip": read_optional(config, "flip", bool),
+    "crop_padding": config.crop_padding,
+    "flip": config.flip,
   }
-  default = data.info(read(config, "dataset", str), **data_options(config)).augmentation
+  default = data.info(config.dataset, **data_options(config)).augmentation
   return default._replace(**{k: v for k, v in chosen.items() if v is not None})
 
 
 def train_stream(
   source: data.RecordSource,
-  config: ml_collections.ConfigDict,
+  config: Config,
   start: DataPosition,
   **options: Any,
 ) -> Iterator[data.Batch]:
@@ -190,14 +187,12 @@ def train_stream(
     epoch, first = epoch + 1, 0
 
 
-def steps_per_epoch(source: data.RecordSource, config: ml_collections.ConfigDict) -> int:
+def steps_per_epoch(source: data.RecordSource, config: Config) -> int:
   """Training steps in one epoch (the remainder is dropped)."""
-  return data.num_batches(source, batch_size=read(config, "batch_size", int), train=True)
+  return data.num_batches(source, batch_size=config.batch_size, train=True)
 
 
-def total_steps(config: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
+def total_steps(config: Config, steps_per_epoch: int) -> int:
   """The run's training steps: ``config.num_train_steps`` if > 0, else whole epochs."""
-  num_train_steps = read(config, "num_train_steps", int)
-  return (
-    num_train_steps if num_train_steps > 0 else read(config, "num_epochs", int) * steps_per_epoch
-  )
+  num_train_steps = config.num_train_steps
+  return num_train_steps if num_train_steps > 0 else config.num_epochs * steps_per_epoch

@@ -1,16 +1,16 @@
 """`train_and_evaluate`: the training loop around the pure steps.
 
 Everything is built once from the config (`experiment.build`): the data, the device
-layout (`parallel`), the model and the compiled steps. Then, with the checkpoint manager
-and the periodic actions (`actions`)::
+layout (`parallel`), the model and the compiled steps. `_loop` then reads top to bottom::
 
   for step in range(first + 1, total_steps + 1):
     state, metrics = train_step(state, next(batches))
-    stop(step, state)
-    if guard(step) is Decision.ROLL_BACK:  # a step was not finite
-      restore the latest checkpoint and go on from there
-    for action in periodic:  # log, evaluate, checkpoint, halt
-      action(step, state)
+    if a log or save step, or a stop signal:   # guard: were the steps finite?
+      skip them, roll back to the latest checkpoint, or abort (config.nonfinite)
+    if schedule.log(step): log the train metrics and the GLIF gates
+    if schedule.eval(step): evaluation = evaluate(state)
+    if schedule.save(step) or stopping: save(state, eval_accuracy from evaluation)
+    if stopping: raise
 
 Multi-process runs (``config.distributed``) run the same loop in every process, each on
 its rows of every global batch. Process 0 alone writes TensorBoard events and
@@ -27,10 +27,9 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import dataclasses
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -41,7 +40,6 @@ import tqdm
 
 from glif_jax.training import actions, checkpoints, events, input_pipeline
 from glif_jax.training.checkpoints import DataPosition
-from glif_jax.training.config import read
 from glif_jax.training.experiment import Experiment, build
 from glif_jax.training.steps import TrainState, guarded_leaf_names, layer_rates
 
@@ -86,84 +84,93 @@ def _train_and_evaluate(
 ) -> TrainState:
   """`train_and_evaluate` in the workdir this process holds."""
   experiment = build(config, workdir)
-  layout, record = experiment.layout, actions.Record()
-  schedule = actions.Schedule(
-    experiment.total_steps,
-    read(config, "log_every_steps", int),
-    experiment.steps_per_epoch,
-    read(config, "checkpoint_every_steps", int),
-  )
+  checked = experiment.config
   with contextlib.ExitStack() as stack:
-    max_to_keep = read(config, "max_to_keep", int)
-    manager = stack.enter_context(checkpoints.checkpoint_manager(workdir, max_to_keep=max_to_keep))
-    writer = stack.enter_context(contextlib.closing(events.Writer(workdir)))
-    hidden = not config.progress_bar or jax.process_index() > 0
-    bar = stack.enter_context(tqdm.tqdm(total=experiment.total_steps, disable=hidden, desc="train"))
-    loop = _Loop(
-      experiment,
-      record,
-      stop=actions.Stop(stack.enter_context(actions.StopSignals()), record),
-      guard=actions.Guard(config, layout, schedule, record, guarded_leaf_names(experiment.initial)),
-      periodic=(
-        actions.Log(layout, schedule, record, writer, bar),
-        actions.Evaluate(experiment.evaluate, schedule, record, writer),
-        actions.Checkpoint(manager, layout, schedule, record),
-        actions.Halt(record, str(manager.directory)),
-      ),
+    manager = stack.enter_context(
+      checkpoints.checkpoint_manager(workdir, max_to_keep=checked.max_to_keep)
     )
-    state, first = _restore(experiment, manager, record, bar)
-    if first:
-      actions.say(f"resuming at step {first} from {manager.directory}")
-    else:
-      writer.write_scalars(0, events.gate_means(state.params, layout.host))
-    while (finished := loop.run(state, first)).rolled_back:
-      state, first = _restore(experiment, manager, record, bar)
-      actions.say(f"rolled back to step {first}")
-    if not record.eval:  # nothing was left to train: evaluate the restored state
-      record.eval = experiment.evaluate(finished.state)
-    final = layout.host(finished.state)
+    writer = stack.enter_context(contextlib.closing(events.Writer(workdir)))
+    hidden = not checked.progress_bar or jax.process_index() > 0
+    bar = stack.enter_context(tqdm.tqdm(total=experiment.total_steps, disable=hidden, desc="train"))
+    signals = stack.enter_context(actions.StopSignals())
+    finished = _loop(experiment, manager, writer, bar, signals)
+    final = experiment.layout.host(finished.state)
     manager.wait_until_finished()
-    summary = _summary(experiment, record, final, checkpoints.best_accuracy(manager), start_time)
+    summary = _summary(experiment, finished, final, checkpoints.best_accuracy(manager), start_time)
   if jax.process_index() == 0:
     Path(workdir, SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
   return final
 
 
-class _Outcome(NamedTuple):
-  state: Any
-  rolled_back: bool  # the guard asked to resume from the latest checkpoint
+class _Finished(NamedTuple):
+  state: Any  # after the last step, as the steps take it
+  evaluation: dict[str, float]  # of ``state``
+  nonfinite_steps: int  # steps not applied in this run
+  input_wait_s: float  # time the loop waited for its next batch
 
 
-@dataclasses.dataclass(frozen=True)
-class _Loop:
-  """The train steps, each followed by the stop action, the guard and ``periodic``."""
-
-  experiment: Experiment
-  record: actions.Record
-  stop: actions.Stop
-  guard: actions.Guard
-  periodic: Sequence[Callable[[int, Any], None]]
-
-  def run(self, state: Any, first: int) -> _Outcome:
-    """Trains from the state after step ``first`` to the last step, or a roll-back."""
-    batches = _on_devices(self.experiment, first)
-    for step in range(first + 1, self.experiment.total_steps + 1):
-      waited = time.perf_counter()
-      batch = next(batches)
-      self.record.input_wait_s += time.perf_counter() - waited
-      state, metrics = self.experiment.train_step(state, batch)
-      self.record.add(step, metrics)
-      self.stop(step, state)
-      if self.guard(step) is actions.Decision.ROLL_BACK:
-        return _Outcome(state, rolled_back=True)
-      for action in self.periodic:
-        action(step, state)
-    return _Outcome(state, rolled_back=False)
+def _loop(
+  experiment: Experiment,
+  manager: ocp.CheckpointManager,
+  writer: events.Writer,
+  bar: tqdm.tqdm,
+  signals: actions.StopSignals,
+) -> _Finished:
+  """Trains from the latest checkpoint (or step 0) to the last step."""
+  config, layout, total = experiment.config, experiment.layout, experiment.total_steps
+  schedule = actions.Schedule(
+    total, config.log_every_steps, experiment.steps_per_epoch, config.checkpoint_every_steps
+  )
+  names = guarded_leaf_names(experiment.initial)
+  state, step = _restore(experiment, manager, bar)
+  if step:
+    actions.say(f"resuming at step {step} from {manager.directory}")
+  else:
+    writer.write_scalars(0, events.gate_means(state.params, layout.host))
+  batches, metrics, flags, evaluation = _on_devices(experiment, step), [], [], {}
+  skipped, replayed, input_wait_s = 0, set(), 0.0
+  while step < total:
+    step, waited = step + 1, time.perf_counter()
+    batch = next(batches)
+    input_wait_s += time.perf_counter() - waited
+    state, step_metrics = experiment.train_step(state, batch)
+    flags.append((step, actions.guard_flags(step_metrics)))
+    metrics.append(step_metrics)
+    stopping = actions.agreed_stop(signals)
+    if schedule.log(step) or schedule.save(step) or stopping:
+      steps, device_flags = zip(*flags, strict=True)
+      found = actions.nonfinite_steps(steps, layout.host(list(device_flags)), names)
+      flags.clear()
+      skipped += len(found)
+      mode, limit = config.nonfinite, config.max_nonfinite_steps
+      decision = actions.guard(found, mode=mode, limit=limit, skipped=skipped, replayed=replayed)
+      if decision is actions.Decision.ROLL_BACK:
+        replayed.update(s for s, _ in found)
+        state, step = _restore(experiment, manager, bar)
+        batches, metrics = _on_devices(experiment, step), []
+        actions.say(f"rolled back to step {step}")
+        continue
+    bar.update()
+    if schedule.log(step):
+      gates = events.gate_means(state.params, layout.host)
+      actions.log_train(step, layout.host(metrics), gates, writer, bar)
+      metrics.clear()
+    if schedule.eval(step):
+      evaluation = experiment.evaluate(state)
+      actions.log_eval(step, evaluation, writer)
+    if schedule.save(step) or stopping:
+      accuracy = evaluation["accuracy"] if schedule.eval(step) else None
+      actions.save(manager, layout, state, step, schedule.steps_per_epoch, eval_accuracy=accuracy)
+    if stopping:
+      actions.halt(stopping, step, str(manager.directory))
+  # A run restored at its last step trained nothing: evaluate the restored state.
+  evaluation = evaluation or experiment.evaluate(state)
+  return _Finished(state, evaluation, skipped, input_wait_s)
 
 
 def _restore(
-  experiment: Experiment, manager: ocp.CheckpointManager, record: actions.Record, bar: tqdm.tqdm
+  experiment: Experiment, manager: ocp.CheckpointManager, bar: tqdm.tqdm
 ) -> tuple[Any, int]:
   """The latest checkpoint (or the initial state) placed for the steps, and its step."""
   layout = experiment.layout
@@ -172,7 +179,6 @@ def _restore(
   )
   state, position = restored or (experiment.initial, DataPosition(0, 0))
   first = position.epoch * experiment.steps_per_epoch + position.batch
-  record.metrics.clear()
   bar.reset()
   bar.update(first)
   return layout.state(state), first
@@ -182,13 +188,13 @@ def _on_devices(experiment: Experiment, first: int) -> Iterator[Any]:
   """The global batches after step ``first`` from this process's rows, placed on the
   devices `_DEVICE_PREFETCH` steps ahead."""
   config, layout = experiment.config, experiment.layout
-  batch_size = read(config, "batch_size", int)
+  batch_size = config.batch_size
   local_batches = input_pipeline.train_stream(
     experiment.splits["train"],
     config,
     DataPosition(*divmod(first, experiment.steps_per_epoch)),
     rows=layout.rows(batch_size),
-    num_threads=read(config, "input_threads", int),
+    num_threads=config.input_threads,
   )
   ahead: collections.deque = collections.deque()
   for local in local_batches:
@@ -200,20 +206,20 @@ def _on_devices(experiment: Experiment, first: int) -> Iterator[Any]:
 
 def _summary(
   experiment: Experiment,
-  record: actions.Record,
+  finished: _Finished,
   final: TrainState,
   best_accuracy: float | None,
   start_time: float,
 ) -> dict[str, Any]:
   """The run's ``summary.json``."""
   return {
-    "test_accuracy": record.eval["accuracy"],
-    "test_loss": record.eval["loss"],
+    "test_accuracy": finished.evaluation["accuracy"],
+    "test_loss": finished.evaluation["loss"],
     "best_accuracy": best_accuracy,
-    "firing_rate": layer_rates(record.eval),
+    "firing_rate": layer_rates(finished.evaluation),
     "steps": int(final.step),
     "epochs": int(final.step) / experiment.steps_per_epoch,
-    "nonfinite_steps": record.nonfinite,
-    "input_wait_s": record.input_wait_s,
+    "nonfinite_steps": finished.nonfinite_steps,
+    "input_wait_s": finished.input_wait_s,
     "wall_time_s": time.time() - start_time,
   }

@@ -12,6 +12,7 @@ from glif_jax.training import (
   input_pipeline,
   make_tx,
 )
+from tests.support.smoke import checked
 from train import analyze
 
 
@@ -19,6 +20,7 @@ from train import analyze
 def workdir(tmp_path):
   config = smoke.get_config()
   config.synthetic.train_size = config.synthetic.test_size = 32
+  config = checked(config)
   checkpoints.guard_workdir(tmp_path, config)
   splits, info = input_pipeline.load(config)
   per_epoch = input_pipeline.steps_per_epoch(splits["train"], config)

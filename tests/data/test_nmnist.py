@@ -11,6 +11,7 @@ from glif_jax.data import _nmnist
 from glif_jax.training import validate_config, validate_input_shape
 from glif_jax.training.config import default_config
 from glif_jax.training.input_pipeline import dataset_names
+from tests.support.smoke import checked
 
 TRAIN = {0: 2, 1: 2, 7: 1}  # digit -> recordings
 TEST = {2: 1, 9: 1}
@@ -166,4 +167,6 @@ def test_training_config_accepts_n_mnist():
   config.dataset, config.timesteps = "n_mnist", 10
   config.data_options = {"num_frames": 10, "split_by": "time"}
   validate_config(config, dataset_names=dataset_names(), num_devices=1)
-  validate_input_shape(config, data.info(config.dataset, **config.data_options).input_shape)
+  validate_input_shape(
+    checked(config), data.info(config.dataset, **config.data_options).input_shape
+  )

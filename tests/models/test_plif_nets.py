@@ -27,6 +27,7 @@ from glif_jax.models import plif_net
 from glif_jax.training import create_model, train_and_evaluate, validate_config
 from glif_jax.training.input_pipeline import dataset_names
 from tests.support.models import small_model
+from tests.support.smoke import checked
 from tests.support.torch_layers import nchw, oihw, seq_to_ann, their_conv
 
 
@@ -236,7 +237,7 @@ def test_configs_validate_and_build(dataset):
   if info.is_event:  # frames at the sensor's size, one per step
     assert info.input_shape[:2] == (config.timesteps, plif_nets.FRAME_SIZE[dataset])
   config.width = 2
-  model = nnx.eval_shape(lambda: create_model(config, info))
+  model = nnx.eval_shape(lambda: create_model(checked(config), info))
   assert model.stem.input_size == info.input_shape[-2]
 
 

@@ -3,6 +3,8 @@
 import jax
 
 from configs import smoke
+from glif_jax import data
+from glif_jax.training import validate_config
 
 
 def smoke_config(train_size: int, test_size: int, steps: int, **overrides):
@@ -20,3 +22,9 @@ def smoke_config(train_size: int, test_size: int, steps: int, **overrides):
 def host_leaves(tree) -> list:
   """The leaves of ``tree``, copied to the host."""
   return jax.tree.leaves(jax.device_get(tree))
+
+
+def checked(config):
+  """``config`` checked into the `glif_jax.training.Config` that the training functions
+  take, for this process's devices."""
+  return validate_config(config, dataset_names=data.names(), num_devices=jax.device_count())

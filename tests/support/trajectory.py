@@ -24,10 +24,11 @@ from glif_jax.training import (
   train_step,
 )
 from glif_jax.training.parallel import initialize as initialize_distributed
+from tests.support.smoke import checked
 
 
 def losses(parallel: str, steps: int) -> list[float]:
-  config = smoke.get_config()
+  config = checked(smoke.get_config())
   splits, info = input_pipeline.load(config)
   layout = Layout(parallel)
   tx = make_tx(config, steps_per_epoch=16, total_steps=32)

@@ -32,6 +32,7 @@ from glif_jax.models import NonFiniteWeightsError
 from glif_jax.training import ConfigError, checkpoints
 from tests.support import files as fmt
 from tests.support import launch
+from tests.support.smoke import checked
 from train import _cli
 
 FLAGS = flags.FLAGS
@@ -267,7 +268,7 @@ def test_a_read_only_workdir_is_refused(tmp_path):
   workdir = tmp_path / "run"
   workdir.mkdir(mode=0o555)
   with pytest.raises(ConfigError, match=r"cannot use workdir .*Permission denied"):
-    checkpoints.guard_workdir(workdir, smoke.get_config())
+    checkpoints.guard_workdir(workdir, checked(smoke.get_config()))
 
 
 @pytest.mark.parametrize(
@@ -295,11 +296,13 @@ def test_typed_library_errors_become_one_line(error, capsys, monkeypatch):
 def test_a_workdir_without_a_saved_step_is_free_for_the_next_run(tmp_path):
   failed = smoke.get_config()
   failed.learning_rate = 0.5
-  checkpoints.guard_workdir(tmp_path, failed)  # a run that failed after the workdir check
-  checkpoints.guard_workdir(tmp_path, smoke.get_config())  # the corrected rerun: no overwrite
+  checkpoints.guard_workdir(tmp_path, checked(failed))  # a run that failed after the workdir check
+  checkpoints.guard_workdir(
+    tmp_path, checked(smoke.get_config())
+  )  # the corrected rerun: no overwrite
   (tmp_path / checkpoints.CHECKPOINT_DIR / "16").mkdir(parents=True)  # now it holds a step
   with pytest.raises(ConfigError, match=r"different config .*learning_rate"):
-    checkpoints.guard_workdir(tmp_path, failed)
+    checkpoints.guard_workdir(tmp_path, checked(failed))
   assert (tmp_path / checkpoints.CHECKPOINT_DIR / "16").is_dir()
 
 

@@ -26,6 +26,7 @@ from glif_jax.training import (
   create_train_state,
   make_tx,
 )
+from tests.support.smoke import checked
 
 STEPS = (2, 4, 6)
 # A failed orbax restore leaves TensorStore callbacks to an event loop it has closed.
@@ -50,7 +51,7 @@ def _manager(workdir):
 @pytest.fixture
 def workdir(tmp_path):
   """A workdir of the smoke config holding checkpoints of `STEPS`."""
-  checkpoints.guard_workdir(tmp_path, smoke.get_config())
+  checkpoints.guard_workdir(tmp_path, checked(smoke.get_config()))
   with _manager(tmp_path) as manager:
     for step in STEPS:
       checkpoints.save(manager, jax.device_get(_state(step)), DataPosition(0, step))
@@ -162,8 +163,8 @@ def test_checkpoint_of_another_width_is_refused_even_without_config_json(tmp_pat
   def abstract_state(width):
     config = smoke.get_config()
     config.width = width
-    model = create_model(config, data.info("synthetic", num_classes=4), bn_axis_name=None)
-    return create_train_state(model, make_tx(config, 4, 8))[1]
+    model = create_model(checked(config), data.info("synthetic", num_classes=4), bn_axis_name=None)
+    return create_train_state(model, make_tx(checked(config), 4, 8))[1]
 
   saved = jax.eval_shape(lambda: abstract_state(4))  # shapes only: nothing is compiled
   with _manager(tmp_path) as manager:
@@ -186,23 +187,23 @@ def _tree_bytes(directory):
 
 
 def test_workdir_of_another_config_is_refused_and_left_untouched(workdir):
-  checkpoints.guard_workdir(workdir, smoke.get_config())
+  checkpoints.guard_workdir(workdir, checked(smoke.get_config()))
   before = _tree_bytes(workdir)
   changed = smoke.get_config()
   changed.timesteps = 3
   with pytest.raises(ValueError, match=r"different config .*\['timesteps'\].*overwrite=True"):
-    checkpoints.guard_workdir(workdir, changed)
+    checkpoints.guard_workdir(workdir, checked(changed))
   assert _tree_bytes(workdir) == before
 
 
 def test_run_control_keys_may_change_and_overwrite_discards_only_when_asked(workdir):
   config = smoke.get_config()
-  checkpoints.guard_workdir(workdir, config)
+  checkpoints.guard_workdir(workdir, checked(config))
   config.nonfinite, config.max_to_keep, config.log_every_steps = "abort", 7, 1
-  checkpoints.guard_workdir(workdir, config)  # same computation: accepted, kept
+  checkpoints.guard_workdir(workdir, checked(config))  # same computation: accepted, kept
   assert (workdir / "checkpoints" / "6").is_dir()
   config.learning_rate, config.overwrite = 0.5, True
-  checkpoints.guard_workdir(workdir, config)
+  checkpoints.guard_workdir(workdir, checked(config))
   assert not (workdir / "checkpoints").exists()
   assert json.loads((workdir / "config.json").read_text())["learning_rate"] == 0.5
 
@@ -250,16 +251,16 @@ def test_a_workdir_with_checkpoints_and_no_readable_config_is_refused(workdir, c
     path.write_text(content)
   config = smoke.get_config()
   with pytest.raises(ConfigError, match=rf"{path} {problem}.*steps \[2, 4, 6\].*unknown"):
-    checkpoints.guard_workdir(workdir, config)
+    checkpoints.guard_workdir(workdir, checked(config))
   assert checkpoints.saved_steps(workdir) == list(STEPS)
   config.overwrite = True
-  checkpoints.guard_workdir(workdir, config)
+  checkpoints.guard_workdir(workdir, checked(config))
   assert checkpoints.saved_steps(workdir) == []
   assert checkpoints.read_config(workdir)["learning_rate"] == config.learning_rate
 
 
 def test_config_json_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
-  checkpoints.guard_workdir(tmp_path, smoke.get_config())
+  checkpoints.guard_workdir(tmp_path, checked(smoke.get_config()))
   before = (tmp_path / checkpoints.CONFIG_FILE).read_text()
 
   def full_disk(fd):
@@ -269,7 +270,7 @@ def test_config_json_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
   changed = smoke.get_config()
   changed.learning_rate = 0.5  # no saved step: the workdir is taken over
   with pytest.raises(OSError, match="No space left"):
-    checkpoints.guard_workdir(tmp_path, changed)
+    checkpoints.guard_workdir(tmp_path, checked(changed))
   assert (tmp_path / checkpoints.CONFIG_FILE).read_text() == before
   assert [p.name for p in tmp_path.iterdir()] == [checkpoints.CONFIG_FILE]
 

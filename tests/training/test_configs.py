@@ -12,6 +12,7 @@ from flax import nnx
 from glif_jax import data, nn
 from glif_jax.training import create_model, validate_config, validate_input_shape
 from glif_jax.training.input_pipeline import augmentation, data_options, dataset_names
+from tests.support.smoke import checked
 
 CONFIG_DIR = Path(__file__).parents[2] / "configs"
 CONFIG_FILES = sorted(p for p in CONFIG_DIR.glob("*.py") if p.name != "__init__.py")
@@ -25,7 +26,7 @@ def load_config(path: Path, arg: str | None = None):
 
 
 def _info(config) -> data.DatasetInfo:
-  return data.info(config.dataset, **data_options(config))
+  return data.info(config.dataset, **data_options(checked(config)))
 
 
 def test_there_are_configs_for_the_papers():
@@ -46,7 +47,7 @@ def test_config_builds(path):
   validate_config(config, dataset_names=dataset_names(), num_devices=1)
   config.width = 2
   info = _info(config)
-  model = nnx.eval_shape(lambda: create_model(config, info))
+  model = nnx.eval_shape(lambda: create_model(checked(config), info))
   assert nnx.state(model, nnx.Param)
   batch = (config.timesteps, 1) if len(info.input_shape) == 4 else (1,)  # events: time-major
   x = jax.ShapeDtypeStruct((*batch, *info.input_shape[-3:]), jnp.float32)
@@ -84,30 +85,30 @@ def test_cosine_period_and_warmup_are_not_combined():
 
 def test_event_frames_must_match_timesteps():
   config = load_config(CONFIG_DIR / "cifar10dvs_sew_t16.py")
-  validate_input_shape(config, _info(config).input_shape)
+  validate_input_shape(checked(config), _info(config).input_shape)
   config.timesteps = 8
   with pytest.raises(ValueError, match="config.timesteps must equal"):
-    validate_input_shape(config, _info(config).input_shape)
+    validate_input_shape(checked(config), _info(config).input_shape)
 
 
 def test_training_augmentation_is_the_configs_or_the_data_sets():
   # cifar10dvs/train.py --dsr_da: RandomCrop(48, padding=4), no flip; CIFAR: crop 4 + flip;
   # MNIST: none. A key set overrides the data set's default, None keeps it.
   dvs = load_config(CONFIG_DIR / "cifar10dvs_sew_t16.py")
-  assert augmentation(dvs) == data.Augmentation(crop_padding=4, flip=False)
+  assert augmentation(checked(dvs)) == data.Augmentation(crop_padding=4, flip=False)
   cifar = load_config(CONFIG_DIR / "cifar10_resnet19_t4.py")
-  assert augmentation(cifar) == data.Augmentation(crop_padding=4, flip=True)
+  assert augmentation(checked(cifar)) == data.Augmentation(crop_padding=4, flip=True)
   cifar.flip = False
-  assert augmentation(cifar) == data.Augmentation(crop_padding=4, flip=False)
+  assert augmentation(checked(cifar)) == data.Augmentation(crop_padding=4, flip=False)
   mnist = load_config(CONFIG_DIR / "mnist_glif.py")
-  assert augmentation(mnist) == data.Augmentation(crop_padding=0, flip=False)
+  assert augmentation(checked(mnist)) == data.Augmentation(crop_padding=0, flip=False)
   mnist.crop_padding = 2
-  assert augmentation(mnist) == data.Augmentation(crop_padding=2, flip=False)
+  assert augmentation(checked(mnist)) == data.Augmentation(crop_padding=2, flip=False)
 
 
 def _bn_factors(config) -> set[float]:
   """The α·V_th of every batch norm of ``config``'s model (tdBN: 0.5 or 0.5/√2; BN: 1)."""
-  model = nnx.eval_shape(lambda: create_model(config, _info(config)))
+  model = nnx.eval_shape(lambda: create_model(checked(config), _info(config)))
   return {round(m.factor, 6) for _, m in nnx.iter_modules(model) if isinstance(m, nn.TdBatchNorm)}
 
 

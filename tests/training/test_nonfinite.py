@@ -21,7 +21,7 @@ from glif_jax.training import (
   train_step,
 )
 from glif_jax.training.steps import FINITE, FINITE_LEAVES, guarded_leaf_names
-from tests.support.smoke import host_leaves, smoke_config
+from tests.support.smoke import checked, host_leaves, smoke_config
 
 STEPS, PER_EPOCH = 12, 4  # 128 training examples in batches of 32
 
@@ -36,10 +36,11 @@ _config = functools.partial(
 
 @pytest.fixture(scope="module")
 def setup():
-  config = _config()
+  config = checked(_config())
   splits, info = input_pipeline.load(config)
   graphdefs, state = create_train_state(
-    create_model(config, info, bn_axis_name=None), make_tx(config, PER_EPOCH, STEPS)
+    create_model(config, info, bn_axis_name=None),
+    make_tx(config, PER_EPOCH, STEPS),
   )
   batch = next(input_pipeline.batches(splits["train"], config, train=True))
   return config, graphdefs, jax.device_get(state), batch
@@ -76,8 +77,8 @@ def test_one_nan_pixel_reaches_the_loss_and_leaves_the_state_unchanged(setup, ji
   assert int(new.step) == int(state.step) + 1  # the batch is consumed
   for a, b in zip(host_leaves(new._replace(step=state.step)), host_leaves(state), strict=True):
     np.testing.assert_array_equal(a, b)  # params, batch statistics and optimiser state
-  guard = [(7, metrics[FINITE], metrics[FINITE_LEAVES], metrics["loss"])]
-  ((at, what),) = actions.nonfinite_steps(guard, guarded_leaf_names(state))
+  flags = [(metrics[FINITE], metrics[FINITE_LEAVES], metrics["loss"])]
+  ((at, what),) = actions.nonfinite_steps([7], flags, guarded_leaf_names(state))
   assert at == 7 and what.startswith("loss nan; non-finite values in: params.classifier.")
 
 
@@ -93,12 +94,12 @@ def test_nonfinite_steps_names_the_leaves_in_order():
   names = [f"params.layer{i}.kernel" for i in range(8)]
   flags = np.ones((2, 8), bool)  # replicated over two devices
   flags[:, [2, 3, 4, 5, 6, 7]] = False
-  guards = [
-    (3, np.array([True, True]), np.ones((2, 8), bool), np.array([0.5, 0.5])),
-    (4, np.array([False, False]), flags, np.array([0.5, 0.5])),
+  per_step = [
+    (np.array([True, True]), np.ones((2, 8), bool), np.array([0.5, 0.5])),
+    (np.array([False, False]), flags, np.array([0.5, 0.5])),
   ]
   listed = ", ".join(f"params.layer{i}.kernel" for i in range(2, 7))
-  assert actions.nonfinite_steps(guards, names) == [
+  assert actions.nonfinite_steps([3, 4], per_step, names) == [
     (4, f"loss 0.5; non-finite values in: {listed} and 1 more")
   ]
 

@@ -18,7 +18,7 @@ from glif_jax.training import (
   train_step,
 )
 from glif_jax.training.experiment import create_model, make_loss, make_tx
-from tests.support.smoke import host_leaves, smoke_config
+from tests.support.smoke import checked, host_leaves, smoke_config
 
 STEPS, CHECKPOINT_AT = 10, 5  # 4 steps per epoch: eval at 4, 8, 10; checkpoints at 5, 10 too
 
@@ -60,7 +60,7 @@ def test_resume_matches_uninterrupted_run(full_run, tmp_path):
 
 
 def test_resumed_data_stream_is_the_uninterrupted_one():
-  config = _config()
+  config = checked(_config())
   source = input_pipeline.load(config)[0]["train"]
   per_epoch = input_pipeline.steps_per_epoch(source, config)
   full = input_pipeline.train_stream(source, config, DataPosition(0, 0))
@@ -91,7 +91,7 @@ def test_log_records_the_gates_of_every_glif_layer_from_step_0(full_run):
 
 
 def test_bfloat16_step_is_finite():
-  config = _config(dtype="bfloat16")
+  config = checked(_config(dtype="bfloat16"))
   splits, info = input_pipeline.load(config)
   tx = make_tx(config, steps_per_epoch=4, total_steps=STEPS)
   graphdefs, state = create_train_state(create_model(config, info, bn_axis_name=None), tx)

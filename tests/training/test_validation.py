@@ -27,6 +27,7 @@ from glif_jax.training import (
   train_and_evaluate,
 )
 from tests.support import launch
+from tests.support.smoke import checked
 
 FAST = settings(max_examples=25, deadline=None)
 FLOATS = ("float32", "bfloat16", "float16")
@@ -426,7 +427,7 @@ def test_command_line_refuses_an_unknown_key_with_status_2(tmp_path):
 def test_user_mistakes_end_with_one_message_and_status_2(tmp_path, recorded, args, message):
   workdir = tmp_path / "run"
   if recorded:
-    checkpoints.guard_workdir(workdir, smoke.get_config())  # a workdir of the smoke config
+    checkpoints.guard_workdir(workdir, checked(smoke.get_config()))  # a workdir of the smoke config
     (workdir / checkpoints.CHECKPOINT_DIR / "16").mkdir(parents=True)  # with a saved step
   result = _main("--workdir", str(workdir), *(a.format(tmp=tmp_path) for a in args))
   assert result.returncode == 2, result.stderr
@@ -439,6 +440,7 @@ def test_an_eval_batch_larger_than_the_test_split_is_cut_to_it():
   # device count, never a billion rows of padding.
   config = smoke.get_config()
   config.synthetic.test_size, config.eval_batch_size = 10, 10**9 * jax.device_count()
+  config = checked(config)
   splits, _ = input_pipeline.load(config)
   (batch,) = input_pipeline.batches(splits["test"], config, train=False)
   rows = -(-10 // jax.device_count()) * jax.device_count()
