@@ -1,4 +1,29 @@
-"""`create`: the model zoo by name, each model with its paper's layout, norm and neuron."""
+"""`create`: the model zoo by name, each model with its paper's layout, norm and neuron.
+
+The names (`MODEL_NAMES`):
+
+- ``"resnet19"``, ``"resnet18"``: CIFAR (the head has two bias-free FCs 512→256→classes
+  for ≤ 50 classes, else one); ``"resnet18ms"``, ``"resnet34ms"``: ImageNet, membrane
+  shortcut;
+- ``"sew_dvs"``: CIFAR10-DVS, 48×48 frames; ``"sew_gesture"``: SEW-ResNet's DVS128
+  Gesture net, 128×128 frames;
+- ``"plif_net_<data>"`` for data in mnist, fmnist, nmnist, cifar10, cifar10dvs, gesture:
+  the PLIF paper's networks (SpikingJelly's ``parametric_lif_net.py``), whose output is
+  the voting layer's per-step class rate;
+- ``"cnn_small"``, ``"mlp"``: MNIST-like, ours;
+- the recurrent networks of `glif_jax.models.recurrent`: ``"srnn_rows"``,
+  ``"srnn_rows_permuted"``, ``"srnn_pixels"`` (sequential MNIST by rows, in a fixed
+  shuffled order, by pixels; 128 neurons), ``"srnn_sequence"`` (sequences ``[B, T, F]``,
+  SHD; 128 neurons), ``"gru_rows"``, ``"gru_rows_permuted"`` (the GRU baseline at the
+  spiking network's weight count, 70 units).
+
+Default widths (``width=None``): resnet19 128, resnet18/MS 64, sew_dvs 64, sew_gesture 32,
+plif_net_* 128 (cifar10: 256), cnn_small 16, mlp 256 hidden units. Every layer's width
+scales with it except the ResNet head's 256 and the PLIF nets' hidden FC (2048; 512 on
+the DVS sets). Default input sides of the models that flatten their input: sew_dvs 48,
+sew_gesture 128, cnn_small and mlp 28, plif_net_* 28 (nmnist 34, cifar10 32, cifar10dvs
+and gesture 128).
+"""
 
 from __future__ import annotations
 
@@ -95,18 +120,7 @@ def create(
   ``model.eval()`` to switch BN between batch statistics and running averages.
 
   Args:
-    name: one of `MODEL_NAMES`: ``"resnet19"``, ``"resnet18"`` (CIFAR; the head has two
-      bias-free FCs 512→256→classes for ≤ 50 classes, else one), ``"resnet18ms"``,
-      ``"resnet34ms"`` (ImageNet, membrane shortcut), ``"sew_dvs"`` (CIFAR10-DVS, 48×48
-      frames), ``"sew_gesture"`` (SEW-ResNet's DVS128 Gesture net, 128×128 frames),
-      ``"plif_net_<data>"`` for data in mnist, fmnist, nmnist, cifar10, cifar10dvs,
-      gesture (the PLIF paper's networks, SpikingJelly's ``parametric_lif_net.py``; their
-      output is the voting layer's per-step class rate), ``"cnn_small"``, ``"mlp"``
-      (MNIST-like, ours); the recurrent networks of `glif_jax.models.recurrent`:
-      ``"srnn_rows"``, ``"srnn_rows_permuted"``, ``"srnn_pixels"`` (sequential MNIST by
-      rows, in a fixed shuffled order, by pixels; 128 neurons), ``"srnn_sequence"``
-      (sequences ``[B, T, F]``, SHD; 128 neurons), ``"gru_rows"``, ``"gru_rows_permuted"``
-      (the GRU baseline at the spiking network's weight count, 70 units).
+    name: one of `MODEL_NAMES` (listed in the module docstring).
     num_classes: number of logits.
     timesteps: T.
     in_channels: C of the input (3 for images, 2 for DVS polarities, 1 for MNIST).
@@ -120,14 +134,9 @@ def create(
     norm: ``"tdbn"`` or ``"bn"``; None: the model's own (tdBN for the CIFAR ResNets and the
       small models, plain BN for the MS-ResNets, the SEW nets and the PLIF nets, as the
       authors ran them); ``mlp`` has no BN and refuses one.
-    width: base width (default: the paper's: resnet19 128, resnet18/MS 64, sew_dvs 64,
-      sew_gesture 32, plif_net_* 128 (cifar10: 256), cnn_small 16, mlp 256 hidden units);
-      every layer's width scales with it except the ResNet head's 256 and the PLIF nets'
-      hidden FC (2048; 512 on the DVS sets).
-    input_size: side H = W of the input, for the models that flatten it (sew_dvs: 48,
-      sew_gesture: 128, cnn_small and mlp: 28 by default; plif_net_*: 28, 34 for nmnist,
-      32 for cifar10, 128 for cifar10dvs and gesture); the others pool globally,
-      accept any size and ignore it.
+    width: base width (None: the paper's; see the module docstring).
+    input_size: side H = W of the input, for the models that flatten it (None: the
+      paper's); the others pool globally, accept any size and ignore it.
     remat: checkpoint each residual block of the ResNets and each layer of the SEW and
       PLIF nets (less activation memory, one more forward pass of compute); the small
       and recurrent models have no blocks and refuse it (TypeError).
@@ -155,23 +164,12 @@ def create(
     >>> model(jnp.zeros((3, 28, 28, 1))).shape
     (2, 3, 10)
   """
-  if name not in _VARIANTS:
-    raise ValueError(f"model name must be one of {MODEL_NAMES}, got {name!r}")
   sizes = {"num_classes": num_classes, "timesteps": timesteps, "in_channels": in_channels}
-  for size, value in {**sizes, "width": width, "input_size": input_size}.items():
-    if value is not None:  # width, input_size: None is the paper's
-      check_positive_int(size, value)
-  if neuron_options is not None and not isinstance(neuron_options, Mapping):
-    raise ValueError(f"neuron_options must be a dict or None, got {neuron_options!r}")
+  _check_arguments(name, {**sizes, "width": width, "input_size": input_size}, neuron_options)
   if not jnp.issubdtype(dtype, jnp.floating):
     raise ValueError(f"dtype must be a floating-point dtype, got {dtype!r}")
-  if norm is not None and norm not in NORM_NAMES:
-    raise ValueError(f"norm must be one of {NORM_NAMES}, got {norm!r}")
   cls = _CLASSES[name]
-  if norm is not None and not cls.has_norm:
-    raise ValueError(f"{name!r} has no batch norm: norm must be None, got {norm!r}")
-  if remat and not cls.has_blocks:
-    raise TypeError(f"{name!r} has no blocks to checkpoint: remat must be False, got True")
+  _check_layout(name, cls, norm, remat)
   paper = {"neuron": neuron, "norm": norm, "width": width}  # None: the variant's default
   if cls.fixed_input_size:
     paper["input_size"] = input_size
@@ -188,3 +186,28 @@ def create(
     **layout,
     **{key: value for key, value in paper.items() if value is not None},
   )
+
+
+def _check_arguments(
+  name: str, sizes: dict[str, int | None], neuron_options: dict[str, Any] | None
+) -> None:
+  """Raises ValueError for an unknown ``name``, a size that is not a positive int (None:
+  the paper's) or ``neuron_options`` that are not a dict."""
+  if name not in _VARIANTS:
+    raise ValueError(f"model name must be one of {MODEL_NAMES}, got {name!r}")
+  for size, value in sizes.items():
+    if value is not None:
+      check_positive_int(size, value)
+  if neuron_options is not None and not isinstance(neuron_options, Mapping):
+    raise ValueError(f"neuron_options must be a dict or None, got {neuron_options!r}")
+
+
+def _check_layout(name: str, cls: ModelClass, norm: str | None, remat: bool) -> None:
+  """Raises for a ``norm`` that is unknown or that the model lacks (ValueError), or
+  ``remat`` for a model without blocks (TypeError)."""
+  if norm is not None and norm not in NORM_NAMES:
+    raise ValueError(f"norm must be one of {NORM_NAMES}, got {norm!r}")
+  if norm is not None and not cls.has_norm:
+    raise ValueError(f"{name!r} has no batch norm: norm must be None, got {norm!r}")
+  if remat and not cls.has_blocks:
+    raise TypeError(f"{name!r} has no blocks to checkpoint: remat must be False, got True")

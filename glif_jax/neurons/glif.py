@@ -127,13 +127,7 @@ def glif_params(
   def const(value: float, shape: tuple[int, ...] = shape) -> jax.Array:
     return jnp.full(shape, _common.logit(value), dtype)
 
-  if gate_init == "random":
-    if key is None:
-      raise ValueError('gate_init="random" needs a PRNG key, got key=None')
-    r = RANDOM_GATE_LOGIT_RANGE
-    alpha, beta, gamma = jax.random.uniform(key, (3, *shape), dtype, -r, r)
-  else:
-    alpha, beta, gamma = (const(g) for g in FIXED_GATES)
+  alpha, beta, gamma = _initial_gate_logits(gate_init, key, shape, dtype)
   return GLIFParams(
     alpha=alpha,
     beta=beta,
@@ -144,6 +138,18 @@ def glif_params(
     v_reset=const(v_reset),
     conduct=const(conduct, (timesteps, *shape)),
   )
+
+
+def _initial_gate_logits(
+  gate_init: str, key: jax.Array | None, shape: tuple[int, ...], dtype
+) -> jax.Array:
+  """The logits of α, β, γ stacked ``[3, *shape]`` (see `glif_params`)."""
+  if gate_init == "fixed":
+    return jnp.stack([jnp.full(shape, _common.logit(g), dtype) for g in FIXED_GATES])
+  if key is None:
+    raise ValueError('gate_init="random" needs a PRNG key, got key=None')
+  r = RANDOM_GATE_LOGIT_RANGE
+  return jax.random.uniform(key, (3, *shape), dtype, -r, r)
 
 
 class GLIFCoefficients(NamedTuple):

@@ -19,10 +19,10 @@ from glif_jax.training.config import (
   default_config,
   recorded_config,
   validate_config,
-  validate_input_shape,
 )
 from glif_jax.training.events import GATE_PREFIX, gate_history, gate_means, read_scalars
 from glif_jax.training.experiment import Experiment, build, create_model, make_loss, make_tx
+from glif_jax.training.input_pipeline import validate_input_shape
 from glif_jax.training.losses import mean_logits_cross_entropy, tet_loss
 from glif_jax.training.optim import learning_rate_schedule, make_optimizer, param_labels
 from glif_jax.training.parallel import Layout

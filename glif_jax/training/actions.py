@@ -113,18 +113,23 @@ class StopSignals:
 
 
 def nonfinite_steps(
-  steps: Sequence[int], flags: Sequence[tuple[Any, Any, Any]], names: Sequence[str]
+  flags: Sequence[tuple[int, tuple[Any, Any, Any]]],
+  layout: parallel.Layout,
+  names: Sequence[str],
 ) -> list[tuple[int, str]]:
-  """``(step, what was not finite)`` for each of ``steps`` that was not applied.
+  """``(step, what was not finite)`` for each step of ``flags`` that was not applied.
 
   Args:
-    steps: the steps whose ``flags`` these are.
-    flags: ``(FINITE, FINITE_LEAVES, loss)`` per step, host values of the train step's
-      metrics (`guard_flags`; a leading device axis, as pmap returns, is read at index 0).
+    flags: ``(step, (FINITE, FINITE_LEAVES, loss))`` per step, the train step's outputs
+      (`guard_flags`) as ``layout`` places them.
+    layout: where the flags live.
     names: the names of the guarded leaves (`steps.guarded_leaf_names`).
   """
+  if not flags:
+    return []
+  steps, placed = zip(*flags, strict=True)
   found = []
-  for step, (finite, leaves, loss) in zip(steps, flags, strict=True):
+  for step, (finite, leaves, loss) in zip(steps, layout.host(list(placed)), strict=True):
     if np.asarray(finite).reshape(-1)[0]:
       continue
     flags = np.asarray(leaves).reshape(-1, len(names))[0]
@@ -189,26 +194,33 @@ def guard(
   return Decision.ROLL_BACK if rollback else Decision.CONTINUE
 
 
+def log_gates(step: int, state: Any, layout: parallel.Layout, writer: events.Writer) -> None:
+  """Writes the mean gates of every GLIF layer of ``state`` (`events.gate_means`)."""
+  writer.write_scalars(step, events.gate_means(state.params, layout.host))
+
+
 def log_train(
   step: int,
-  history: list[dict[str, Any]],
-  gates: dict[str, float],
+  metrics: list[dict[str, Any]],
+  state: Any,
+  layout: parallel.Layout,
   writer: events.Writer,
   bar: tqdm.tqdm,
 ) -> None:
-  """Writes the mean of the host train metrics ``history`` and the GLIF ``gates``
-  (`events.gate_means`), and shows the means on the bar and the console."""
+  """Writes the mean of the train ``metrics`` since the last log and the GLIF gates of
+  ``state``, and shows the means on the bar and the console."""
+  history = layout.host(metrics)
   train = {k: float(np.mean([m[k] for m in history])) for k in history[0]}
-  writer.write_scalars(step, {f"train_{k}": v for k, v in train.items()})
-  writer.write_scalars(step, gates)
   bar.set_postfix(loss=train["loss"], acc=train["accuracy"])
   say(f"step {step}: " + format_metrics("train", train))
+  writer.write_scalars(step, {f"train_{k}": v for k, v in train.items()})
+  writer.write_scalars(step, events.gate_means(state.params, layout.host))
 
 
 def log_eval(step: int, evaluation: dict[str, float], writer: events.Writer) -> None:
-  """Writes and shows the eval metrics of step ``step``."""
-  writer.write_scalars(step, {f"eval_{k}": v for k, v in evaluation.items()})
+  """Shows and writes the eval metrics of step ``step``."""
   say(f"step {step}: " + format_metrics("eval", evaluation))
+  writer.write_scalars(step, {f"eval_{k}": v for k, v in evaluation.items()})
 
 
 def save(

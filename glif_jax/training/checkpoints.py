@@ -18,6 +18,7 @@ A workdir belongs to one run: `lock_workdir` refuses a second process at once, a
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -34,7 +35,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 from glif_jax.training import parallel
-from glif_jax.training.config import Config, ConfigError, what_it_computes
+from glif_jax.training.config import RUN_CONTROL_KEYS, Config, ConfigError
 from glif_jax.training.steps import TrainState, leaf_names, listed
 
 CONFIG_FILE = "config.json"
@@ -209,6 +210,13 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(partial, path)
   finally:
     partial.unlink(missing_ok=True)
+
+
+def what_it_computes(config: Config) -> dict[str, Any]:
+  """``config`` as JSON values without its `RUN_CONTROL_KEYS`: two runs whose values are
+  equal compute the same thing (a workdir refuses a config that differs)."""
+  values = json.loads(json.dumps(dataclasses.asdict(config)))
+  return {k: v for k, v in values.items() if k not in RUN_CONTROL_KEYS}
 
 
 def guard_workdir(workdir: str | Path, config: Config) -> None:

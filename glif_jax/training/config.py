@@ -227,13 +227,6 @@ RUN_CONTROL_KEYS = tuple(_run_control_keys(config_dict.ConfigDict()))
 run accept any values of them."""
 
 
-def what_it_computes(config: Config) -> dict[str, Any]:
-  """``config`` as JSON values without its `RUN_CONTROL_KEYS`: two runs whose values are
-  equal compute the same thing (a workdir refuses a config that differs)."""
-  values = json.loads(json.dumps(dataclasses.asdict(config)))
-  return {k: v for k, v in values.items() if k not in RUN_CONTROL_KEYS}
-
-
 def _one_of(config: Config, key: str, valid: Iterable[str]) -> None:
   valid, value = tuple(valid), getattr(config, key)
   if value not in valid:
@@ -316,7 +309,7 @@ def _typed(config: ml_collections.ConfigDict, kind: type, prefix: str = "") -> A
 
 
 def recorded_config(values: dict[str, Any]) -> Config:
-  """The `Config` of a run from the values its workdir records (`what_it_computes`): they
+  """The `Config` of a run from the values its workdir records (`checkpoints.what_it_computes`): they
   override the defaults, which give the keys a run of an older version did not record.
 
   Raises:
@@ -427,14 +420,4 @@ def agree_across_processes(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(
       f"the processes of this run have different configs ({listed}); start every "
       "process with the same config and glif-jax version"
-    )
-
-
-def validate_input_shape(config: Config, input_shape: tuple[int, ...]) -> None:
-  """Event data ``(T, H, W, C)`` must have ``config.timesteps`` frames per sample."""
-  if len(input_shape) == 4 and input_shape[0] != config.timesteps:
-    raise ConfigError(
-      f"config.timesteps must equal the event data's frames per sample "
-      f"(config.data_options.num_frames): got timesteps={config.timesteps}, "
-      f"frames={input_shape[0]}"
     )

@@ -5,7 +5,7 @@
 
   experiment = build(config, workdir)
   state = experiment.layout.state(experiment.initial)
-  state, metrics = experiment.train_step(state, batch)
+  state, metrics = experiment.train_step(state, next(experiment.train_batches(0)))
   print(experiment.evaluate(state)["accuracy"])
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +23,24 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+import orbax.checkpoint as ocp
 from flax import nnx
 
 from glif_jax import data, models
 from glif_jax.training import checkpoints, input_pipeline, losses, optim, parallel
-from glif_jax.training.config import (
-  Config,
-  ConfigError,
-  agree_across_processes,
-  validate_config,
-  validate_input_shape,
+from glif_jax.training.checkpoints import DataPosition
+from glif_jax.training.config import Config, ConfigError, agree_across_processes, validate_config
+from glif_jax.training.steps import (
+  GraphDefs,
+  LossFn,
+  TrainState,
+  create_train_state,
+  eval_step,
+  guarded_leaf_names,
 )
-from glif_jax.training.steps import GraphDefs, LossFn, TrainState, create_train_state, eval_step
 from glif_jax.training.steps import train_step as _train_step
+
+DEVICE_PREFETCH = 2  # global training batches placed on the devices ahead of the step
 
 
 def make_loss(config: Config) -> LossFn:
@@ -128,6 +133,8 @@ class Experiment:
       of ``initial``).
     graphdefs: the model's static graphs.
     initial: the `TrainState` at step 0, on the host.
+    guarded_names: the names of the leaves the train step checks for NaN/inf
+      (`steps.guarded_leaf_names`).
     train_step: `glif_jax.training.train_step` compiled by ``layout`` (donates the state).
     eval_step: `glif_jax.training.eval_step` compiled by ``layout``.
   """
@@ -141,8 +148,35 @@ class Experiment:
   model: nnx.Module
   graphdefs: GraphDefs
   initial: TrainState
+  guarded_names: list[str]
   train_step: Callable[..., tuple[Any, dict[str, jax.Array]]]
   eval_step: Callable[..., dict[str, jax.Array]]
+
+  def restore(self, manager: ocp.CheckpointManager) -> tuple[Any, int]:
+    """The latest intact checkpoint of ``manager`` (or the initial state), placed for the
+    steps, and the step it is after (`checkpoints.restore_latest`)."""
+    target = self.layout.abstract(self.initial)
+    restored = checkpoints.restore_latest(manager, target, steps_per_epoch=self.steps_per_epoch)
+    state, position = restored or (self.initial, DataPosition(0, 0))
+    return self.layout.state(state), position.epoch * self.steps_per_epoch + position.batch
+
+  def train_batches(self, step: int) -> Iterator[Any]:
+    """The global training batches after ``step``, epoch after epoch, from this process's
+    rows, placed on the devices `DEVICE_PREFETCH` steps ahead."""
+    batch_size = self.config.batch_size
+    local_batches = input_pipeline.train_stream(
+      self.splits["train"],
+      self.config,
+      DataPosition(*divmod(step, self.steps_per_epoch)),
+      rows=self.layout.rows(batch_size),
+      num_threads=self.config.input_threads,
+    )
+    ahead: collections.deque = collections.deque()
+    for local in local_batches:
+      ahead.append(self.layout.batch(local, batch_size))
+      if len(ahead) > DEVICE_PREFETCH:
+        yield ahead.popleft()
+    yield from ahead
 
   def evaluate(self, state: Any) -> dict[str, float]:
     """Mean eval metrics of ``state`` (as the steps take it) over the test split:
@@ -189,35 +223,24 @@ def build(
   """
   agree_across_processes(config)
   names, devices = input_pipeline.dataset_names(), jax.device_count()
-  return _build(
-    validate_config(config, dataset_names=names, num_devices=devices), workdir, load_weights
-  )
-
-
-def _build(
-  config: Config,
-  workdir: str | Path | None,
-  load_weights: Callable[[nnx.Module], Any] | None,
-) -> Experiment:
-  """`build` for a checked ``config``."""
-  splits, info = input_pipeline.load(config)
-  validate_input_shape(config, info.input_shape)
-  input_pipeline.check_sizes(splits, config)
+  checked = validate_config(config, dataset_names=names, num_devices=devices)
+  splits, info = input_pipeline.load(checked)
+  input_pipeline.check_sizes(splits, checked)
+  per_epoch = input_pipeline.steps_per_epoch(splits["train"], checked)
+  total_steps = input_pipeline.total_steps(checked, per_epoch)
   if workdir is not None:
     checkpoints.lock_workdir(workdir)  # the caller unlocks it (`checkpoints.unlock_workdir`)
-    checkpoints.guard_workdir(workdir, config)
-  layout = parallel.Layout(config.parallel)
-  per_epoch = input_pipeline.steps_per_epoch(splits["train"], config)
-  total_steps = input_pipeline.total_steps(config, per_epoch)
-  model = create_model(config, info, bn_axis_name=layout.axis_name)
+    checkpoints.guard_workdir(workdir, checked)
+  layout = parallel.Layout(checked.parallel)
+  model = create_model(checked, info, bn_axis_name=layout.axis_name)
   if load_weights is not None:
     load_weights(model)
-  tx, loss_fn = make_tx(config, per_epoch, total_steps), make_loss(config)
+  loss_fn, tx = make_loss(checked), make_tx(checked, per_epoch, total_steps)
   graphdefs, initial = create_train_state(model, tx)
   train = functools.partial(_train_step, graphdef=graphdefs.train, tx=tx, loss_fn=loss_fn)
   evaluate = functools.partial(eval_step, graphdef=graphdefs.eval, loss_fn=loss_fn)
   return Experiment(
-    config=config,
+    config=checked,
     splits=splits,
     info=info,
     layout=layout,
@@ -226,6 +249,7 @@ def _build(
     model=model,
     graphdefs=graphdefs,
     initial=initial,
+    guarded_names=guarded_leaf_names(initial),
     train_step=layout.compile(train, donate=(0,)),
     eval_step=layout.compile(evaluate),
   )

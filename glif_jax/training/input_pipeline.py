@@ -130,8 +130,9 @@ def eval_batch_size(source: data.RecordSource, config: Config) -> int:
 
 def check_sizes(splits: dict[str, data.RecordSource], config: Config) -> None:
   """Raises ConfigError for sizes the data cannot serve, before anything is allocated for them:
-  a training batch larger than the training split, an empty test split, or a crop padding
-  larger than the input's side."""
+  event frames per sample other than ``config.timesteps``, a training batch larger than the
+  training split, an empty test split, or a crop padding larger than the input's side."""
+  validate_input_shape(config, splits["train"].info.input_shape)
   train, batch_size = len(splits["train"]), config.batch_size
   if batch_size > train:
     raise ConfigError(
@@ -196,3 +197,13 @@ def total_steps(config: Config, steps_per_epoch: int) -> int:
   """The run's training steps: ``config.num_train_steps`` if > 0, else whole epochs."""
   num_train_steps = config.num_train_steps
   return num_train_steps if num_train_steps > 0 else config.num_epochs * steps_per_epoch
+
+
+def validate_input_shape(config: Config, input_shape: tuple[int, ...]) -> None:
+  """Event data ``(T, H, W, C)`` must have ``config.timesteps`` frames per sample."""
+  if len(input_shape) == 4 and input_shape[0] != config.timesteps:
+    raise ConfigError(
+      f"config.timesteps must equal the event data's frames per sample "
+      f"(config.data_options.num_frames): got timesteps={config.timesteps}, "
+      f"frames={input_shape[0]}"
+    )

@@ -25,11 +25,9 @@ exactly, on the same or another number of processes and devices.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -38,13 +36,11 @@ import ml_collections
 import orbax.checkpoint as ocp
 import tqdm
 
-from glif_jax.training import actions, checkpoints, events, input_pipeline
-from glif_jax.training.checkpoints import DataPosition
+from glif_jax.training import actions, checkpoints, events
 from glif_jax.training.experiment import Experiment, build
-from glif_jax.training.steps import TrainState, guarded_leaf_names, layer_rates
+from glif_jax.training.steps import TrainState, layer_rates
 
 SUMMARY_FILE = "summary.json"
-_DEVICE_PREFETCH = 2  # global batches placed on the devices ahead of the step
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> TrainState:
@@ -122,13 +118,13 @@ def _loop(
   schedule = actions.Schedule(
     total, config.log_every_steps, experiment.steps_per_epoch, config.checkpoint_every_steps
   )
-  names = guarded_leaf_names(experiment.initial)
-  state, step = _restore(experiment, manager, bar)
+  state, step = experiment.restore(manager)
+  bar.update(step)
   if step:
     actions.say(f"resuming at step {step} from {manager.directory}")
   else:
-    writer.write_scalars(0, events.gate_means(state.params, layout.host))
-  batches, metrics, flags, evaluation = _on_devices(experiment, step), [], [], {}
+    actions.log_gates(0, state, layout, writer)
+  batches, metrics, flags, evaluation = experiment.train_batches(step), [], [], {}
   skipped, replayed, input_wait_s = 0, set(), 0.0
   while step < total:
     step, waited = step + 1, time.perf_counter()
@@ -139,22 +135,22 @@ def _loop(
     metrics.append(step_metrics)
     stopping = actions.agreed_stop(signals)
     if schedule.log(step) or schedule.save(step) or stopping:
-      steps, device_flags = zip(*flags, strict=True)
-      found = actions.nonfinite_steps(steps, layout.host(list(device_flags)), names)
+      found = actions.nonfinite_steps(flags, layout, experiment.guarded_names)
       flags.clear()
       skipped += len(found)
       mode, limit = config.nonfinite, config.max_nonfinite_steps
       decision = actions.guard(found, mode=mode, limit=limit, skipped=skipped, replayed=replayed)
       if decision is actions.Decision.ROLL_BACK:
         replayed.update(s for s, _ in found)
-        state, step = _restore(experiment, manager, bar)
-        batches, metrics = _on_devices(experiment, step), []
+        state, step = experiment.restore(manager)
+        batches, metrics = experiment.train_batches(step), []
+        bar.reset(total=total)
+        bar.update(step)
         actions.say(f"rolled back to step {step}")
         continue
     bar.update()
     if schedule.log(step):
-      gates = events.gate_means(state.params, layout.host)
-      actions.log_train(step, layout.host(metrics), gates, writer, bar)
+      actions.log_train(step, metrics, state, layout, writer, bar)
       metrics.clear()
     if schedule.eval(step):
       evaluation = experiment.evaluate(state)
@@ -167,41 +163,6 @@ def _loop(
   # A run restored at its last step trained nothing: evaluate the restored state.
   evaluation = evaluation or experiment.evaluate(state)
   return _Finished(state, evaluation, skipped, input_wait_s)
-
-
-def _restore(
-  experiment: Experiment, manager: ocp.CheckpointManager, bar: tqdm.tqdm
-) -> tuple[Any, int]:
-  """The latest checkpoint (or the initial state) placed for the steps, and its step."""
-  layout = experiment.layout
-  restored = checkpoints.restore_latest(
-    manager, layout.abstract(experiment.initial), steps_per_epoch=experiment.steps_per_epoch
-  )
-  state, position = restored or (experiment.initial, DataPosition(0, 0))
-  first = position.epoch * experiment.steps_per_epoch + position.batch
-  bar.reset()
-  bar.update(first)
-  return layout.state(state), first
-
-
-def _on_devices(experiment: Experiment, first: int) -> Iterator[Any]:
-  """The global batches after step ``first`` from this process's rows, placed on the
-  devices `_DEVICE_PREFETCH` steps ahead."""
-  config, layout = experiment.config, experiment.layout
-  batch_size = config.batch_size
-  local_batches = input_pipeline.train_stream(
-    experiment.splits["train"],
-    config,
-    DataPosition(*divmod(first, experiment.steps_per_epoch)),
-    rows=layout.rows(batch_size),
-    num_threads=config.input_threads,
-  )
-  ahead: collections.deque = collections.deque()
-  for local in local_batches:
-    ahead.append(layout.batch(local, batch_size))
-    if len(ahead) > _DEVICE_PREFETCH:
-      yield ahead.popleft()
-  yield from ahead
 
 
 def _summary(

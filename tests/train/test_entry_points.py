@@ -9,6 +9,7 @@ of each entry point runs as ``python -m`` too, for the real status and stderr.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import importlib
 import json
@@ -370,10 +371,12 @@ def two_at_once(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("two_at_once")
   started = time.time()
   processes = [_start("train.main", [*SMOKE, "--workdir", str(workdir)]) for _ in range(2)]
-  ended = []
-  for process in processes:
-    _, stderr, end = _ended(process)
-    ended.append((process.returncode, stderr, end - started))
+  with concurrent.futures.ThreadPoolExecutor(len(processes)) as pool:  # each end as it comes
+    outcomes = list(pool.map(_ended, processes))
+  ended = [
+    (process.returncode, stderr, end - started)
+    for process, (_, stderr, end) in zip(processes, outcomes, strict=True)
+  ]
   return workdir, sorted(ended, key=lambda e: e[0])
 
 

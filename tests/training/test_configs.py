@@ -6,11 +6,17 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import pytest
 from flax import nnx
 
 from glif_jax import data, nn
-from glif_jax.training import create_model, validate_config, validate_input_shape
+from glif_jax.training import (
+  create_model,
+  default_config,
+  validate_config,
+  validate_input_shape,
+)
 from glif_jax.training.input_pipeline import augmentation, data_options, dataset_names
 from tests.support.smoke import checked
 
@@ -37,6 +43,57 @@ def test_there_are_configs_for_the_papers():
   assert {"cifar10dvs_sew_t16", "imagenet_resnet18ms_t6", "imagenet_resnet34ms_t6"} <= names
   assert {"smoke", "cifar10_klif"} <= names
   assert {f"{d}_{n}" for d in ("mnist", "fmnist") for n in ("glif", "lif", "klif")} <= names
+
+
+def _keys(config: ml_collections.ConfigDict, prefix: str = "") -> set[str]:
+  """The dotted keys of ``config``; each free-form section (keyword arguments) is one key."""
+  keys = set()
+  for key, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict) and key not in FREE_FORM:
+      keys |= _keys(value, f"{prefix}{key}.")
+    else:
+      keys.add(prefix + key)
+  return keys
+
+
+FREE_FORM = ("data_options", "neuron_options")
+DEFAULT_KEYS = _keys(default_config())
+
+
+def _key_changes(path: Path) -> tuple[list[str], list[str]]:
+  """The keys the config file at ``path`` adds to the defaults', and those it drops."""
+  keys = _keys(load_config(path))
+  return sorted(keys - DEFAULT_KEYS), sorted(DEFAULT_KEYS - keys)
+
+
+def test_the_default_keys():
+  # 44 top-level keys, one of which (synthetic) is a section of 5.
+  assert len(DEFAULT_KEYS) == 48 and {"batch_size", "synthetic.image_size"} <= DEFAULT_KEYS
+  assert {"data_options", "neuron_options"} <= DEFAULT_KEYS
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: p.stem)
+def test_every_config_file_has_exactly_the_default_keys(path):
+  assert _key_changes(path) == ([], [])
+
+
+@pytest.mark.parametrize(
+  "change, expected",
+  [
+    ("config.extra_steps = 3", (["extra_steps"], [])),
+    ("config.synthetic.depth = 2", (["synthetic.depth"], [])),
+    ("del config['warmup_epochs']", ([], ["warmup_epochs"])),
+    ("del config.synthetic['channels']", ([], ["synthetic.channels"])),
+  ],
+  ids=["adds", "adds nested", "drops", "drops nested"],
+)
+def test_the_key_check_fails_for_a_file_that_adds_or_drops_a_key(tmp_path, change, expected):
+  path = tmp_path / "changed.py"
+  path.write_text(
+    "from configs import default\n\n\ndef get_config():\n  config = default.get_config()\n"
+    f"  config.unlock()\n  {change}\n  return config\n"
+  )
+  assert _key_changes(path) == expected
 
 
 @pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: p.stem)

@@ -10,6 +10,7 @@ import pytest
 
 from glif_jax.training import (
   DataPosition,
+  Layout,
   NonFiniteError,
   actions,
   create_model,
@@ -77,8 +78,8 @@ def test_one_nan_pixel_reaches_the_loss_and_leaves_the_state_unchanged(setup, ji
   assert int(new.step) == int(state.step) + 1  # the batch is consumed
   for a, b in zip(host_leaves(new._replace(step=state.step)), host_leaves(state), strict=True):
     np.testing.assert_array_equal(a, b)  # params, batch statistics and optimiser state
-  flags = [(metrics[FINITE], metrics[FINITE_LEAVES], metrics["loss"])]
-  ((at, what),) = actions.nonfinite_steps([7], flags, guarded_leaf_names(state))
+  flags = [(7, (metrics[FINITE], metrics[FINITE_LEAVES], metrics["loss"]))]
+  ((at, what),) = actions.nonfinite_steps(flags, Layout("jit"), guarded_leaf_names(state))
   assert at == 7 and what.startswith("loss nan; non-finite values in: params.classifier.")
 
 
@@ -95,11 +96,11 @@ def test_nonfinite_steps_names_the_leaves_in_order():
   flags = np.ones((2, 8), bool)  # replicated over two devices
   flags[:, [2, 3, 4, 5, 6, 7]] = False
   per_step = [
-    (np.array([True, True]), np.ones((2, 8), bool), np.array([0.5, 0.5])),
-    (np.array([False, False]), flags, np.array([0.5, 0.5])),
+    (3, (np.array([True, True]), np.ones((2, 8), bool), np.array([0.5, 0.5]))),
+    (4, (np.array([False, False]), flags, np.array([0.5, 0.5]))),
   ]
   listed = ", ".join(f"params.layer{i}.kernel" for i in range(2, 7))
-  assert actions.nonfinite_steps([3, 4], per_step, names) == [
+  assert actions.nonfinite_steps(per_step, Layout("jit"), names) == [
     (4, f"loss 0.5; non-finite values in: {listed} and 1 more")
   ]
 

@@ -21,7 +21,6 @@ from configs import smoke
 from glif_jax import models, neurons
 from glif_jax.training import (
   checkpoints,
-  default_config,
   experiment,
   input_pipeline,
   train_and_evaluate,
@@ -362,11 +361,6 @@ def test_bad_config_is_refused_before_anything_is_built(tmp_path, monkeypatch, c
   with pytest.raises(ValueError, match=message):
     train_and_evaluate(config, tmp_path / "run")
   assert not (tmp_path / "run").exists()  # not even the workdir
-
-
-def test_every_config_file_has_exactly_the_default_keys():
-  # test_configs.py validates every file; here: the defaults themselves are complete.
-  assert set(smoke.get_config().keys()) == set(default_config().keys())
 
 
 def test_a_misspelt_key_fails_where_it_is_set_naming_the_right_one():
