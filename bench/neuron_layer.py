@@ -9,9 +9,9 @@ and every neuron parameter. Prints JSON lines.
       --authors-layers PATH/TO/Gated-LIF/layers.py   # with the PyTorch peers
 
 Each round times glif-jax, a plain `jax.lax.scan` GLIF, glif-jax's GLIF update
-differentiated by autodiff (the ablation of its lean backward pass) and XLA's
-per-pass bound in
-this process, interleaved (one run of each per repeat, so a change of load reaches them
+differentiated by autodiff (the ablation of its lean backward pass), glif-jax's GLIF with
+the input's gradient alone (the ablation of the parameters' gradient) and XLA's per-pass
+bound in this process, interleaved (one run of each per repeat, so a change of load reaches them
 alike), and each PyTorch peer in a process of its own (JAX's and PyTorch's thread
 pools in one process slow each other down); the last line gives every ratio's
 median, min and max over the rounds. Peers: SpikingJelly 2.0's ``GatedLIFNode``,
@@ -93,11 +93,21 @@ def jax_cases(shape, key, device) -> dict[str, tuple[Callable, tuple]]:
 
     return jax.jit(fn)
 
+  def input_grad(run):
+    def fn(x, p, cotangent):
+      _, vjp = jax.vjp(functools.partial(run, p=p), x)
+      return vjp(cotangent)
+
+    return jax.jit(fn)
+
   glif_p = neurons.glif_params(c, t, key=jax.random.fold_in(key, 2))
   cases = {
     "glif": (grads(lambda p, x: neurons.glif(p, x)[0]), (glif_p, x, cotangent)),
     "glif_plain_scan": (grads(plain_scan_glif), (glif_p, x, cotangent)),
     "glif_autodiff": (grads(autodiff_glif), (glif_p, x, cotangent)),
+    # The input's gradient alone: XLA drops the parameters' (the per-step sums over the
+    # batch), so the difference to "glif" is what the parameters' gradient costs.
+    "glif_input_grad": (input_grad(lambda x, p: neurons.glif(p, x)[0]), (x, glif_p, cotangent)),
     "klif": (grads(lambda p, x: neurons.klif(p, x)[0]), (neurons.klif_params(), x, cotangent)),
     "lif": (grads(lambda p, x: neurons.plif(p, x)[0]), (neurons.plif_params(), x, cotangent)),
   }
@@ -210,6 +220,7 @@ def one_round(args, device) -> dict[str, float]:
     ms.update({f"{peer}_{k}": v for k, v in time_peer(peer, args).items()})
   ratios = {f"{name}_x_xla_pass_bound": ms[name] / bound_ms for name in ("glif", "klif", "lif")}
   ratios["glif_x_plain_scan"] = ms["glif"] / ms["glif_plain_scan"]
+  ratios["glif_input_grad_x_glif"] = ms["glif_input_grad"] / ms["glif"]
   ratios["glif_autodiff_x_xla_pass_bound"] = ms["glif_autodiff"] / bound_ms
   ratios["glif_autodiff_x_plain_scan"] = ms["glif_autodiff"] / ms["glif_plain_scan"]
   for name in [k for k in ms if k.startswith(tuple(args.peers))]:
