@@ -64,17 +64,29 @@ def _trajectory(tmp_path, parallel, **options):
   return json.loads(output.strip().splitlines()[-1])
 
 
-def test_loss_trajectory_is_the_same_on_any_layout(tmp_path):
-  reference = _trajectory(tmp_path, "jit", devices=1)
-  assert len(reference) == TRAJECTORY_STEPS and reference[-1] < reference[0]
-  for parallel, options in [
+@pytest.fixture(scope="module")
+def reference_trajectory(tmp_path_factory):
+  """The losses of jit on one device."""
+  losses = _trajectory(tmp_path_factory.mktemp("reference"), "jit", devices=1)
+  assert len(losses) == TRAJECTORY_STEPS and losses[-1] < losses[0]
+  return losses
+
+
+@pytest.mark.parametrize(
+  "parallel, options",
+  [
     ("jit", {"devices": 2}),
     ("pmap", {"devices": 2}),
     ("jit", {"processes": 2}),
     ("pmap", {"processes": 2}),
-  ]:
-    losses = _trajectory(tmp_path, parallel, **options)
-    np.testing.assert_allclose(losses, reference, rtol=1e-5, err_msg=f"{parallel} {options}")
+  ],
+  ids=["jit-2-devices", "pmap-2-devices", "jit-2-processes", "pmap-2-processes"],
+)
+def test_loss_trajectory_is_the_same_on_any_layout(
+  tmp_path, reference_trajectory, parallel, options
+):
+  losses = _trajectory(tmp_path, parallel, **options)
+  np.testing.assert_allclose(losses, reference_trajectory, rtol=1e-5)
 
 
 def _wait_for_checkpoint(processes, workdir, log):
