@@ -16,7 +16,9 @@ import pytest
 
 from tests.support import launch
 
-pytestmark = pytest.mark.slow  # every test runs subprocesses
+# Every test runs subprocesses; under pytest-xdist the runs of several processes share one
+# worker, one at a time.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("processes")]
 
 SMOKE = ["--config", "configs/smoke.py"]
 TIMEOUT = 300

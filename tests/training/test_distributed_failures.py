@@ -15,6 +15,8 @@ import pytest
 from glif_jax.training import checkpoints
 from tests.support import launch
 
+# Under pytest-xdist the runs of several processes share one worker, one at a time.
+pytestmark = pytest.mark.xdist_group("processes")
 TIMEOUT_S = 10  # two processes started together meet within it, on a loaded machine too
 ALONE_TIMEOUT_S = 3
 SMOKE = ["--config", "configs/smoke.py", "--config.num_epochs=1"]
