@@ -81,6 +81,19 @@ def stack(ys: Any) -> Any:
   return jax.tree.map(lambda *a: jnp.stack(a), *ys) if isinstance(ys, list) else ys
 
 
+def after(tree: Any, signal: jax.Array) -> Any:
+  """``tree``, unchanged, as values that exist only once ``signal`` does.
+
+  XLA:CPU removes optimisation barriers before it orders the program, so a backward
+  pass's recomputation from its residuals could run as soon as the residuals exist, early
+  in the backward pass, and hold its output until its layer's turn. Adding a zero that
+  depends on ``signal`` (the incoming cotangent) ties it to its turn.
+  """
+  first = jnp.ravel(signal)[0]
+  zero = jnp.minimum(0, jnp.isnan(first).astype(jnp.int8))  # 0, unknown to the compiler
+  return jax.tree.map(lambda a: a + zero.astype(a.dtype), tree)
+
+
 def _time_steps(x: Any) -> int:
   leaves = jax.tree.leaves(x)
   if not leaves or any(jnp.ndim(a) < 1 for a in leaves):
@@ -124,8 +137,9 @@ def _run_bwd(step, init, with_trace, unroll, residuals, cotangents):
   # The barrier keeps XLA from merging the rebuilt states with the forward pass's (which
   # would keep those alive until now, the memory this pass exists to save).
   params, x, given_state = jax.lax.optimization_barrier(residuals)
-  state = _initial(given_state, init)
   ct_spikes, ct_state = cotangents
+  x = after(x, ct_spikes)
+  state = _initial(given_state, init)
   zeros = functools.partial(jax.tree.map, jnp.zeros_like)
   ct_trace = ct_state if with_trace else None
 

@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from glif_jax.neurons._loop import after
+
 
 def fold_time(fn: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
   """Applies a per-sample layer to ``x [T, B, ...]`` once, with T folded into the batch.
@@ -55,6 +57,7 @@ def _lean_fwd(graphdef, spikes_dtype, params, rest, x):
 def _lean_bwd(graphdef, spikes_dtype, residuals, cotangents):
   # The barrier keeps XLA from merging this recomputation with the forward pass's.
   params, rest, kept = jax.lax.optimization_barrier(residuals)
+  kept = after(kept, cotangents[0])
   x = kept if spikes_dtype is None else kept.astype(spikes_dtype)
   _, layer_vjp = jax.vjp(lambda p, x: _apply(graphdef, p, rest, x)[0], params, x)
   dparams, dx = layer_vjp(cotangents[0])  # the updated state (batch statistics) has none
