@@ -12,7 +12,8 @@ its arguments, ``params``, the inputs ``x`` and the initial ``state`` (nothing o
 nothing of the step's internals or states. The backward pass
 
 1. runs the forward loop again from the saved ``state`` to rebuild the state before each
-   step (one layer's states at a time, freed when its backward ends);
+   step, once the backward pass reaches the layer (`after`: one layer's states at a time,
+   freed when its backward ends);
 2. walks back in time, calling `jax.vjp` of ``step`` at each saved state: the step's own
    internals live only within that step;
 3. sums the parameters' gradient in the loop's carry (``params``-shaped, never stacked
@@ -87,7 +88,8 @@ def after(tree: Any, signal: jax.Array) -> Any:
   XLA:CPU removes optimisation barriers before it orders the program, so a backward
   pass's recomputation from its residuals could run as soon as the residuals exist, early
   in the backward pass, and hold its output until its layer's turn. Adding a zero that
-  depends on ``signal`` (the incoming cotangent) ties it to its turn.
+  depends on ``signal`` (the incoming cotangent) ties it to its turn. Values are kept
+  bit for bit, except that a ``-0.0`` becomes ``+0.0``.
   """
   first = jnp.ravel(signal)[0]
   zero = jnp.minimum(0, jnp.isnan(first).astype(jnp.int8))  # 0, unknown to the compiler
