@@ -167,3 +167,18 @@ def test_a_long_sequence_takes_the_rolled_loop():
 def test_zero_time_steps_are_refused():
   with pytest.raises(ValueError, match="at least one time step, got T = 0"):
     neurons.lif(jnp.ones((0, B, C)))
+
+
+@pytest.mark.parametrize("signal", [1.5, 0.0, np.inf, np.nan])
+def test_after_returns_its_values_whatever_the_signal(signal):
+  """The backward's tie to the cotangent adds an exact zero: values bit for bit (int8
+  spikes too), a NaN or inf cotangent included; only -0.0 turns +0.0."""
+  from glif_jax.neurons._loop import after
+
+  floats = jnp.array([1.25, -3.0, 1e-30, -0.0], jnp.float32)
+  spikes = jnp.array([0, 1, 1, 0], jnp.int8)
+  out_floats, out_spikes = jax.jit(after)((floats, spikes), jnp.full((2, 3), signal))
+  np.testing.assert_array_equal(np.asarray(out_floats), np.float32([1.25, -3.0, 1e-30, 0.0]))
+  assert not np.signbit(np.asarray(out_floats)[-1])
+  assert out_spikes.dtype == jnp.int8
+  np.testing.assert_array_equal(np.asarray(out_spikes), [0, 1, 1, 0])
