@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from glif_jax import neurons
+from glif_jax.neurons._loop import after
 from tests.support.alif import alif_params, alif_rest, alif_step
 from tests.support.params import random_params
 
@@ -173,8 +174,6 @@ def test_zero_time_steps_are_refused():
 def test_after_returns_its_values_whatever_the_signal(signal):
   """The backward's tie to the cotangent adds an exact zero: values bit for bit (int8
   spikes too), a NaN or inf cotangent included; only -0.0 turns +0.0."""
-  from glif_jax.neurons._loop import after
-
   floats = jnp.array([1.25, -3.0, 1e-30, -0.0], jnp.float32)
   spikes = jnp.array([0, 1, 1, 0], jnp.int8)
   out_floats, out_spikes = jax.jit(after)((floats, spikes), jnp.full((2, 3), signal))
