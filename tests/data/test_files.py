@@ -66,7 +66,7 @@ def test_wrong_format_cifar_batch_is_named(tmp_path, payload, problem):
 
 
 def _gzip_pickle(obj):
-  return gzip.compress(pickle.dumps(obj, protocol=4))
+  return gzip.compress(pickle.dumps(obj, protocol=4), mtime=0)
 
 
 @pytest.mark.parametrize(
@@ -75,7 +75,7 @@ def _gzip_pickle(obj):
     (b"", r"truncated or corrupt"),
     (b"plain text, not gzip", r"Not a gzipped file"),
     (pickle.dumps(((1, 2), (3, 4), (5, 6))), r"Not a gzipped file"),  # not compressed
-    (gzip.compress(b"\x80\x04garbage"), r"truncated or corrupt pickle"),
+    (gzip.compress(b"\x80\x04garbage", mtime=0), r"truncated or corrupt pickle"),
     (_gzip_pickle({"train": 1}), r"expected \(\(x, y\), \(x, y\), \(x, y\)\)"),
     (_gzip_pickle(((np.zeros((2, 100)), np.zeros(2)),) * 3), r"expected images \[N, 784\]"),
     (
@@ -83,6 +83,7 @@ def _gzip_pickle(obj):
       r"and labels \[N\], got \(2, 784\) and \(3,\)",
     ),
   ],
+  ids=["empty", "text", "not compressed", "garbage", "a dict", "wrong image size", "wrong labels"],
 )
 def test_wrong_format_mnist_pickle_is_named(tmp_path, content, problem):
   (tmp_path / "mnist.pkl.gz").write_bytes(content)
