@@ -214,7 +214,7 @@ def log_train(
   bar.set_postfix(loss=train["loss"], acc=train["accuracy"])
   say(f"step {step}: " + format_metrics("train", train))
   writer.write_scalars(step, {f"train_{k}": v for k, v in train.items()})
-  writer.write_scalars(step, events.gate_means(state.params, layout.host))
+  log_gates(step, state, layout, writer)
 
 
 def log_eval(step: int, evaluation: dict[str, float], writer: events.Writer) -> None:
